@@ -1,0 +1,26 @@
+# coupon rush: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: ## Install, start services, migrate, seed an admin, run API + consumer (Ctrl-C stops all)
+	@scripts/run.sh
+
+test: ## Install, start services, run the whole test suite against them, stop what it started
+	@scripts/test.sh
+
+services: ## Start Redis, MariaDB and Kafka (idempotent)
+	@scripts/services.sh up
+
+services-down: ## Stop the services this project started
+	@scripts/services.sh down
+
+venv: ## Create .venv from requirements/
+	@scripts/venv.sh
+
+unit: venv ## Unit tests only (no services needed)
+	@.venv/bin/pytest tests/unit -q
+
+.PHONY: help run test services services-down venv unit

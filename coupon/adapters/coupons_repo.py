@@ -1,0 +1,47 @@
+"""Coupons in the DB, and what the gate needs to be rebuilt from them."""
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from coupon.domain import FailureStatus
+from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon
+
+
+def add(session: Session, coupon: Coupon) -> Coupon:
+    session.add(coupon)
+    session.commit()
+    return coupon
+
+
+def get(session: Session, coupon_id: str) -> Coupon | None:
+    return session.get(Coupon, coupon_id)
+
+
+def remove(session: Session, coupon_id: str) -> None:
+    session.execute(delete(Coupon).where(Coupon.id == coupon_id))
+    session.commit()
+
+
+def holders(session: Session, coupon_id: str) -> dict[str, int]:
+    """Every user who holds a claim on the coupon's stock: issued rows and unresolved failures, with ranks."""
+    result: dict[str, int] = {}
+    pending = session.execute(
+        select(FailedIssuedCoupon.user_id, FailedIssuedCoupon.payload).where(
+            FailedIssuedCoupon.coupon_id == coupon_id,
+            FailedIssuedCoupon.status == FailureStatus.PENDING,
+        )
+    )
+    for user_id, payload in pending:
+        try:
+            rank = int(orjson.loads(payload).get("rank", 0))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            rank = 0
+        result[user_id] = rank
+    issued = session.execute(
+        select(IssuedCoupon.user_id, IssuedCoupon.rank).where(IssuedCoupon.coupon_id == coupon_id)
+    )
+    for user_id, rank in issued:
+        result[user_id] = rank
+    return result

@@ -1,0 +1,64 @@
+"""Issued coupons in the DB: ownership, status look-ups and the one-shot usage update."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from coupon.domain import FailureStatus
+from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
+
+
+def find(session: Session, coupon_id: str, user_id: str) -> IssuedCoupon | None:
+    return session.execute(
+        select(IssuedCoupon).where(IssuedCoupon.coupon_id == coupon_id, IssuedCoupon.user_id == user_id)
+    ).scalar_one_or_none()
+
+
+def is_rejected(session: Session, coupon_id: str, user_id: str) -> bool:
+    hit = session.execute(
+        select(IssueRejection.id).where(IssueRejection.coupon_id == coupon_id, IssueRejection.user_id == user_id)
+    ).first()
+    if hit:
+        return True
+    dead = session.execute(
+        select(FailedIssuedCoupon.id).where(
+            FailedIssuedCoupon.coupon_id == coupon_id,
+            FailedIssuedCoupon.user_id == user_id,
+            FailedIssuedCoupon.status == FailureStatus.DEAD,
+        )
+    ).first()
+    return dead is not None
+
+
+def mark_used(session: Session, coupon_id: str, user_id: str, now: datetime) -> bool:
+    """One conditional UPDATE: only an unused, unexpired coupon of this user flips; True if it did."""
+    expiry = select(Coupon.expires_at).where(Coupon.id == coupon_id).scalar_subquery()
+    result = session.execute(
+        update(IssuedCoupon)
+        .where(
+            IssuedCoupon.coupon_id == coupon_id,
+            IssuedCoupon.user_id == user_id,
+            IssuedCoupon.used.is_(False),
+            expiry > now,
+        )
+        .values(used=True, used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def owned_by(session: Session, user_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT c.id, c.name, c.type, c.discount_type, c.discount_value, c.expires_at,"
+            " i.issued_at, i.used, i.used_at, i.`rank`"
+            " FROM issued_coupons i JOIN coupons c ON c.id = i.coupon_id"
+            " WHERE i.user_id = :user_id ORDER BY i.issued_at DESC, i.id DESC"
+        ),
+        {"user_id": user_id},
+    )
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,31 @@
+"""Every Redis key the service writes. All keys of one coupon share the hash tag {<coupon id>}."""
+from __future__ import annotations
+
+
+def _tag(coupon_id: str) -> str:
+    return "coupon:{" + coupon_id + "}"
+
+
+def meta(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":meta"
+
+
+def issued(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":issued"
+
+
+def participants(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":participants"
+
+
+def rebuild_lock(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":rebuild-lock"
+
+
+def pair_lock(coupon_id: str, user_id: str) -> str:
+    return _tag(coupon_id) + ":lock:" + user_id
+
+
+def gate_keys(coupon_id: str) -> list[str]:
+    """KEYS of reserve.lua, in its order."""
+    return [meta(coupon_id), issued(coupon_id), participants(coupon_id)]

@@ -1,0 +1,37 @@
+"""Users in the DB."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from coupon.domain import Role
+from coupon.errors import UsernameTaken
+from coupon.models import User
+
+
+def add(session: Session, user_id: str, username: str, password_hash: str, role: Role) -> User:
+    """Insert and commit; the UNIQUE(username) index decides races between concurrent signups."""
+    user = User(id=user_id, username=username, password_hash=password_hash, role=role)
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise UsernameTaken(data={"username": username}) from exc
+    return user
+
+
+def by_username(session: Session, username: str) -> User | None:
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def get(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
+def add_many(session: Session, rows: list[dict[str, object]]) -> None:
+    """Bulk insert for load-test users (no ORM objects: thousands at once)."""
+    if rows:
+        session.execute(User.__table__.insert(), rows)
+        session.commit()

@@ -1,0 +1,70 @@
+"""Coupons: administration, the issue request and its status, usage and the user's wallet."""
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from coupon.api import deps
+from coupon.api.presenters import coupon_json, owned_json
+from coupon.api.requests import json_body
+from coupon.auth import admin_required, current_user_id, user_required
+from coupon.domain import iso, utcnow
+from coupon.envelope import success
+from coupon.services import coupons, issuing, usage
+from coupon.validation import parse_coupon_draft, parse_uuid
+
+bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
+
+
+@bp.post("")
+@admin_required
+def create() -> Response:
+    draft = parse_coupon_draft(json_body(), utcnow())
+    coupon = coupons.create_coupon(deps.session(), deps.gate(), draft)
+    return success(coupon_json(coupon), 201)
+
+
+@bp.get("/owned-coupons")
+@user_required
+def owned() -> Response:
+    rows = usage.owned_coupons(deps.session(), current_user_id())
+    return success([owned_json(r) for r in rows])
+
+
+@bp.get("/<coupon_id>")
+@user_required
+def detail(coupon_id: str) -> Response:
+    found = coupons.coupon_with_stock(deps.session(), deps.gate(), parse_uuid(coupon_id))
+    return success(coupon_json(found.coupon, found.stock))
+
+
+@bp.post("/<coupon_id>/issue")
+@user_required
+def issue(coupon_id: str) -> Response:
+    accepted = issuing.request_issue(
+        deps.session(), deps.gate(), deps.publisher(), parse_uuid(coupon_id), current_user_id(), utcnow()
+    )
+    return success(
+        {
+            "couponId": accepted.coupon_id,
+            "userId": accepted.user_id,
+            "status": "PENDING",
+            "rank": accepted.rank,
+            "requestedAt": accepted.requested_at,
+        },
+        202,
+    )
+
+
+@bp.get("/<coupon_id>/issue")
+@user_required
+def issue_status(coupon_id: str) -> Response:
+    cid, uid = parse_uuid(coupon_id), current_user_id()
+    status = issuing.issue_status(deps.session(), deps.gate(), cid, uid)
+    return success({"couponId": cid, "userId": uid, "status": status.value})
+
+
+@bp.post("/<coupon_id>/usage")
+@user_required
+def use(coupon_id: str) -> Response:
+    record = usage.use_coupon(deps.session(), parse_uuid(coupon_id), current_user_id(), utcnow())
+    return success({"couponId": record.coupon_id, "userId": record.user_id, "used": True, "usedAt": iso(record.used_at)})

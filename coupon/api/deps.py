@@ -1,0 +1,21 @@
+"""The process-wide collaborators the views hand to services (built once per worker in init_app)."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from coupon.adapters.gate import Gate
+from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.extensions import db
+
+
+def session() -> Session:
+    return db.session
+
+
+def gate() -> Gate:
+    return current_app.extensions["coupon.gate"]
+
+
+def publisher() -> IssuePublisher:
+    return current_app.extensions["coupon.publisher"]

@@ -1,0 +1,115 @@
+"""Flask CLI commands for operators: `flask --app wsgi <command> --help`."""
+from __future__ import annotations
+
+import sys
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import Flask, current_app
+
+from coupon.adapters.kafka_topics import ensure_topics
+from coupon.domain import utcnow
+from coupon.errors import AppError
+from coupon.extensions import db
+from coupon.auth import user_token
+from coupon.services import coupons, load_users, users
+from coupon.validation import parse_coupon_draft
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate):
+        app.cli.add_command(command)
+
+
+def _fail(error: AppError) -> None:
+    click.echo(f"error {error.code}: {error.message}" + (f" {error.data}" if error.data else ""), err=True)
+    sys.exit(1)
+
+
+@click.command("create-admin")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The admin's password.")
+def create_admin(username: str, password: str) -> None:
+    """Create the admin USERNAME, or promote it and reset its password (idempotent)."""
+    user, created = users.ensure_admin(db.session, username, password)
+    click.echo(f"admin {user.username} ({user.id}) {'created' if created else 'updated'}")
+
+
+@click.command("create-coupon")
+@click.option("--name", required=True)
+@click.option("--type", "ctype", default="GENERAL", show_default=True, help="CHICKEN, HAMBURGER, PIZZA, ...")
+@click.option("--discount-type", default="FIXED", show_default=True, help="FIXED or PERCENTAGE")
+@click.option("--discount-value", type=float, default=1000, show_default=True)
+@click.option("--quantity", type=int, required=True, help="Total stock.")
+@click.option("--starts-at", default=None, help="ISO-8601 start of the issue window (default: now).")
+@click.option("--expires-at", default=None, help="ISO-8601 expiry (default: in 7 days).")
+@click.option("--hours", type=float, default=None, help="Expire this many hours from now instead.")
+def create_coupon(
+    name: str, ctype: str, discount_type: str, discount_value: float, quantity: int,
+    starts_at: str | None, expires_at: str | None, hours: float | None,
+) -> None:
+    """Create a coupon and prime its Redis gate; prints the coupon id."""
+    now = utcnow()
+    if expires_at is None:
+        expires_at = (now + timedelta(hours=hours if hours is not None else 24 * 7)).isoformat() + "Z"
+    body: dict[str, Any] = {
+        "name": name,
+        "type": ctype,
+        "discountType": discount_type,
+        "discountValue": discount_value if discount_value != int(discount_value) else int(discount_value),
+        "totalQuantity": quantity,
+        "expiresAt": expires_at,
+    }
+    if starts_at:
+        body["issueStartsAt"] = starts_at
+    try:
+        draft = parse_coupon_draft(body, now)
+        coupon = coupons.create_coupon(db.session, current_app.extensions["coupon.gate"], draft)
+    except AppError as exc:
+        _fail(exc)
+        return
+    click.echo(coupon.id)
+
+
+@click.command("create-topics")
+@click.option("--partitions", type=int, default=None, help="Partitions of coupon.issue (default: KAFKA_PARTITIONS).")
+def create_topics(partitions: int | None) -> None:
+    """Create coupon.issue and coupon.issue.dlq if missing."""
+    cfg = current_app.config
+    count = partitions or cfg["KAFKA_PARTITIONS"]
+    try:
+        created = ensure_topics(
+            cfg["KAFKA_BOOTSTRAP_SERVERS"], {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
+        )
+    except AppError as exc:
+        _fail(exc)
+        return
+    click.echo(f"topics created: {', '.join(created) if created else 'none (all exist)'}")
+
+
+@click.command("mint-users")
+@click.argument("count", type=int)
+@click.option("--prefix", default=None, help="Username prefix (default: a random one).")
+@click.option("--out", type=click.File("w"), default="-", help="Where to write 'user_id token' lines.")
+@click.option("--password", default="load-test-password", show_default=True)
+def mint_users(count: int, prefix: str | None, out: Any, password: str) -> None:
+    """Create COUNT users in bulk and write 'user_id token' per line (for load runs)."""
+    prefix = prefix or f"load-{uuid.uuid4().hex[:8]}"
+    with click.progressbar(length=count, label="minting users", file=sys.stderr) as bar:
+        for chunk in load_users.mint_users(db.session, count, prefix, password, user_token):
+            out.writelines(f"{user_id} {token}\n" for user_id, token in chunk)
+            bar.update(len(chunk))
+
+
+@click.command("rebuild-gate")
+@click.argument("coupon_id")
+def rebuild_gate(coupon_id: str) -> None:
+    """Drop and rebuild a coupon's Redis gate from the DB."""
+    gate = current_app.extensions["coupon.gate"]
+    gate.forget([coupon_id])
+    if not coupons.rebuild_gate(db.session, gate, coupon_id):
+        click.echo(f"no coupon {coupon_id}", err=True)
+        sys.exit(1)
+    click.echo(f"gate of {coupon_id} rebuilt: reserved={gate.reserved(coupon_id)}")

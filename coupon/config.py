@@ -1,0 +1,80 @@
+"""Configuration read from the environment, with documented defaults for the local stack."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config dict: environment first, then explicit overrides (tests)."""
+    env = _env("APP_ENV", "dev")
+    cfg: dict[str, Any] = {
+        "APP_ENV": env,
+        "SQLALCHEMY_DATABASE_URI": _env(
+            "DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon"
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+            "pool_size": _int("DB_POOL_SIZE", 10),
+            "max_overflow": _int("DB_POOL_OVERFLOW", 20),
+            "pool_timeout": 5,
+            "connect_args": {"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10},
+        },
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "REDIS_URL": _env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_CLUSTER_URL": _env("REDIS_CLUSTER_URL", ""),
+        "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 64),
+        "RQ_REDIS_URL": _env("RQ_REDIS_URL", _env("REDIS_URL", "redis://127.0.0.1:6379/0")),
+        "KAFKA_BOOTSTRAP_SERVERS": _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        "KAFKA_ISSUE_TOPIC": _env("KAFKA_ISSUE_TOPIC", "coupon.issue"),
+        "KAFKA_DLQ_TOPIC": _env("KAFKA_DLQ_TOPIC", "coupon.issue.dlq"),
+        "KAFKA_CONSUMER_GROUP": _env("KAFKA_CONSUMER_GROUP", "coupon-issuer"),
+        "KAFKA_PARTITIONS": _int("KAFKA_PARTITIONS", 6),
+        # The API waits this long for the broker's ack before releasing the reservation (503).
+        "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
+        "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 2),
+        "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
+        "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": _int("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", 3600),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024),
+        "FAILURE_MAX_RETRIES": _int("FAILURE_MAX_RETRIES", 5),
+        "REPUBLISH_INTERVAL_SECONDS": _int("REPUBLISH_INTERVAL_SECONDS", 10),
+        "CONSUMER_BATCH_SIZE": _int("CONSUMER_BATCH_SIZE", 1000),
+        "API_PORT": _int("API_PORT", 8000),
+    }
+    if overrides:
+        cfg.update(overrides)
+    _check_secrets(cfg)
+    return cfg
+
+
+def _check_secrets(cfg: dict[str, Any]) -> None:
+    """Dev and test get a documented default secret; anything else must bring its own."""
+    secret = cfg.get("JWT_SECRET_KEY") or ""
+    if cfg["APP_ENV"] in ("dev", "test"):
+        if not secret:
+            cfg["JWT_SECRET_KEY"] = DEV_JWT_SECRET
+        return
+    if not secret or secret == DEV_JWT_SECRET or len(secret) < 32:
+        raise RuntimeError(
+            "JWT_SECRET_KEY must be set to a random value of at least 32 characters "
+            f"when APP_ENV={cfg['APP_ENV']!r} (dev/test use a built-in default)"
+        )
+    if "coupon:coupon@" in cfg["SQLALCHEMY_DATABASE_URI"]:
+        raise RuntimeError(f"DATABASE_URL uses the dev default credentials in APP_ENV={cfg['APP_ENV']!r}")

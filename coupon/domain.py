@@ -1,0 +1,60 @@
+"""Domain vocabulary shared by every layer: roles, coupon kinds and the life cycle states."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+
+class Role(str, enum.Enum):
+    USER = "USER"
+    ADMIN = "ADMIN"
+
+
+class CouponType(str, enum.Enum):
+    CHICKEN = "CHICKEN"
+    HAMBURGER = "HAMBURGER"
+    PIZZA = "PIZZA"
+    COFFEE = "COFFEE"
+    DESSERT = "DESSERT"
+    GENERAL = "GENERAL"
+
+
+class DiscountType(str, enum.Enum):
+    FIXED = "FIXED"
+    PERCENTAGE = "PERCENTAGE"
+
+
+class CouponStatus(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    DISABLED = "DISABLED"
+
+
+class IssueStatus(str, enum.Enum):
+    """What a user sees of their request for one coupon."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"
+    ISSUED = "ISSUED"
+    REJECTED = "REJECTED"
+
+
+class FailureStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    RESOLVED = "RESOLVED"
+    DEAD = "DEAD"
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what the DB's DATETIME columns hold."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_epoch_ms(value: datetime) -> int:
+    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def iso(value: datetime | None) -> str | None:
+    """Render a naive-UTC datetime as ISO-8601 with a Z."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -1,0 +1,137 @@
+"""The one error vocabulary: every failure the API can answer, with its HTTP status and stable code."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """Base of every answerable error; the handler renders it into the envelope."""
+
+    status: int = 500
+    code: str = "E5000"
+    message: str = "Internal error"
+
+    def __init__(self, message: str | None = None, data: Any = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.data = data
+
+
+# --- E1xxx: authentication and authorization -------------------------------------------------
+class MissingToken(AppError):
+    status, code, message = 401, "E1001", "Authorization header with a Bearer token is required"
+
+
+class InvalidToken(AppError):
+    status, code, message = 401, "E1002", "The access token is invalid"
+
+
+class TokenExpired(AppError):
+    status, code, message = 401, "E1003", "The access token has expired"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "E1004", "This action requires the ADMIN role"
+
+
+class BadCredentials(AppError):
+    status, code, message = 401, "E1005", "Username or password is incorrect"
+
+
+# --- E2xxx: users ----------------------------------------------------------------------------
+class UsernameTaken(AppError):
+    status, code, message = 409, "E2001", "This username is already taken"
+
+
+# --- E3xxx: coupons --------------------------------------------------------------------------
+class CouponNotFound(AppError):
+    status, code, message = 404, "E3001", "Coupon not found"
+
+
+class AlreadyParticipated(AppError):
+    status, code, message = 409, "E3002", "You have already requested this coupon"
+
+
+class SoldOut(AppError):
+    status, code, message = 409, "E3003", "This coupon is sold out"
+
+
+class IssueNotStarted(AppError):
+    status, code, message = 409, "E3004", "The issue window of this coupon has not opened yet"
+
+
+class IssueEnded(AppError):
+    status, code, message = 409, "E3005", "This coupon has expired; it can no longer be issued"
+
+
+class CouponDisabled(AppError):
+    status, code, message = 409, "E3006", "This coupon is disabled"
+
+
+class IssuedCouponNotOwned(AppError):
+    status, code, message = 404, "E3007", "You do not own this coupon"
+
+
+class CouponAlreadyUsed(AppError):
+    status, code, message = 409, "E3008", "This coupon has already been used"
+
+
+class CouponExpired(AppError):
+    status, code, message = 409, "E3009", "This coupon has expired and can no longer be used"
+
+
+# --- E4xxx: request validation ---------------------------------------------------------------
+class ValidationFailed(AppError):
+    status, code, message = 400, "E4000", "The request is invalid"
+
+
+class MalformedJson(AppError):
+    status, code, message = 400, "E4001", "The request body must be a JSON object"
+
+
+class BodyTooLarge(AppError):
+    status, code, message = 400, "E4002", "The request body is too large"
+
+
+class InvalidId(AppError):
+    status, code, message = 400, "E4003", "The id in the path must be a UUID"
+
+
+class RouteNotFound(AppError):
+    status, code, message = 404, "E4004", "No such endpoint"
+
+
+class MethodNotAllowed(AppError):
+    status, code, message = 405, "E4005", "This method is not allowed on this endpoint"
+
+
+# --- E429 and E503x: load and dependencies ---------------------------------------------------
+class RateLimited(AppError):
+    status, code, message = 429, "E429", "Too many requests; slow down"
+
+
+class RedisUnavailable(AppError):
+    status, code, message = 503, "E5031", "The coupon gate (Redis) is unavailable; try again"
+
+
+class KafkaUnavailable(AppError):
+    status, code, message = 503, "E5032", "The issue queue (Kafka) is unavailable; nothing was reserved, try again"
+
+
+class DatabaseUnavailable(AppError):
+    status, code, message = 503, "E5033", "The database is unavailable; try again"
+
+
+class InternalError(AppError):
+    status, code, message = 500, "E5000", "Internal error"
+
+
+def all_error_classes() -> list[type[AppError]]:
+    """Every concrete error, in code order: the README's table and the tests are built from it."""
+    seen: list[type[AppError]] = []
+    stack = list(AppError.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return sorted(seen, key=lambda c: c.code)

@@ -1,0 +1,268 @@
+"""The consumer's side of issuance: a batch of accepted requests becomes issued rows in one transaction.
+
+The coupon row is locked, so per coupon only one transaction at a time decides; rows are inserted with
+INSERT IGNORE against UNIQUE(coupon_id, user_id); issued_count rises by the rows really inserted and never
+past total_quantity. Whatever does not fit is recorded as rejected.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from coupon.adapters.locks import LockBusy, PairLocks
+from coupon.messages import IssueEvent
+
+log = logging.getLogger(__name__)
+
+# MySQL errors that say "the DB, not this message, is the problem": never turn these into failure records.
+TRANSIENT_DB_ERRORS = {
+    1040,  # too many connections
+    1205,  # lock wait timeout
+    1213,  # deadlock
+    2002, 2003, 2006, 2013, 2055,  # cannot connect / gone away / lost connection
+    1927,  # connection killed
+    1053,  # server shutdown in progress
+}
+
+
+class TransientFailure(Exception):
+    """The batch could not be handled now (DB or Redis unreachable, locks busy): do not commit offsets."""
+
+
+@dataclass
+class BatchReport:
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failed: int = 0
+    resolved: int = 0
+    failures: list[tuple[IssueEvent, str]] = field(default_factory=list)
+
+
+_LOCK_COUPONS = text(
+    "SELECT id, total_quantity, issued_count FROM coupons WHERE id IN :ids ORDER BY id FOR UPDATE"
+).bindparams(bindparam("ids", expanding=True))
+_EXISTING = text(
+    "SELECT user_id FROM issued_coupons WHERE coupon_id = :coupon_id AND user_id IN :users"
+).bindparams(bindparam("users", expanding=True))
+_RAISE_COUNT = text("UPDATE coupons SET issued_count = issued_count + :n WHERE id = :coupon_id")
+_RESOLVE = text(
+    "UPDATE failed_issued_coupons SET status = 'RESOLVED', is_resolved = 1, resolved_at = :now"
+    " WHERE is_resolved = 0 AND status <> 'DEAD' AND coupon_id = :coupon_id AND user_id IN :users"
+).bindparams(bindparam("users", expanding=True))
+
+
+def _dedupe(events: list[IssueEvent]) -> dict[str, list[IssueEvent]]:
+    """Group by coupon, one event per user (the earliest rank wins), sorted by rank."""
+    by_pair: dict[tuple[str, str], IssueEvent] = {}
+    for event in events:
+        key = (event.coupon_id, event.user_id)
+        held = by_pair.get(key)
+        if held is None or event.rank < held.rank:
+            by_pair[key] = event
+    grouped: dict[str, list[IssueEvent]] = {}
+    for event in by_pair.values():
+        grouped.setdefault(event.coupon_id, []).append(event)
+    for group in grouped.values():
+        group.sort(key=lambda e: e.rank)
+    return grouped
+
+
+def _insert_many(session: Session, sql: str, rows: list[dict[str, object]]) -> int:
+    """One multi-row INSERT IGNORE; returns rows really inserted."""
+    if not rows:
+        return 0
+    cols = list(rows[0])
+    values = ", ".join(
+        "(" + ", ".join(f":{c}_{i}" for c in cols) + ")" for i in range(len(rows))
+    )
+    params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in cols}
+    result = session.execute(text(sql + " VALUES " + values), params)
+    return int(result.rowcount or 0)
+
+
+def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
+    """All events or none; raises the DB's error on any failure (the caller decides what it means)."""
+    report = BatchReport()
+    grouped = _dedupe(events)
+    report.duplicates += len(events) - sum(len(g) for g in grouped.values())
+    try:
+        coupons = {
+            row.id: row
+            for row in session.execute(_LOCK_COUPONS, {"ids": sorted(grouped)})
+        }
+        for coupon_id in sorted(grouped):
+            group = grouped[coupon_id]
+            coupon = coupons.get(coupon_id)
+            if coupon is None:
+                report.rejected += _reject(session, group, "UNKNOWN_COUPON", now)
+                continue
+            users = [e.user_id for e in group]
+            existing = {r.user_id for r in session.execute(_EXISTING, {"coupon_id": coupon_id, "users": users})}
+            fresh = [e for e in group if e.user_id not in existing]
+            report.duplicates += len(group) - len(fresh)
+            room = max(coupon.total_quantity - coupon.issued_count, 0)
+            take, overflow = fresh[:room], fresh[room:]
+            inserted = _insert_many(
+                session,
+                "INSERT IGNORE INTO issued_coupons (coupon_id, user_id, `rank`, issued_at, used)",
+                [
+                    {"coupon_id": coupon_id, "user_id": e.user_id, "rank": e.rank, "issued_at": now, "used": 0}
+                    for e in take
+                ],
+            )
+            if inserted:
+                session.execute(_RAISE_COUNT, {"n": inserted, "coupon_id": coupon_id})
+            report.inserted += inserted
+            report.duplicates += len(take) - inserted
+            if overflow:
+                report.rejected += _reject(session, overflow, "SOLD_OUT", now)
+            refused = {e.user_id for e in overflow}
+            done = [e.user_id for e in group if e.user_id not in refused]
+            if done:
+                result = session.execute(_RESOLVE, {"now": now, "coupon_id": coupon_id, "users": done})
+                report.resolved += int(result.rowcount or 0)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return report
+
+
+def _reject(session: Session, events: list[IssueEvent], reason: str, now: datetime) -> int:
+    log.warning("DB stock guard rejected %d accepted requests (%s)", len(events), reason)
+    _insert_many(
+        session,
+        "INSERT IGNORE INTO issue_rejections (coupon_id, user_id, `rank`, reason, created_at)",
+        [
+            {"coupon_id": e.coupon_id, "user_id": e.user_id, "rank": e.rank, "reason": reason, "created_at": now}
+            for e in events
+        ],
+    )
+    # Pending failure records of these pairs are settled too: the request has its final answer.
+    for event in events:
+        session.execute(
+            _RESOLVE, {"now": now, "coupon_id": event.coupon_id, "users": [event.user_id]}
+        )
+    return len(events)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+        return isinstance(code, int) and code in TRANSIENT_DB_ERRORS
+    return isinstance(exc, SQLAlchemyError) and not isinstance(exc, DBAPIError)
+
+
+def record_failure(session: Session, event: IssueEvent, error: str, now: datetime) -> None:
+    """Write (or refresh) the failed_issued_coupons row of this request; the retry job takes it from there."""
+    error = error[:2000]
+    try:
+        if event.retry_of is not None:
+            session.execute(
+                text("UPDATE failed_issued_coupons SET error = :error WHERE id = :id"),
+                {"error": error, "id": event.retry_of},
+            )
+        else:
+            pending = session.execute(
+                text(
+                    "SELECT id FROM failed_issued_coupons WHERE coupon_id = :c AND user_id = :u"
+                    " AND is_resolved = 0 AND status = 'PENDING' LIMIT 1"
+                ),
+                {"c": event.coupon_id, "u": event.user_id},
+            ).first()
+            if pending:
+                session.execute(
+                    text("UPDATE failed_issued_coupons SET error = :error WHERE id = :id"),
+                    {"error": error, "id": pending.id},
+                )
+            else:
+                session.execute(
+                    text(
+                        "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count,"
+                        " is_resolved, status, created_at) VALUES (:c, :u, :payload, :error, 0, 0, 'PENDING', :now)"
+                    ),
+                    {"c": event.coupon_id, "u": event.user_id, "payload": event.to_bytes().decode(),
+                     "error": error, "now": now},
+                )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def persist_batch(
+    session: Session, locks: PairLocks, events: list[IssueEvent], now: datetime, lock_wait_s: float = 10.0
+) -> BatchReport:
+    """Persist a batch; per-message failures become failure records; raises TransientFailure to retry later."""
+    if not events:
+        return BatchReport()
+    token = uuid.uuid4().hex
+    pairs = [(e.coupon_id, e.user_id) for e in events]
+    try:
+        locks.acquire(pairs, token, wait_s=lock_wait_s)
+    except LockBusy as exc:
+        raise TransientFailure(str(exc)) from exc
+    except Exception as exc:  # Redis unreachable: the messages stay on Kafka until it returns
+        raise TransientFailure(f"pair locks unavailable: {exc}") from exc
+    try:
+        try:
+            return persist_in_one_transaction(session, events, now)
+        except Exception as exc:
+            if is_transient(exc) or not _db_reachable(session):
+                raise TransientFailure(f"database unavailable: {exc}") from exc
+            log.warning("batch of %d failed (%s); persisting one by one", len(events), _short(exc))
+        return _one_by_one(session, events, now)
+    finally:
+        try:
+            locks.release(pairs, token)
+        except Exception:
+            log.warning("could not release pair locks; they expire on their own")
+
+
+def _one_by_one(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
+    total = BatchReport()
+    for event in events:
+        try:
+            report = persist_in_one_transaction(session, [event], now)
+        except Exception as exc:
+            if is_transient(exc) or not _db_reachable(session):
+                raise TransientFailure(f"database unavailable: {exc}") from exc
+            reason = _short(exc)
+            try:
+                record_failure(session, event, reason, now)
+            except Exception as rec_exc:
+                raise TransientFailure(f"could not record a failure: {rec_exc}") from rec_exc
+            total.failed += 1
+            total.failures.append((event, reason))
+            continue
+        total.inserted += report.inserted
+        total.duplicates += report.duplicates
+        total.rejected += report.rejected
+        total.resolved += report.resolved
+    return total
+
+
+def _db_reachable(session: Session) -> bool:
+    try:
+        session.rollback()
+        session.execute(text("SELECT 1"))
+        session.rollback()
+        return True
+    except Exception:
+        return False
+
+
+def _short(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return f"{type(orig or exc).__name__}: {orig or exc}"[:500]
+

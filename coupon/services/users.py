@@ -1,0 +1,64 @@
+"""Sign-up, login and admin accounts."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from coupon.adapters import users_repo
+from coupon.domain import Role
+from coupon.errors import BadCredentials
+from coupon.models import User
+from coupon.validation import Credentials
+
+# scrypt: memory-hard and slow on purpose (tens of ms per hash).
+HASH_METHOD = "scrypt"
+# Checked when the username is unknown, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)
+
+TokenMinter = Callable[[User], tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    access_token: str
+    expires_in: int
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=HASH_METHOD)
+
+
+def user_view(user: User) -> dict[str, str]:
+    return {"id": user.id, "username": user.username, "role": user.role.value}
+
+
+def signup(session: Session, creds: Credentials, role: Role = Role.USER) -> User:
+    return users_repo.add(session, str(uuid.uuid4()), creds.username, hash_password(creds.password), role)
+
+
+def login(session: Session, creds: Credentials, mint: TokenMinter) -> LoginResult:
+    user = users_repo.by_username(session, creds.username)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, creds.password)
+        raise BadCredentials()
+    if not check_password_hash(user.password_hash, creds.password):
+        raise BadCredentials()
+    token, expires_in = mint(user)
+    return LoginResult(user=user, access_token=token, expires_in=expires_in)
+
+
+def ensure_admin(session: Session, username: str, password: str) -> tuple[User, bool]:
+    """Create the admin, or promote and re-password an existing user of that name. Returns (user, created)."""
+    user = users_repo.by_username(session, username)
+    if user is None:
+        return users_repo.add(session, str(uuid.uuid4()), username, hash_password(password), Role.ADMIN), True
+    user.role = Role.ADMIN
+    if not check_password_hash(user.password_hash, password):
+        user.password_hash = hash_password(password)
+    session.commit()
+    return user, False

@@ -1,0 +1,17 @@
+"""gunicorn settings for the API: gevent workers, no preload (each worker patches, then imports the app)."""
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8000')}"
+worker_class = "gevent"
+# One worker per core: the hot path is CPU-bound Python between two network waits.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+backlog = 4096
+keepalive = 30
+graceful_timeout = 20
+timeout = 30
+preload_app = False
+accesslog = os.environ.get("ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()

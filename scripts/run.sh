@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make run`: everything needed for a working local stack, then the processes in the foreground.
+# Ctrl-C (or SIGTERM) stops every process this script started; the services stay up
+# (`make services-down` stops them).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
+ADMIN_PASSWORD="${ADMIN_PASSWORD:-admin-password}"
+API_PORT="${API_PORT:-8000}"
+CONSUMERS="${CONSUMERS:-1}"
+export API_PORT
+
+scripts/venv.sh
+scripts/services.sh up
+export PATH="$ROOT/.venv/bin:$PATH"
+export FLASK_APP=wsgi
+
+echo "[run] applying migrations"
+flask db upgrade -d migrations
+echo "[run] creating Kafka topics"
+flask create-topics
+flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "[run] stopping ${#pids[@]} processes"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "[run] stopped"
+}
+trap stop_all INT TERM EXIT
+
+gunicorn -c gunicorn.conf.py wsgi:app &
+pids+=($!)
+for _ in $(seq "$CONSUMERS"); do
+  python -m workers.consumer &
+  pids+=($!)
+done
+
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+cat <<MSG
+
+[run] coupon rush is up on http://127.0.0.1:$API_PORT (API + $CONSUMERS consumer(s)). Log in as the admin:
+
+  curl -s http://127.0.0.1:$API_PORT/api/auth/login -H 'Content-Type: application/json' \\
+       -d '{"username": "$ADMIN_USERNAME", "password": "$ADMIN_PASSWORD"}'
+
+Readiness: curl -s http://127.0.0.1:$API_PORT/health/ready    Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}" || true
+echo "[run] a process exited; stopping the rest"

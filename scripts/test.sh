@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: install, start the real services, run the whole suite, stop what this run started.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -k issue -x`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+scripts/venv.sh
+
+# Services that were already up belong to someone else (a `make run`, say): leave them running.
+started=()
+for name in redis mariadb kafka; do
+  if ! scripts/services.sh status 2>/dev/null | grep -Eq "^\[services\] $name +up"; then
+    started+=("$name")
+  fi
+done
+cleanup() {
+  local rc=$?
+  for name in "${started[@]}"; do scripts/services.sh stop "$name" || true; done
+  exit "$rc"
+}
+trap cleanup EXIT
+scripts/services.sh up
+
+export PATH="$ROOT/.venv/bin:$PATH"
+set +e
+pytest "$@"
+rc=$?
+set -e
+exit "$rc"

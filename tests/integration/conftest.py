@@ -1,0 +1,204 @@
+"""Integration fixtures: real MariaDB, Redis and Kafka (started by `make test` / scripts/services.sh up).
+
+Every test gets truncated tables and an empty Redis test database; tests that run the pipeline get their
+own Kafka topic, consumer group, API server and consumer processes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from coupon import create_app
+from coupon.adapters.kafka_topics import delete_topics, ensure_topics
+from coupon.auth import mint_token, user_token
+from coupon.extensions import db
+from coupon.services import load_users, users
+from tests.support.client import Api
+from tests.support.processes import ROOT, Stack
+
+TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon_test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "coupons", "users")
+HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
+
+
+def _check_services() -> None:
+    problems = []
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        problems.append(f"Redis at {TEST_REDIS_URL}: {exc}")
+    try:
+        server = make_url(TEST_DB_URL).set(database="")
+        with sa.create_engine(server, connect_args={"connect_timeout": 3}).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        problems.append(f"MariaDB at {make_url(TEST_DB_URL).render_as_string(hide_password=True)}: {exc}")
+    probe = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA.split(",")[0], "--timeout", "5"],
+        capture_output=True, text=True,
+    )
+    if probe.returncode != 0:
+        problems.append(f"Kafka at {KAFKA}: {(probe.stdout + probe.stderr).strip()[-300:]}")
+    if problems:
+        pytest.exit("Integration tests need real services, and these are not answering:\n  - "
+                    + "\n  - ".join(problems) + "\n" + HOW_TO_START, returncode=3)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def base_env(run_id: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        APP_ENV="test",
+        DATABASE_URL=TEST_DB_URL,
+        REDIS_URL=TEST_REDIS_URL,
+        RQ_REDIS_URL=TEST_REDIS_URL,
+        KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        KAFKA_ISSUE_TOPIC=f"test.{run_id}.coupon.issue",
+        KAFKA_DLQ_TOPIC=f"test.{run_id}.coupon.issue.dlq",
+        KAFKA_CONSUMER_GROUP=f"test.{run_id}.coupon-issuer",
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def _overrides(env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "APP_ENV": "test",
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+        "REDIS_URL": env["REDIS_URL"],
+        "RQ_REDIS_URL": env["RQ_REDIS_URL"],
+        "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
+        "KAFKA_DLQ_TOPIC": env["KAFKA_DLQ_TOPIC"],
+        "KAFKA_CONSUMER_GROUP": env["KAFKA_CONSUMER_GROUP"],
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_db(base_env: dict[str, str]) -> str:
+    """A fresh test database, brought to head by the real migrations (forward from empty)."""
+    _check_services()
+    url = make_url(TEST_DB_URL)
+    engine = sa.create_engine(url.set(database=""))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+        conn.execute(sa.text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "-d", "migrations"],
+        cwd=ROOT, env=base_env, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, f"migrations failed:\n{out.stdout}\n{out.stderr}"
+    ensure_topics(KAFKA, {base_env["KAFKA_ISSUE_TOPIC"]: 6, base_env["KAFKA_DLQ_TOPIC"]: 1})
+    return TEST_DB_URL
+
+
+@pytest.fixture(scope="session")
+def app(migrated_db: str, base_env: dict[str, str]) -> Iterator[Any]:
+    application = create_app(_overrides(base_env))
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture(scope="session")
+def engine(migrated_db: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(migrated_db, pool_pre_ping=True)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def rdb() -> redis.Redis:
+    return redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+
+
+@pytest.fixture(autouse=True)
+def clean(engine: sa.Engine, rdb: redis.Redis, app: Any) -> None:
+    """Each test starts from empty tables and an empty Redis test database."""
+    # An open transaction of the in-process session would hold a metadata lock TRUNCATE waits on.
+    db.session.remove()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET SESSION lock_wait_timeout = 20"))
+        for table in TABLES:
+            conn.execute(sa.text(f"TRUNCATE TABLE {table}"))
+    rdb.flushdb()
+
+
+@pytest.fixture(scope="session")
+def server(base_env: dict[str, str], migrated_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One API server for the tests that need HTTP but not the consumer."""
+    stack = Stack(base_env, tmp_path_factory.mktemp("server"))
+    stack.start_api()
+    yield Api(stack.base_url)
+    stack.stop()
+
+
+@pytest.fixture
+def admin_token(app: Any) -> str:
+    admin, _ = users.ensure_admin(db.session, f"admin-{uuid.uuid4().hex[:8]}", "admin-password-1")
+    token, _ = mint_token(admin)
+    return token
+
+
+@pytest.fixture
+def mint(app: Any):
+    """mint(n) → [(user_id, token)] for n fresh users, in bulk."""
+
+    def _mint(count: int) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for chunk in load_users.mint_users(db.session, count, f"t{uuid.uuid4().hex[:8]}", "password-123", user_token):
+            out.extend(chunk)
+        return out
+
+    return _mint
+
+
+
+
+@pytest.fixture
+def pipeline_env(base_env: dict[str, str], migrated_db: str) -> Iterator[dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    env = dict(
+        base_env,
+        KAFKA_ISSUE_TOPIC=f"test.{tag}.coupon.issue",
+        KAFKA_DLQ_TOPIC=f"test.{tag}.coupon.issue.dlq",
+        KAFKA_CONSUMER_GROUP=f"test.{tag}.coupon-issuer",
+    )
+    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    yield env
+    try:
+        delete_topics(KAFKA, [env["KAFKA_ISSUE_TOPIC"], env["KAFKA_DLQ_TOPIC"]])
+    except Exception:
+        pass  # Kafka may be the thing a test stopped; the topic is unique, so leaving it is harmless
+
+
+@pytest.fixture
+def stack(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
+    """API + one consumer on the test's own topic; more can be started from the test."""
+    s = Stack(pipeline_env, tmp_path)
+    s.start_api()
+    s.start_consumer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)

@@ -1,0 +1,140 @@
+"""Coupon administration and every validation case, over real HTTP."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from coupon.adapters import keys
+from tests.support.client import Api, coupon_body, iso_in
+
+
+def test_admin_creates_coupon_and_gate_is_primed(server: Api, admin_token: str, rdb) -> None:
+    resp = server.call("POST", "/api/coupon", admin_token, json=coupon_body(500, discountType="PERCENTAGE", discountValue=15))
+    assert resp.status_code == 201, resp.text
+    coupon = resp.json()["data"]
+    uuid.UUID(coupon["id"])
+    assert coupon["status"] == "ACTIVE" and coupon["totalQuantity"] == 500 and coupon["discountValue"] == 15
+    meta = rdb.hgetall(keys.meta(coupon["id"]))
+    assert meta["total"] == "500" and meta["status"] == "ACTIVE" and int(meta["ends"]) > int(meta["starts"])
+    assert rdb.get(keys.issued(coupon["id"])) == "0"
+
+
+def test_coupon_detail_shows_live_stock(server: Api, admin_token: str) -> None:
+    coupon = server.create_coupon(admin_token, 7)
+    _, token = server.user_token()
+    resp = server.call("GET", f"/api/coupon/{coupon['id']}", token)
+    assert resp.status_code == 200
+    assert resp.json()["data"]["stock"] == {"total": 7, "reserved": 0, "issued": 0, "remaining": 7}
+
+
+def test_non_admin_cannot_create(server: Api) -> None:
+    _, token = server.user_token()
+    resp = server.call("POST", "/api/coupon", token, json=coupon_body())
+    assert resp.status_code == 403 and resp.json()["errorMessage"]["code"] == "E1004"
+
+
+def test_anonymous_cannot_create(server: Api) -> None:
+    resp = server.call("POST", "/api/coupon", json=coupon_body())
+    assert resp.status_code == 401
+
+
+def test_unknown_coupon_is_404_and_bad_id_is_400(server: Api) -> None:
+    _, token = server.user_token()
+    resp = server.call("GET", f"/api/coupon/{uuid.uuid4()}", token)
+    assert resp.status_code == 404 and resp.json()["errorMessage"]["code"] == "E3001"
+    resp = server.call("GET", "/api/coupon/not-a-uuid", token)
+    assert resp.status_code == 400 and resp.json()["errorMessage"]["code"] == "E4003"
+
+
+INVALID = [
+    ("missing field", {"name": None}, "name"),
+    ("wrong type", {"totalQuantity": "ten"}, "totalQuantity"),
+    ("bool is not int", {"totalQuantity": True}, "totalQuantity"),
+    ("unknown enum", {"type": "SUSHI"}, "type"),
+    ("unknown discount type", {"discountType": "BOGO"}, "discountType"),
+    ("quantity below 1", {"totalQuantity": 0}, "totalQuantity"),
+    ("percentage over 100", {"discountType": "PERCENTAGE", "discountValue": 101}, "discountValue"),
+    ("non-positive value", {"discountValue": 0}, "discountValue"),
+    ("negative value", {"discountValue": -5}, "discountValue"),
+    ("expiry in the past", {"expiresAt": iso_in(hours=-1)}, "expiresAt"),
+    ("window end before start", {"issueStartsAt": iso_in(days=2), "expiresAt": iso_in(days=1)}, "expiresAt"),
+    ("not a date", {"expiresAt": "tomorrow"}, "expiresAt"),
+    ("unknown field", {"color": "red"}, "color"),
+]
+
+
+@pytest.mark.parametrize("case,change,field", INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_coupon_is_400(server: Api, admin_token: str, case: str, change: dict, field: str) -> None:
+    body = coupon_body()
+    for key, value in change.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    resp = server.call("POST", "/api/coupon", admin_token, json=body)
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["errorMessage"]
+    assert err["code"] == "E4000" and any(p["field"] == field for p in err["data"]), err
+
+
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"{not json", "E4001"),
+        (b"[1, 2]", "E4001"),
+        (b"", "E4001"),
+        (b'"just a string"', "E4001"),
+        (b'{"name": "' + b"x" * 40_000 + b'"}', "E4002"),
+    ],
+    ids=["malformed", "array", "empty", "string", "oversized"],
+)
+def test_bad_bodies_are_400(server: Api, admin_token: str, raw: bytes, code: str) -> None:
+    resp = server.call("POST", "/api/coupon", admin_token, data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["errorMessage"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"username": "ab", "password": "password-1"}, "username"),
+        ({"username": "has space", "password": "password-1"}, "username"),
+        ({"username": "fine_name", "password": "short"}, "password"),
+        ({"username": 42, "password": "password-1"}, "username"),
+        ({"password": "password-1"}, "username"),
+        ({"username": "x" * 51, "password": "password-1"}, "username"),
+    ],
+)
+def test_invalid_signup_is_400(server: Api, body: dict, field: str) -> None:
+    resp = server.call("POST", "/api/users/signup", json=body)
+    assert resp.status_code == 400
+    assert any(p["field"] == field for p in resp.json()["errorMessage"]["data"])
+
+
+def test_unknown_route_and_method_keep_the_envelope(server: Api) -> None:
+    resp = server.call("GET", "/api/nothing-here")
+    assert resp.status_code == 404 and resp.json()["errorMessage"]["code"] == "E4004"
+    resp = server.call("DELETE", "/api/users/signup")
+    assert resp.status_code == 405 and resp.json()["errorMessage"]["code"] == "E4005"
+
+
+def test_create_coupon_cli(base_env, engine) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.invariants import scalar
+    from tests.support.processes import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "create-coupon", "--name", "cli coupon", "--quantity", "42",
+         "--type", "PIZZA"],
+        cwd=ROOT, env=base_env, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    coupon_id = out.stdout.strip().splitlines()[-1]
+    assert scalar(engine, "SELECT total_quantity FROM coupons WHERE id = :c", c=coupon_id) == 42
+    bad = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "create-coupon", "--name", "x", "--quantity", "0"],
+        cwd=ROOT, env=base_env, capture_output=True, text=True,
+    )
+    assert bad.returncode == 1 and "E4000" in bad.stderr

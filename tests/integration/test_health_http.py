@@ -1,0 +1,52 @@
+"""Liveness, readiness with a really stopped dependency, and the admin CLI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.client import Api
+from tests.support.processes import ROOT, wait_for
+
+
+def _services(*args: str) -> None:
+    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_liveness(server: Api) -> None:
+    resp = server.call("GET", "/health")
+    assert resp.status_code == 200 and resp.json()["data"]["status"] == "UP"
+
+
+def test_readiness_all_up(server: Api) -> None:
+    resp = server.call("GET", "/health/ready")
+    assert resp.status_code == 200, resp.text
+    checks = resp.json()["data"]["checks"]
+    assert {name: c["status"] for name, c in checks.items()} == {"redis": "UP", "database": "UP", "kafka": "UP"}
+
+
+def test_readiness_reports_a_stopped_redis(server: Api) -> None:
+    _services("stop", "redis")
+    try:
+        resp = server.call("GET", "/health/ready")
+        assert resp.status_code == 503
+        body = resp.json()
+        assert body["resultType"] == "ERROR" and body["errorMessage"]["code"] == "E5030"
+        checks = body["data"]["checks"]
+        assert checks["redis"]["status"] == "DOWN"
+        assert checks["database"]["status"] == "UP" and checks["kafka"]["status"] == "UP"
+    finally:
+        _services("start", "redis")
+    wait_for(lambda: server.call("GET", "/health/ready").status_code == 200, 30, "readiness to recover")
+
+
+def test_create_admin_cli_is_idempotent(base_env, engine) -> None:
+    from tests.support.invariants import scalar
+
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", "root-admin", "--password", "pw-123456789"],
+            cwd=ROOT, env=base_env, capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+    assert scalar(engine, "SELECT COUNT(*) FROM users WHERE username = 'root-admin' AND role = 'ADMIN'") == 1

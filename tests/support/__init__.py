@@ -1,0 +1,1 @@
+"""Test support: real processes (gunicorn, consumers), a burst load generator, invariant checks."""

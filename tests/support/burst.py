@@ -1,0 +1,72 @@
+"""A burst load generator: N HTTP requests fired at once from one gevent process.
+
+Run as `python -m tests.support.burst < spec.json`; spec = {"base": url, "requests": [[method, path,
+token], ...]}. Every connection is opened first, then all requests go out together. Prints a JSON
+list of [status, error code or null, data] per request, in order.
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.event import Event  # noqa: E402
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    url = urlparse(spec["base"])
+    go = Event()
+    results: list[object] = [None] * len(spec["requests"])
+    ready = [0]
+
+    def one(i: int, method: str, path: str, token: str | None) -> None:
+        conn = None
+        for attempt in range(20):
+            try:
+                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+                conn.connect()
+                break
+            except OSError:
+                gevent.sleep(0.05 * (attempt + 1))
+        ready[0] += 1
+        go.wait()
+        started = time.perf_counter()
+        try:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            assert conn is not None
+            conn.request(method, path, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            try:
+                doc = json.loads(body)
+                code = (doc.get("errorMessage") or {}).get("code")
+                data = doc.get("data")
+            except ValueError:
+                code, data = "NOT_JSON", None
+            results[i] = [resp.status, code, data, round(elapsed, 2)]
+        except Exception as exc:  # a refused or reset connection is a result too
+            results[i] = [0, type(exc).__name__, None, 0]
+        finally:
+            if conn is not None:
+                conn.close()
+
+    jobs = [gevent.spawn(one, i, *req) for i, req in enumerate(spec["requests"])]
+    deadline = time.monotonic() + 30
+    while ready[0] < len(jobs) and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    go.set()
+    gevent.joinall(jobs)
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

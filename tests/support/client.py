@@ -1,0 +1,75 @@
+"""A thin HTTP client for the API under test, and the burst runner."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import requests
+
+from tests.support.processes import ROOT
+
+
+class Api:
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+    def signup(self, username: str | None = None, password: str = "password-123") -> dict[str, Any]:
+        username = username or f"u{uuid.uuid4().hex[:12]}"
+        resp = self.call("POST", "/api/users/signup", json={"username": username, "password": password})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["data"]
+
+    def login(self, username: str, password: str) -> str:
+        resp = self.call("POST", "/api/auth/login", json={"username": username, "password": password})
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]["accessToken"]
+
+    def user_token(self) -> tuple[str, str]:
+        """A fresh user: (id, token)."""
+        user = self.signup()
+        return user["id"], self.login(user["username"], "password-123")
+
+    def create_coupon(self, admin_token: str, quantity: int, **fields: Any) -> dict[str, Any]:
+        body = coupon_body(quantity, **fields)
+        resp = self.call("POST", "/api/coupon", admin_token, json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()["data"]
+
+
+def iso_in(**delta: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Black Friday chicken",
+        "type": "CHICKEN",
+        "discountType": "FIXED",
+        "discountValue": 3000,
+        "totalQuantity": quantity,
+        "expiresAt": iso_in(days=1),
+    }
+    body.update(fields)
+    return body
+
+
+def burst(base_url: str, reqs: list[tuple[str, str, str | None]]) -> list[list[Any]]:
+    """Fire every request at once from a separate gevent process; [status, code, data, ms] each."""
+    spec = json.dumps({"base": base_url, "requests": reqs})
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.support.burst"], input=spec, capture_output=True, text=True, cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)

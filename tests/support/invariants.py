@@ -1,0 +1,77 @@
+"""The design's invariants, checked against the real DB and Redis after every concurrent run."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import redis
+import sqlalchemy as sa
+
+from coupon.adapters import keys
+from tests.support.processes import wait_for
+
+
+def q(engine: sa.Engine, sql: str, **params: object) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(sql), params))
+
+
+def scalar(engine: sa.Engine, sql: str, **params: object) -> object:
+    return q(engine, sql, **params)[0][0]
+
+
+def issued_rows(engine: sa.Engine, coupon_id: str) -> int:
+    return int(scalar(engine, "SELECT COUNT(*) FROM issued_coupons WHERE coupon_id = :c", c=coupon_id))
+
+
+def settled(engine: sa.Engine, coupon_id: str) -> int:
+    """Requests with a final answer in the DB: issued, rejected, or an unresolved failure record."""
+    return int(
+        scalar(
+            engine,
+            "SELECT (SELECT COUNT(*) FROM issued_coupons WHERE coupon_id = :c)"
+            " + (SELECT COUNT(*) FROM issue_rejections WHERE coupon_id = :c)"
+            " + (SELECT COUNT(DISTINCT user_id) FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0)",
+            c=coupon_id,
+        )
+    )
+
+
+def wait_drained(engine: sa.Engine, coupon_id: str, expected: int, timeout: float = 120) -> None:
+    """Wait until `expected` accepted requests of the coupon have a final answer in the DB."""
+    wait_for(lambda: settled(engine, coupon_id) >= expected, timeout,
+             f"{expected} requests of coupon {coupon_id} to reach the DB (at {settled(engine, coupon_id)})",
+             interval=0.2)
+
+
+def check_invariants(
+    engine: sa.Engine, rdb: redis.Redis, coupon_id: str, accepted_users: Iterable[str], redis_intact: bool = True
+) -> dict[str, int]:
+    accepted = set(accepted_users)
+    total, issued_count = q(engine, "SELECT total_quantity, issued_count FROM coupons WHERE id = :c", c=coupon_id)[0]
+    rows = q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon_id)
+    owners = [r.user_id for r in rows]
+    rejected = {r.user_id for r in q(engine, "SELECT user_id FROM issue_rejections WHERE coupon_id = :c", c=coupon_id)}
+    pending = {
+        r.user_id
+        for r in q(engine, "SELECT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0",
+                   c=coupon_id)
+    }
+    # 1. never more rows than stock, and the DB's counter agrees with the rows.
+    assert len(owners) <= total, f"over-issued: {len(owners)} rows for quantity {total}"
+    assert issued_count == len(owners), f"issued_count {issued_count} != rows {len(owners)}"
+    # 2. at most one row per user.
+    assert len(owners) == len(set(owners)), "a user holds two coupons"
+    # 3. every 202 ends as a row (or, only after Redis data loss, a visible rejection), never nothing.
+    lost = accepted - set(owners) - rejected - pending
+    assert not lost, f"{len(lost)} accepted requests ended with nothing, e.g. {sorted(lost)[:3]}"
+    assert set(owners) <= accepted, "a row exists for a user who was never accepted"
+    if redis_intact:
+        assert not rejected, f"{len(rejected)} rejections without any Redis data loss"
+        # 5. Redis reservations == DB issued + unresolved failures.
+        reserved = int(rdb.get(keys.issued(coupon_id)) or 0)
+        assert reserved == len(owners) + len(pending), (
+            f"Redis reserved {reserved} != DB issued {len(owners)} + pending failures {len(pending)}"
+        )
+        participants = set(rdb.zrange(keys.participants(coupon_id), 0, -1))
+        assert participants == set(owners) | pending, "Redis participants differ from DB holders"
+    return {"total": total, "issued": len(owners), "rejected": len(rejected), "pending": len(pending)}

@@ -1,0 +1,124 @@
+"""Starts the real API (gunicorn, gevent workers) and consumer processes for a test, and stops them."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll a condition until it holds (returns its value) or fail with a message after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as exc:  # the thing may not be up yet
+            last_exc = exc
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+
+class Stack:
+    """One test's processes, sharing an environment (DB, Redis db, Kafka topic, consumer group)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[Proc] = []
+        self.base_url = ""
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, argv, env or self.env, self.log_dir / f"{name}-{len(self.procs)}.log")
+        self.procs.append(proc)
+        return proc
+
+    def start_api(self, workers: int = 2, port: int | None = None) -> str:
+        port = port or free_port()
+        env = dict(self.env, API_PORT=str(port), WEB_CONCURRENCY=str(workers))
+        proc = self._spawn("api", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env)
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"gunicorn exited:\n{proc.log()[-3000:]}")
+            return requests.get(url + "/health", timeout=1).status_code == 200
+
+        wait_for(up, 30, "the API to answer /health")
+        if not self.base_url:
+            self.base_url = url
+        return url
+
+    def start_consumer(self, wait_assigned: bool = True) -> Proc:
+        proc = self._spawn("consumer", [sys.executable, "-m", "workers.consumer"])
+        if wait_assigned:
+            self.wait_assigned(proc)
+        return proc
+
+    def wait_assigned(self, proc: Proc, timeout: float = 60) -> None:
+        def assigned() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"consumer exited:\n{proc.log()[-3000:]}")
+            return "partitions assigned: [" in proc.log() and "partitions assigned: []" not in proc.log().splitlines()[-1]
+
+        wait_for(assigned, timeout, "the consumer to be assigned partitions", interval=0.1)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.alive():
+                proc.stop()

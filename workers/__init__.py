@@ -1,0 +1,1 @@
+"""Process entry points beside the API: the Kafka consumer and the RQ jobs."""
