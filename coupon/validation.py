@@ -106,10 +106,10 @@ def parse_datetime(value: Any) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("must be an ISO-8601 date-time, e.g. 2026-11-27T09:00:00Z") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     if not (2000 <= parsed.year <= 2999):
         raise ValueError("must be a date between the years 2000 and 2999")
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return parsed
 
 
@@ -168,6 +168,9 @@ def parse_coupon_draft(body: Any, now: datetime) -> CouponDraft:
         if discount is None or not discount.is_finite():
             problems.add("discountValue", "must be a finite number")
             discount = None
+        elif discount > MAX_FIXED_DISCOUNT:
+            problems.add("discountValue", f"must not exceed {MAX_FIXED_DISCOUNT}")
+            discount = None
         elif discount <= 0:
             problems.add("discountValue", "must be greater than 0")
             discount = None
@@ -176,9 +179,6 @@ def parse_coupon_draft(body: Any, now: datetime) -> CouponDraft:
             discount = None
         elif dtype is DiscountType.PERCENTAGE and discount > 100:
             problems.add("discountValue", "a percentage must not exceed 100")
-            discount = None
-        elif discount > MAX_FIXED_DISCOUNT:
-            problems.add("discountValue", f"must not exceed {MAX_FIXED_DISCOUNT}")
             discount = None
 
     qty = body.get("totalQuantity")

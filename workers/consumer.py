@@ -56,6 +56,8 @@ class Consumer:
         self.consumer.subscribe([self.topic], listener=_AssignmentLog())
         self.dlq = KafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True, linger_ms=5)
         self.backoff = 0.0
+        # Records already parked in the DLQ; a rewound batch must not park them twice.
+        self.parked: set[tuple[str, int, int]] = set()
 
     def stop(self, signum: int, _frame: Any) -> None:
         log.info("signal %s: finishing the current batch, then stopping", signum)
@@ -91,12 +93,16 @@ class Consumer:
             return
         self.backoff = 0.0
         self.commit(polled)
+        self.parked.clear()
         log.info(
             "batch: %d events, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
             len(events), report.inserted, report.duplicates, report.rejected, report.failed, report.resolved,
         )
 
     def to_dlq(self, record: Any, reason: str) -> None:
+        where = (record.topic, record.partition, record.offset)
+        if where in self.parked:
+            return
         log.error("undecodable record %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, reason)
         headers = [
             ("error", reason.encode()[:500]),
@@ -104,6 +110,7 @@ class Consumer:
         ]
         # Waiting for the ack: the offset is committed past this record only once the DLQ has it.
         self.dlq.send(self.dlq_topic, key=record.key, value=record.value, headers=headers).get(timeout=30)
+        self.parked.add(where)
 
     def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in polled.items():

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from coupon.adapters.locks import LockBusy, PairLocks
@@ -160,7 +161,8 @@ def is_transient(exc: BaseException) -> bool:
         orig = exc.orig
         code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
         return isinstance(code, int) and code in TRANSIENT_DB_ERRORS
-    return isinstance(exc, SQLAlchemyError) and not isinstance(exc, DBAPIError)
+    # The pool could not hand out a connection in time: the DB, not the message.
+    return isinstance(exc, PoolTimeout)
 
 
 def record_failure(session: Session, event: IssueEvent, error: str, now: datetime) -> None:

@@ -1,0 +1,161 @@
+"""The issue pipeline end to end: real gunicorn, Redis gate, Kafka, consumer process and MariaDB."""
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from coupon.adapters import keys
+from tests.integration.conftest import KAFKA, ROOT
+from tests.support.client import Api, burst
+from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
+from tests.support.processes import Stack, wait_for
+
+
+def _issue_all(api: Api, coupon_id: str, tokens: list[str]) -> list[list]:
+    return burst(api.base, [("POST", f"/api/coupon/{coupon_id}/issue", t) for t in tokens])
+
+
+def _accepted(results: list[list], users: list[str]) -> list[str]:
+    return [u for u, r in zip(users, results) if r[0] == 202]
+
+
+def test_one_user_300_concurrent_requests_gets_exactly_one(api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 100)
+    [(user_id, token)] = mint(1)
+    results = _issue_all(api, coupon["id"], [token] * 300)
+    statuses = Counter((r[0], r[1]) for r in results)
+    assert statuses == {(202, None): 1, (409, "E3002"): 299}, statuses
+    wait_drained(engine, coupon["id"], 1)
+    assert issued_rows(engine, coupon["id"]) == 1
+    check_invariants(engine, rdb, coupon["id"], [user_id])
+
+
+def test_quantity_500_for_3000_users_issues_exactly_500(api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 500)
+    users = mint(3000)
+    results = _issue_all(api, coupon["id"], [t for _, t in users])
+    statuses = Counter((r[0], r[1]) for r in results)
+    assert statuses == {(202, None): 500, (409, "E3003"): 2500}, statuses
+    winners = _accepted(results, [u for u, _ in users])
+    ranks = sorted(r[2]["rank"] for r in results if r[0] == 202)
+    assert ranks == list(range(1, 501))
+    wait_drained(engine, coupon["id"], 500)
+    owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon["id"])}
+    assert owners == set(winners) and len(owners) == 500
+    counts = check_invariants(engine, rdb, coupon["id"], winners)
+    assert counts["issued"] == 500 and int(rdb.get(keys.issued(coupon["id"]))) == 500
+    detail = api.call("GET", f"/api/coupon/{coupon['id']}", users[0][1]).json()["data"]["stock"]
+    assert detail == {"total": 500, "reserved": 500, "issued": 500, "remaining": 0}
+
+
+def test_status_moves_from_pending_to_issued(pipeline_env, tmp_path, admin_token, mint, engine) -> None:
+    stack = Stack(pipeline_env, tmp_path)
+    try:
+        api = Api(stack.start_api())  # no consumer yet: the request must stay PENDING
+        coupon = api.create_coupon(admin_token, 5)
+        [(user_id, token)] = mint(1)
+        path = f"/api/coupon/{coupon['id']}/issue"
+        assert api.call("GET", path, token).json()["data"]["status"] == "NONE"
+        accepted = api.call("POST", path, token)
+        assert accepted.status_code == 202
+        data = accepted.json()["data"]
+        assert data["status"] == "PENDING" and data["rank"] == 1 and data["userId"] == user_id
+        assert api.call("GET", path, token).json()["data"]["status"] == "PENDING"
+        stack.start_consumer()
+        wait_for(lambda: api.call("GET", path, token).json()["data"]["status"] == "ISSUED", 60, "status ISSUED")
+        owned = api.call("GET", "/api/coupon/owned-coupons", token).json()["data"]
+        assert [o["couponId"] for o in owned] == [coupon["id"]] and owned[0]["used"] is False
+    finally:
+        stack.stop()
+
+
+def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 50)
+    users = mint(80)
+    results = _issue_all(api, coupon["id"], [t for _, t in users])
+    winners = _accepted(results, [u for u, _ in users])
+    wait_drained(engine, coupon["id"], 50)
+    # Stop the consumer, rewind the group to the start of the topic, and consume everything again.
+    for proc in stack.procs:
+        if proc.name == "consumer":
+            proc.stop()
+    topic, group = stack.env["KAFKA_ISSUE_TOPIC"], stack.env["KAFKA_CONSUMER_GROUP"]
+    rewinder = KafkaConsumer(bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in rewinder.partitions_for_topic(topic)]
+    rewinder.assign(parts)
+    rewinder.commit({tp: OffsetAndMetadata(0, "", -1) for tp in parts})
+    rewinder.close()
+    again = stack.start_consumer()
+    wait_for(lambda: again.log().count("duplicates") and "50 duplicates" in again.log()
+             or sum(int(x.split(" duplicates")[0].split()[-1]) for x in again.log().splitlines()
+                    if " duplicates," in x) >= 50, 60, "the redelivered batch to be processed")
+    assert issued_rows(engine, coupon["id"]) == 50
+    check_invariants(engine, rdb, coupon["id"], winners)
+
+
+def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(stack: Stack, api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 1000)
+    users = mint(1500)
+    first = stack.procs[-1]
+    results = _issue_all(api, coupon["id"], [t for _, t in users])
+    first.kill()  # SIGKILL: whatever it had persisted but not committed will be redelivered
+    winners = _accepted(results, [u for u, _ in users])
+    assert len(winners) == 1000
+    stack.start_consumer()
+    wait_drained(engine, coupon["id"], 1000)
+    check_invariants(engine, rdb, coupon["id"], winners)
+
+
+def test_redis_wiped_mid_sale_rebuilds_and_never_over_issues(api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 200)
+    users = mint(600)
+    tokens = [t for _, t in users]
+    ids = [u for u, _ in users]
+    first = _issue_all(api, coupon["id"], tokens[:150])
+    accepted = set(_accepted(first, ids[:150]))
+    assert len(accepted) == 150
+    rdb.flushdb()  # Redis loses everything mid-sale (the test Redis database)
+    second = _issue_all(api, coupon["id"], tokens)  # the first 150 try again, 450 newcomers arrive
+    accepted |= set(_accepted(second, ids))
+    assert all(r[0] in (202, 409) for r in second), Counter(r[0] for r in second)
+    assert rdb.exists(keys.meta(coupon["id"])), "the gate was not rebuilt"
+    wait_for(lambda: issued_rows(engine, coupon["id"]) == 200, 120, "all 200 coupons to be issued")
+    wait_drained(engine, coupon["id"], len(accepted))
+    counts = check_invariants(engine, rdb, coupon["id"], accepted, redis_intact=False)
+    assert counts["issued"] == 200
+
+
+def _services(*args: str) -> None:
+    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, mint, engine, rdb) -> None:
+    coupon = api.create_coupon(admin_token, 50)
+    users = mint(90)
+    tokens, ids = [t for _, t in users], [u for u, _ in users]
+    before = _issue_all(api, coupon["id"], tokens[:20])
+    accepted = _accepted(before, ids[:20])
+    assert len(accepted) == 20
+    _services("stop", "kafka")
+    try:
+        during = _issue_all(api, coupon["id"], tokens[20:40])
+        assert Counter((r[0], r[1]) for r in during) == {(503, "E5032"): 20}
+        assert int(rdb.get(keys.issued(coupon["id"]))) == 20, "a failed publish leaked a reservation"
+        assert rdb.zcard(keys.participants(coupon["id"])) == 20
+        ready = api.call("GET", "/health/ready")
+        assert ready.status_code == 503 and ready.json()["data"]["checks"]["kafka"]["status"] == "DOWN"
+    finally:
+        _services("start", "kafka")
+    # The 503'd users and newcomers can still get all of the remaining 30.
+    wait_for(lambda: api.call("GET", "/health/ready").status_code == 200, 60, "Kafka to be back")
+    after = _issue_all(api, coupon["id"], tokens[20:])
+    late = _accepted(after, ids[20:])
+    assert len(late) == 30 and Counter(r[1] for r in after if r[0] != 202) == {"E3003": 40}
+    accepted += late
+    wait_drained(engine, coupon["id"], 50, timeout=180)
+    counts = check_invariants(engine, rdb, coupon["id"], accepted)
+    assert counts["issued"] == 50

@@ -1,0 +1,265 @@
+"""Unit tests for coupon.services.issuing.request_issue with hand-written gate and publisher fakes."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from coupon.adapters.gate import GateDecision, GateOutcome
+from coupon.errors import (
+    AlreadyParticipated,
+    AppError,
+    CouponDisabled,
+    CouponNotFound,
+    IssueEnded,
+    IssueNotStarted,
+    KafkaUnavailable,
+    RedisUnavailable,
+    SoldOut,
+)
+from coupon.messages import decode
+from coupon.services import issuing
+from coupon.services.issuing import IssueAccepted, request_issue
+
+COUPON_ID = "11111111-2222-4333-8444-555555555555"
+USER_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+NOW = datetime(2026, 11, 27, 9, 0, 0, 250000)
+
+
+class FakeGate:
+    """Answers reserve() from a script of decisions and records every call."""
+
+    def __init__(self, *decisions: GateDecision, release_error: Exception | None = None) -> None:
+        self.decisions = list(decisions)
+        self.reserve_calls: list[tuple[str, str]] = []
+        self.release_calls: list[tuple[str, str]] = []
+        self.release_error = release_error
+
+    def reserve(self, coupon_id: str, user_id: str) -> GateDecision:
+        self.reserve_calls.append((coupon_id, user_id))
+        return self.decisions.pop(0)
+
+    def release(self, coupon_id: str, user_id: str) -> bool:
+        self.release_calls.append((coupon_id, user_id))
+        if self.release_error is not None:
+            raise self.release_error
+        return True
+
+
+class FakePublisher:
+    """Records published records; raises `error` instead when given one."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.records: list[tuple[str, bytes]] = []
+        self.error = error
+
+    def publish(self, key: str, value: bytes, headers: object = None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.records.append((key, value))
+
+
+class FakeRebuild:
+    def __init__(self, result: bool) -> None:
+        self.result = result
+        self.calls: list[tuple[object, object, str]] = []
+
+    def __call__(self, session: object, gate: object, coupon_id: str) -> bool:
+        self.calls.append((session, gate, coupon_id))
+        return self.result
+
+
+def accepted(rank: int) -> GateDecision:
+    return GateDecision(GateOutcome.ACCEPTED, rank)
+
+
+def issue(gate: FakeGate, publisher: FakePublisher) -> IssueAccepted:
+    return request_issue(None, gate, publisher, COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+
+
+# --- accepted ------------------------------------------------------------------------------------
+
+
+def test_accepted_publishes_exactly_one_record() -> None:
+    publisher = FakePublisher()
+    issue(FakeGate(accepted(41)), publisher)
+    assert len(publisher.records) == 1
+
+
+def test_accepted_record_is_keyed_by_user_id() -> None:
+    publisher = FakePublisher()
+    issue(FakeGate(accepted(41)), publisher)
+    key, _ = publisher.records[0]
+    assert key == USER_ID
+
+
+def test_accepted_record_decodes_to_the_request() -> None:
+    publisher = FakePublisher()
+    issue(FakeGate(accepted(41)), publisher)
+    event = decode(publisher.records[0][1])
+    assert (event.coupon_id, event.user_id, event.rank) == (COUPON_ID, USER_ID, 41)
+    assert event.requested_at == "2026-11-27T09:00:00.250Z"
+    assert event.retry_of is None
+
+
+def test_accepted_returns_the_rank_and_request_time() -> None:
+    publisher = FakePublisher()
+    result = issue(FakeGate(accepted(41)), publisher)
+    assert result == IssueAccepted(COUPON_ID, USER_ID, 41, "2026-11-27T09:00:00.250Z")
+    assert result.requested_at == decode(publisher.records[0][1]).requested_at
+
+
+def test_accepted_reserves_once_and_releases_nothing() -> None:
+    gate = FakeGate(accepted(0))
+    issue(gate, FakePublisher())
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
+    assert gate.release_calls == []
+
+
+def test_each_request_gets_its_own_event_id() -> None:
+    publisher = FakePublisher()
+    issue(FakeGate(accepted(1)), publisher)
+    issue(FakeGate(accepted(2)), publisher)
+    ids = [decode(value).event_id for _, value in publisher.records]
+    assert len(set(ids)) == 2
+    for event_id in ids:
+        uuid.UUID(event_id)  # a UUID's hex form
+
+
+# --- gate rejections -----------------------------------------------------------------------------
+
+REJECTIONS = [
+    (GateOutcome.DUPLICATE, AlreadyParticipated),
+    (GateOutcome.SOLD_OUT, SoldOut),
+    (GateOutcome.NOT_STARTED, IssueNotStarted),
+    (GateOutcome.ENDED, IssueEnded),
+    (GateOutcome.DISABLED, CouponDisabled),
+]
+
+
+@pytest.mark.parametrize(("outcome", "error"), REJECTIONS, ids=[o.name for o, _ in REJECTIONS])
+def test_rejection_raises_the_matching_error(outcome: GateOutcome, error: type[AppError]) -> None:
+    with pytest.raises(AppError) as exc_info:
+        issue(FakeGate(GateDecision(outcome, 0)), FakePublisher())
+    assert type(exc_info.value) is error
+    assert exc_info.value.data == {"couponId": COUPON_ID}
+
+
+@pytest.mark.parametrize(("outcome", "error"), REJECTIONS, ids=[o.name for o, _ in REJECTIONS])
+def test_rejection_publishes_nothing_and_releases_nothing(outcome: GateOutcome, error: type[AppError]) -> None:
+    gate, publisher = FakeGate(GateDecision(outcome, 0)), FakePublisher()
+    with pytest.raises(error):
+        issue(gate, publisher)
+    assert publisher.records == []
+    assert gate.release_calls == []
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
+
+
+# --- publish failures ----------------------------------------------------------------------------
+
+PUBLISH_FAILURES = [
+    KafkaUnavailable(),
+    RuntimeError("broker exploded"),
+    KafkaError("generic kafka failure"),
+    KafkaTimeoutError("no ack in time"),
+]
+
+
+@pytest.mark.parametrize("error", PUBLISH_FAILURES, ids=lambda e: type(e).__name__)
+def test_failed_publish_releases_the_reservation_once(error: Exception) -> None:
+    gate = FakeGate(accepted(9))
+    with pytest.raises(KafkaUnavailable):
+        issue(gate, FakePublisher(error))
+    assert gate.release_calls == [(COUPON_ID, USER_ID)]
+
+
+@pytest.mark.parametrize("error", PUBLISH_FAILURES[1:], ids=lambda e: type(e).__name__)
+def test_failed_publish_keeps_the_original_error_as_cause(error: Exception) -> None:
+    with pytest.raises(KafkaUnavailable) as exc_info:
+        issue(FakeGate(accepted(9)), FakePublisher(error))
+    assert exc_info.value.__cause__ is error
+
+
+def test_an_app_error_from_the_publisher_is_passed_through_unchanged() -> None:
+    error = KafkaUnavailable("custom reason")
+    with pytest.raises(KafkaUnavailable) as exc_info:
+        issue(FakeGate(accepted(9)), FakePublisher(error))
+    assert exc_info.value is error
+
+
+def test_a_release_failure_does_not_hide_the_publish_failure() -> None:
+    gate = FakeGate(accepted(9), release_error=ConnectionError("redis gone"))
+    with pytest.raises(KafkaUnavailable):
+        issue(gate, FakePublisher(KafkaError("down")))
+    assert gate.release_calls == [(COUPON_ID, USER_ID)]
+
+
+class Killed(BaseException):
+    """Stands in for a greenlet kill / KeyboardInterrupt during the wait for the ack."""
+
+
+def test_a_killed_publish_still_releases_and_re_raises_as_is() -> None:
+    gate = FakeGate(accepted(9))
+    with pytest.raises(Killed):
+        issue(gate, FakePublisher(Killed()))
+    assert gate.release_calls == [(COUPON_ID, USER_ID)]
+
+
+# --- gate rebuild --------------------------------------------------------------------------------
+
+
+def test_rebuild_of_a_missing_coupon_raises_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    rebuild = FakeRebuild(False)
+    monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
+    gate, publisher = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0)), FakePublisher()
+    with pytest.raises(CouponNotFound) as exc_info:
+        issue(gate, publisher)
+    assert exc_info.value.data == {"couponId": COUPON_ID}
+    assert rebuild.calls == [(None, gate, COUPON_ID)]
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
+    assert publisher.records == []
+
+
+def test_rebuild_then_retry_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    rebuild = FakeRebuild(True)
+    monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
+    gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), accepted(3))
+    publisher = FakePublisher()
+    result = issue(gate, publisher)
+    assert result.rank == 3
+    assert len(rebuild.calls) == 1
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)] * 2
+    assert decode(publisher.records[0][1]).rank == 3
+
+
+@pytest.mark.parametrize(("outcome", "error"), REJECTIONS, ids=[o.name for o, _ in REJECTIONS])
+def test_rebuild_then_retry_can_still_be_rejected(
+    monkeypatch: pytest.MonkeyPatch, outcome: GateOutcome, error: type[AppError]
+) -> None:
+    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(True))
+    gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), GateDecision(outcome, 0))
+    publisher = FakePublisher()
+    with pytest.raises(error):
+        issue(gate, publisher)
+    assert publisher.records == []
+
+
+def test_gate_still_missing_after_rebuild_is_redis_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    rebuild = FakeRebuild(True)
+    monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
+    gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), GateDecision(GateOutcome.NEEDS_REBUILD, 0))
+    publisher = FakePublisher()
+    with pytest.raises(RedisUnavailable):
+        issue(gate, publisher)
+    assert len(rebuild.calls) == 1
+    assert len(gate.reserve_calls) == 2
+    assert publisher.records == []
+
+
+def test_no_rebuild_when_the_gate_has_its_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    rebuild = FakeRebuild(True)
+    monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
+    issue(FakeGate(accepted(1)), FakePublisher())
+    assert rebuild.calls == []
