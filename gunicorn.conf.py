@@ -9,9 +9,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 backlog = 4096
 keepalive = 30
-graceful_timeout = 20
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
 timeout = 30
 preload_app = False
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
+control_socket_disable = True

@@ -14,12 +14,13 @@ from coupon.domain import utcnow
 from coupon.errors import AppError
 from coupon.extensions import db
 from coupon.auth import user_token
-from coupon.services import coupons, load_users, users
+from coupon.adapters import failures_repo
+from coupon.services import coupons, failures, load_users, users
 from coupon.validation import parse_coupon_draft
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate):
+    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate, failures_group):
         app.cli.add_command(command)
 
 
@@ -113,3 +114,51 @@ def rebuild_gate(coupon_id: str) -> None:
         click.echo(f"no coupon {coupon_id}", err=True)
         sys.exit(1)
     click.echo(f"gate of {coupon_id} rebuilt: reserved={gate.reserved(coupon_id)}")
+
+
+@click.group("failures")
+def failures_group() -> None:
+    """Failed issue records: list, count, retry."""
+
+
+@failures_group.command("list")
+@click.option("--status", type=click.Choice(["PENDING", "RESOLVED", "DEAD"]), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+def failures_list(status: str | None, limit: int) -> None:
+    """List failure records, newest first."""
+    rows = failures_repo.listing(db.session, status, limit)
+    click.echo(f"{'id':>8}  {'status':8} {'retries':>7}  {'coupon':36}  {'user':36}  error")
+    for r in rows:
+        click.echo(f"{r.id:>8}  {r.status:8} {r.retry_count:>7}  {r.coupon_id:36}  {r.user_id:36}  {r.error[:60]}")
+    click.echo(f"({len(rows)} shown)")
+
+
+@failures_group.command("counts")
+def failures_counts() -> None:
+    """Count failure records by status."""
+    for status, n in failures_repo.counts(db.session).items():
+        click.echo(f"{status:8} {n}")
+
+
+@failures_group.command("retry")
+@click.argument("failure_id", type=int, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Republish every retryable PENDING record now.")
+def failures_retry(failure_id: int | None, retry_all: bool) -> None:
+    """Republish one record (also a DEAD one) or --all retryable ones, now."""
+    publisher = current_app.extensions["coupon.publisher"]
+    try:
+        if retry_all:
+            report = failures.republish_failed(
+                db.session, publisher, current_app.config["FAILURE_MAX_RETRIES"], utcnow(),
+                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"],
+            )
+            click.echo(f"republished {report.republished}, newly dead {report.dead}")
+            return
+        if failure_id is None:
+            raise click.UsageError("give a FAILURE_ID or --all")
+        if not failures.retry_one(db.session, publisher, failure_id, utcnow()):
+            click.echo(f"no unresolved failure record {failure_id}", err=True)
+            sys.exit(1)
+        click.echo(f"record {failure_id} republished")
+    except AppError as exc:
+        _fail(exc)

@@ -10,7 +10,11 @@ ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
 ADMIN_PASSWORD="${ADMIN_PASSWORD:-admin-password}"
 API_PORT="${API_PORT:-8000}"
 CONSUMERS="${CONSUMERS:-1}"
-export API_PORT
+RQ_DASHBOARD_PORT="${RQ_DASHBOARD_PORT:-9181}"
+RQ_DASHBOARD_USERNAME="${RQ_DASHBOARD_USERNAME:-$ADMIN_USERNAME}"
+RQ_DASHBOARD_PASSWORD="${RQ_DASHBOARD_PASSWORD:-$ADMIN_PASSWORD}"
+RQ_REDIS_URL="${RQ_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
+export API_PORT RQ_REDIS_URL
 
 scripts/venv.sh
 scripts/services.sh up
@@ -22,6 +26,8 @@ flask db upgrade -d migrations
 echo "[run] creating Kafka topics"
 flask create-topics
 flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
+echo "[run] registering the periodic republish job"
+python -m workers.schedule
 
 pids=()
 stop_all() {
@@ -40,6 +46,14 @@ for _ in $(seq "$CONSUMERS"); do
   python -m workers.consumer &
   pids+=($!)
 done
+# The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
+rqscheduler --url "$RQ_REDIS_URL" --interval 1 &
+pids+=($!)
+rq worker --url "$RQ_REDIS_URL" --worker-class rq.worker.SimpleWorker coupon-retry &
+pids+=($!)
+rq-dashboard --bind 127.0.0.1 --port "$RQ_DASHBOARD_PORT" --redis-url "$RQ_REDIS_URL" \
+  --username "$RQ_DASHBOARD_USERNAME" --password "$RQ_DASHBOARD_PASSWORD" >/dev/null 2>&1 &
+pids+=($!)
 
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null 2>&1 && break
@@ -47,7 +61,9 @@ for _ in $(seq 100); do
 done
 cat <<MSG
 
-[run] coupon rush is up on http://127.0.0.1:$API_PORT (API + $CONSUMERS consumer(s)). Log in as the admin:
+[run] coupon rush is up on http://127.0.0.1:$API_PORT: API, $CONSUMERS consumer(s), rq worker + rqscheduler.
+      RQ dashboard: http://127.0.0.1:$RQ_DASHBOARD_PORT (user $RQ_DASHBOARD_USERNAME, same password as the admin).
+Log in as the admin:
 
   curl -s http://127.0.0.1:$API_PORT/api/auth/login -H 'Content-Type: application/json' \\
        -d '{"username": "$ADMIN_USERNAME", "password": "$ADMIN_PASSWORD"}'

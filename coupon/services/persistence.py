@@ -55,7 +55,7 @@ _EXISTING = text(
 _RAISE_COUNT = text("UPDATE coupons SET issued_count = issued_count + :n WHERE id = :coupon_id")
 _RESOLVE = text(
     "UPDATE failed_issued_coupons SET status = 'RESOLVED', is_resolved = 1, resolved_at = :now"
-    " WHERE is_resolved = 0 AND status <> 'DEAD' AND coupon_id = :coupon_id AND user_id IN :users"
+    " WHERE is_resolved = 0 AND coupon_id = :coupon_id AND user_id IN :users"
 ).bindparams(bindparam("users", expanding=True))
 
 

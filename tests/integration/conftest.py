@@ -73,6 +73,7 @@ def base_env(run_id: str) -> dict[str, str]:
         KAFKA_DLQ_TOPIC=f"test.{run_id}.coupon.issue.dlq",
         KAFKA_CONSUMER_GROUP=f"test.{run_id}.coupon-issuer",
         LOG_LEVEL="INFO",
+        GRACEFUL_TIMEOUT="3",
         PYTHONPATH=str(ROOT),
     )
     return env
@@ -202,3 +203,23 @@ def stack(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
 @pytest.fixture
 def api(stack: Stack) -> Api:
     return Api(stack.base_url)
+
+
+_FAULT_REPORT: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def fault_report() -> list[dict[str, Any]]:
+    """Fault cases append what they saw; the terminal summary prints it (numbers for the issue notes)."""
+    return _FAULT_REPORT
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FAULT_REPORT:
+        return
+    terminalreporter.section("fault injection report")
+    for row in _FAULT_REPORT:
+        terminalreporter.write_line(
+            f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
+            f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
+        )

@@ -118,6 +118,20 @@ class Stack:
 
         wait_for(assigned, timeout, "the consumer to be assigned partitions", interval=0.1)
 
+    def start_retry_machinery(self) -> list[Proc]:
+        """Register the periodic job, then run rqscheduler and an rq worker (in-process jobs)."""
+        url = self.env["RQ_REDIS_URL"]
+        reg = subprocess.run([sys.executable, "-m", "workers.schedule"], cwd=ROOT, env=self.env,
+                             capture_output=True, text=True, timeout=60)
+        assert reg.returncode == 0, reg.stderr
+        bin_dir = Path(sys.executable).parent
+        scheduler = self._spawn("rqscheduler", [str(bin_dir / "rqscheduler"), "--url", url, "-i", "0.5"])
+        worker = self._spawn(
+            "rqworker",
+            [str(bin_dir / "rq"), "worker", "--url", url, "--worker-class", "rq.worker.SimpleWorker", "coupon-retry"],
+        )
+        return [scheduler, worker]
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.alive():

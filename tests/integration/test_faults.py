@@ -1,0 +1,198 @@
+"""Fault injection: real outages and real failing inserts during real flash sales; every invariant after each."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.conftest import ROOT
+from tests.support.client import Api, burst
+from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
+from tests.support.processes import Stack, wait_for
+
+FAULT_TRIGGER = """
+CREATE TRIGGER fault_inject BEFORE INSERT ON issued_coupons FOR EACH ROW
+BEGIN
+  IF EXISTS (SELECT 1 FROM fault_users WHERE user_id = NEW.user_id) THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected fault for this user';
+  END IF;
+END
+"""
+
+
+def _services(*args: str) -> None:
+    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _issue(api: Api, coupon_id: str, users: list[tuple[str, str]]) -> tuple[list[str], Counter]:
+    results = burst(api.base, [("POST", f"/api/coupon/{coupon_id}/issue", t) for _, t in users])
+    accepted = [u for (u, _), r in zip(users, results) if r[0] == 202]
+    return accepted, Counter((r[0], r[1]) for r in results)
+
+
+def _report(fault_report, case: str, sent: int, accepted: int, engine, coupon_id: str, recovery_s: float) -> None:
+    rejected = scalar(engine, "SELECT COUNT(*) FROM issue_rejections WHERE coupon_id = :c", c=coupon_id)
+    fault_report.append(
+        {"case": case, "sent": sent, "accepted": accepted, "issued": issued_rows(engine, coupon_id),
+         "rejected": int(rejected), "recovery_s": round(recovery_s, 1)}
+    )
+
+
+@pytest.fixture
+def fault_table(engine: sa.Engine):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS fault_inject")
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS fault_users (user_id VARCHAR(36) PRIMARY KEY)")
+        conn.exec_driver_sql("DELETE FROM fault_users")
+        conn.exec_driver_sql(FAULT_TRIGGER)
+    yield
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS fault_inject")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS fault_users")
+
+
+def _break_users(engine: sa.Engine, user_ids: list[str]) -> None:
+    with engine.begin() as conn:
+        for uid in user_ids:
+            conn.exec_driver_sql("INSERT INTO fault_users VALUES (%s)", (uid,))
+
+
+def _heal(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM fault_users")
+
+
+def _failure_counts(engine: sa.Engine, coupon_id: str) -> dict[str, int]:
+    rows = q(engine, "SELECT status, COUNT(*) AS n FROM failed_issued_coupons WHERE coupon_id = :c GROUP BY status",
+             c=coupon_id)
+    return {r.status: r.n for r in rows}
+
+
+def test_failing_inserts_are_recorded_republished_and_resolved(
+    pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
+) -> None:
+    env = dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES="1000")
+    stack = Stack(env, tmp_path)
+    try:
+        api = Api(stack.start_api())
+        stack.start_consumer()
+        coupon = api.create_coupon(admin_token, 100)
+        users = mint(60)
+        broken = [u for u, _ in users[:10]]
+        _break_users(engine, broken)
+        accepted, _ = _issue(api, coupon["id"], users)
+        assert len(accepted) == 60
+        wait_for(lambda: _failure_counts(engine, coupon["id"]).get("PENDING") == 10, 60, "10 failure records")
+        assert issued_rows(engine, coupon["id"]) == 50
+        check_invariants(engine, rdb, coupon["id"], accepted)  # reserved == issued + pending failures
+        stack.start_retry_machinery()
+        wait_for(lambda: scalar(engine, "SELECT MIN(retry_count) FROM failed_issued_coupons") >= 2, 60,
+                 "the scheduler to republish the records (and see them fail again)")
+        status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
+        assert status == "PENDING"
+        healed_at = time.monotonic()
+        _heal(engine)
+        wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 10}, 60, "every record RESOLVED")
+        recovery = time.monotonic() - healed_at
+        assert issued_rows(engine, coupon["id"]) == 60
+        resolved = q(engine, "SELECT is_resolved, resolved_at FROM failed_issued_coupons")
+        assert all(r.is_resolved == 1 and r.resolved_at is not None for r in resolved)
+        status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
+        assert status == "ISSUED"
+        check_invariants(engine, rdb, coupon["id"], accepted)
+        _report(fault_report, "4 failing inserts → republished → resolved", 60, 60, engine, coupon["id"], recovery)
+    finally:
+        stack.stop()
+
+
+def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
+    pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
+) -> None:
+    env = dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES="2")
+    stack = Stack(env, tmp_path)
+    try:
+        api = Api(stack.start_api())
+        stack.start_consumer()
+        coupon = api.create_coupon(admin_token, 10)
+        users = mint(5)
+        _break_users(engine, [users[0][0]])
+        accepted, _ = _issue(api, coupon["id"], users)
+        started = time.monotonic()
+        stack.start_retry_machinery()
+        wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"DEAD": 1}, 90, "the record to be DEAD")
+        row = q(engine, "SELECT id, retry_count FROM failed_issued_coupons")[0]
+        assert row.retry_count == 2
+        cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
+                             cwd=ROOT, env=env, capture_output=True, text=True)
+        assert cli.returncode == 0 and users[0][0] in cli.stdout and "injected fault" in cli.stdout
+        status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
+        assert status == "REJECTED"
+        check_invariants(engine, rdb, coupon["id"], accepted)
+        _report(fault_report, "5 keeps failing → DEAD", 5, len(accepted), engine, coupon["id"],
+                time.monotonic() - started)
+        # An operator fixes the cause and retries the dead record by hand: it resolves.
+        _heal(engine)
+        retry = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(row.id)],
+                               cwd=ROOT, env=env, capture_output=True, text=True)
+        assert retry.returncode == 0, retry.stderr
+        wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 1}, 60, "the retried record to resolve")
+        assert issued_rows(engine, coupon["id"]) == 5
+        check_invariants(engine, rdb, coupon["id"], accepted)
+    finally:
+        stack.stop()
+
+
+def test_database_down_for_10s_consumer_holds_offsets_and_catches_up(
+    stack: Stack, engine, rdb, admin_token, mint, fault_report
+) -> None:
+    api = Api(stack.base_url)
+    coupon = api.create_coupon(admin_token, 400)
+    users = mint(600)
+    accepted, _ = _issue(api, coupon["id"], users[:200])
+    consumer = stack.procs[-1]
+    _services("stop", "mariadb")
+    down_at = time.monotonic()
+    try:
+        more, statuses = _issue(api, coupon["id"], users[200:])  # the gate needs no DB: the sale goes on
+        accepted += more
+        assert statuses[(202, None)] == 200 and statuses[(409, "E3003")] == 200, statuses
+        wait_for(lambda: "not persisted" in consumer.log(), 30, "the consumer to notice the DB is down")
+        remaining = 10 - (time.monotonic() - down_at)
+        if remaining > 0:
+            time.sleep(remaining)  # the outage itself is what is under test: ~10 s of it
+    finally:
+        _services("start", "mariadb")
+    up_at = time.monotonic()
+    wait_drained(engine, coupon["id"], 400, timeout=120)
+    recovery = time.monotonic() - up_at
+    assert consumer.alive()
+    counts = check_invariants(engine, rdb, coupon["id"], accepted)
+    assert counts["issued"] == 400 and counts["pending"] == 0
+    _report(fault_report, "3 MariaDB down ~10 s", 600, len(accepted), engine, coupon["id"], recovery)
+
+
+def test_redis_restarted_empty_mid_sale_never_over_issues(
+    stack: Stack, engine, rdb, admin_token, mint, fault_report
+) -> None:
+    api = Api(stack.base_url)
+    coupon = api.create_coupon(admin_token, 300)
+    users = mint(700)
+    accepted, _ = _issue(api, coupon["id"], users[:200])
+    _services("restart", "redis")  # no persistence configured: it comes back empty
+    restarted_at = time.monotonic()
+    wait_for(lambda: rdb.ping(), 30, "Redis to answer")
+    assert not rdb.exists(f"coupon:{{{coupon['id']}}}:meta")
+    more, statuses = _issue(api, coupon["id"], users)  # everyone (again): the gate must rebuild
+    accepted = list(dict.fromkeys(accepted + more))
+    assert set(statuses) <= {(202, None), (409, "E3002"), (409, "E3003")}, statuses
+    wait_for(lambda: issued_rows(engine, coupon["id"]) == 300, 120, "all 300 coupons issued")
+    wait_drained(engine, coupon["id"], len(accepted), timeout=120)
+    recovery = time.monotonic() - restarted_at
+    counts = check_invariants(engine, rdb, coupon["id"], accepted, redis_intact=False)
+    assert counts["issued"] == 300
+    _report(fault_report, "6 Redis restarted empty", 900, len(accepted), engine, coupon["id"], recovery)

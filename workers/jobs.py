@@ -1,0 +1,46 @@
+"""RQ jobs: small top-level functions an `rq worker` imports and runs. Each builds the app once per process."""
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from coupon import create_app
+from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.domain import utcnow
+from coupon.extensions import db
+from coupon.services import failures
+
+QUEUE = "coupon-retry"
+
+
+@cache
+def _app() -> Any:
+    return create_app()
+
+
+def _publisher(app: Any) -> IssuePublisher:
+    return app.extensions["coupon.publisher"]
+
+
+def republish_failed() -> dict[str, int]:
+    """The periodic pass over failed_issued_coupons (scheduled by workers.schedule)."""
+    app = _app()
+    with app.app_context():
+        try:
+            report = failures.republish_failed(
+                db.session, _publisher(app), app.config["FAILURE_MAX_RETRIES"], utcnow(),
+                settle_seconds=app.config["REPUBLISH_INTERVAL_SECONDS"],
+            )
+        finally:
+            db.session.remove()
+    return {"republished": report.republished, "dead": report.dead}
+
+
+def retry_failure(failure_id: int) -> bool:
+    """Retry one record now (operators, via `flask failures retry ID --queue`)."""
+    app = _app()
+    with app.app_context():
+        try:
+            return failures.retry_one(db.session, _publisher(app), failure_id, utcnow())
+        finally:
+            db.session.remove()

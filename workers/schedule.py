@@ -1,0 +1,49 @@
+"""Registers the periodic republish job with rq-scheduler, idempotently: `python -m workers.schedule`.
+
+Run it before (or beside) `rqscheduler`; running it again replaces nothing unless the interval changed.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from coupon.config import load_config
+from coupon.logging_setup import configure
+from workers.jobs import QUEUE, republish_failed
+
+JOB_ID = "coupon-republish-failed"
+log = logging.getLogger("workers.schedule")
+
+
+def register(redis_url: str, interval: int) -> str:
+    """Returns 'created', 'unchanged' or 'replaced'."""
+    scheduler = Scheduler(queue_name=QUEUE, connection=Redis.from_url(redis_url))
+    existing = [job for job in scheduler.get_jobs() if job.id == JOB_ID]
+    if existing and existing[0].meta.get("interval") == interval:
+        return "unchanged"
+    for job in existing:
+        scheduler.cancel(job)
+    scheduler.schedule(
+        scheduled_time=datetime.now(timezone.utc),
+        func=republish_failed,
+        interval=interval,
+        repeat=None,
+        id=JOB_ID,
+        meta={"interval": interval},
+        result_ttl=interval * 10,
+    )
+    return "replaced" if existing else "created"
+
+
+def main() -> None:
+    configure()
+    cfg = load_config()
+    outcome = register(cfg["RQ_REDIS_URL"], cfg["REPUBLISH_INTERVAL_SECONDS"])
+    log.info("periodic job %s every %ss: %s", JOB_ID, cfg["REPUBLISH_INTERVAL_SECONDS"], outcome)
+
+
+if __name__ == "__main__":
+    main()
