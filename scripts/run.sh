@@ -26,11 +26,11 @@ flask db upgrade -d migrations
 echo "[run] creating Kafka topics"
 flask create-topics
 flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
-echo "[run] registering the periodic republish job"
-python -m workers.schedule
 
 pids=()
+stopping=0
 stop_all() {
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "[run] stopping ${#pids[@]} processes"
@@ -48,6 +48,9 @@ for _ in $(seq "$CONSUMERS"); do
 done
 # The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
 rqscheduler --url "$RQ_REDIS_URL" --interval 1 &
+pids+=($!)
+# Registers the periodic republish job, and registers it again should Redis lose it.
+python -m workers.schedule --watch &
 pids+=($!)
 rq worker --url "$RQ_REDIS_URL" --worker-class rq.worker.SimpleWorker coupon-retry &
 pids+=($!)
@@ -72,4 +75,4 @@ Readiness: curl -s http://127.0.0.1:$API_PORT/health/ready    Ctrl-C stops every
 
 MSG
 wait -n "${pids[@]}" || true
-echo "[run] a process exited; stopping the rest"
+if [[ $stopping == 0 ]]; then echo "[run] a process exited; stopping the rest"; fi

@@ -4,10 +4,14 @@ Run it before (or beside) `rqscheduler`; running it again replaces nothing unles
 """
 from __future__ import annotations
 
+import argparse
 import logging
+import signal
+import threading
 from datetime import datetime, timezone
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
 from coupon.config import load_config
@@ -15,6 +19,7 @@ from coupon.logging_setup import configure
 from workers.jobs import QUEUE, republish_failed
 
 JOB_ID = "coupon-republish-failed"
+WATCH_SECONDS = 15
 log = logging.getLogger("workers.schedule")
 
 
@@ -39,10 +44,26 @@ def register(redis_url: str, interval: int) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--watch", action="store_true",
+                        help="keep running and register the job again whenever Redis has lost it")
+    args = parser.parse_args()
     configure()
     cfg = load_config()
-    outcome = register(cfg["RQ_REDIS_URL"], cfg["REPUBLISH_INTERVAL_SECONDS"])
-    log.info("periodic job %s every %ss: %s", JOB_ID, cfg["REPUBLISH_INTERVAL_SECONDS"], outcome)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while True:
+        try:
+            outcome = register(cfg["RQ_REDIS_URL"], cfg["REPUBLISH_INTERVAL_SECONDS"])
+            if outcome != "unchanged" or not args.watch:
+                log.info("periodic job %s every %ss: %s", JOB_ID, cfg["REPUBLISH_INTERVAL_SECONDS"], outcome)
+        except RedisError as exc:
+            if not args.watch:
+                raise
+            log.warning("cannot reach Redis to check the schedule: %s", exc)
+        if not args.watch or stop.wait(WATCH_SECONDS):
+            return
 
 
 if __name__ == "__main__":

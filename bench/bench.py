@@ -1,0 +1,269 @@
+"""`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, consumer drain.
+
+Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
+gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from kafka import KafkaProducer
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from coupon import create_app  # noqa: E402
+from coupon.adapters.kafka_topics import ensure_topics  # noqa: E402
+from coupon.auth import mint_token, user_token  # noqa: E402
+from coupon.extensions import db  # noqa: E402
+from coupon.messages import IssueEvent  # noqa: E402
+from coupon.services import load_users, users  # noqa: E402
+from tests.support.client import Api, burst  # noqa: E402
+from tests.support.invariants import check_invariants, issued_rows, wait_drained  # noqa: E402
+from tests.support.processes import Stack, wait_for  # noqa: E402
+
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+LOG_DIR = ROOT / ".local" / "bench"
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def env_for(tag: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        APP_ENV="test", DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, RQ_REDIS_URL=REDIS_URL, KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        KAFKA_ISSUE_TOPIC=f"bench.{tag}.coupon.issue", KAFKA_DLQ_TOPIC=f"bench.{tag}.coupon.issue.dlq",
+        KAFKA_CONSUMER_GROUP=f"bench.{tag}.coupon-issuer", LOG_LEVEL="WARNING", GRACEFUL_TIMEOUT="3",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def fresh_database(env: dict[str, str]) -> None:
+    url = make_url(DB_URL)
+    engine = sa.create_engine(url.set(database=""))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+        conn.execute(sa.text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "-d", "migrations"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    # Pinned to one core where taskset exists, so the load generator takes as little as it can from the server.
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    cmd = pin + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(ROOT / "bench" / script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(extra_env or {})), check=True)
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    result: dict[str, Any] = {"rps": rps, "requests": total, "non_2xx": int(errors.group(1)) if errors else 0}
+    for key in ("LATENCY", "STATUS"):
+        m = re.search(rf"^{key} (\{{.*\}})$", text, re.M)
+        if m:
+            result[key.lower()] = json.loads(m.group(1))
+    return result
+
+
+def write_tokens(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{u} {t}\n" for u, t in pairs))
+    return path
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+
+    def pick(p: float) -> float:
+        return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 2)
+
+    return {"p50": pick(50), "p95": pick(95), "p99": pick(99), "max": round(values[-1], 2)}
+
+
+def drain(env: dict[str, str], engine: sa.Engine, api: Api, admin: str, messages: int, consumers: int) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    denv = dict(env, KAFKA_ISSUE_TOPIC=f"bench.drain.{tag}", KAFKA_CONSUMER_GROUP=f"bench.drain.{tag}")
+    ensure_topics(KAFKA, {denv["KAFKA_ISSUE_TOPIC"]: 6})
+    coupon = api.create_coupon(admin, messages)
+    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=20, batch_size=512 * 1024)
+    for i in range(messages):
+        user = str(uuid.uuid4())
+        event = IssueEvent(uuid.uuid4().hex, coupon["id"], user, i + 1, "2026-11-27T00:00:00.000Z")
+        producer.send(denv["KAFKA_ISSUE_TOPIC"], key=user.encode(), value=event.to_bytes())
+    producer.flush()
+    producer.close()
+    stack = Stack(denv, LOG_DIR)
+    try:
+        procs = [stack.start_consumer(wait_assigned=False) for _ in range(consumers)]
+        for proc in procs:
+            stack.wait_assigned(proc, timeout=120)
+        started = time.monotonic()
+        wait_for(lambda: issued_rows(engine, coupon["id"]) >= messages, 600, "the drain", interval=0.05)
+        seconds = time.monotonic() - started
+    finally:
+        stack.stop()
+    return {"messages": messages, "consumers": consumers, "seconds": round(seconds, 2),
+            "rows_per_s": round(messages / seconds, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test of the harness")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=100)
+    args = ap.parse_args()
+    scale = 0.2 if args.quick else 1.0
+    if not shutil.which("wrk"):
+        say("installing wrk (apt)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    env = env_for(uuid.uuid4().hex[:8])
+    say("fresh database coupon_bench, Redis db 2, topics")
+    fresh_database(env)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": DB_URL, "REDIS_URL": REDIS_URL,
+                      "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"]})
+    engine = sa.create_engine(DB_URL)
+    results: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "load_generator": "wrk -t1 pinned to core 1 (ceiling, throughput); gevent open-loop and burst clients",
+        "workers": int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2)),
+        "connections": args.connections,
+    }
+    stack = Stack(env, LOG_DIR)
+    try:
+        with app.app_context():
+            admin, _ = users.ensure_admin(db.session, "bench-admin", "bench-admin-password")
+            admin_token, _ = mint_token(admin)
+            need = int(80_000 * scale) + 20_000
+
+            say(f"minting {need} users")
+            pairs: list[tuple[str, str]] = []
+            for chunk in load_users.mint_users(db.session, need, f"b{uuid.uuid4().hex[:6]}", "bench-password",
+                                               user_token):
+                pairs.extend(chunk)
+        api = Api(stack.start_api(workers=results["workers"]))
+        stack.start_consumer()
+
+        say(f"1. ceiling: GET /health, {args.connections} connections, {args.seconds}s")
+        results["ceiling"] = wrk(api.base + "/health", "health.lua", args.seconds, args.connections)
+        say(f"   {results['ceiling']['rps']:.0f} req/s")
+
+        say("2. issue throughput: distinct users, stock never runs out")
+        throughput_tokens = write_tokens(LOG_DIR / "tokens-throughput.txt", pairs[: int(60_000 * scale) + 10_000])
+        big = api.create_coupon(admin_token, 10_000_000)
+        issue = wrk(api.base, "issue.lua", args.seconds, args.connections,
+                    {"TOKENS": str(throughput_tokens), "COUPON_ID": big["id"]})
+        issue["ratio_to_ceiling"] = round(issue["rps"] / results["ceiling"]["rps"], 3)
+        results["issue"] = issue
+        say(f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')}")
+        accepted = issue["status"]["accepted"]
+        wait_drained(engine, big["id"], accepted, timeout=300)
+        check_invariants(engine, redis.Redis.from_url(REDIS_URL, decode_responses=True), big["id"],
+                         [u for u, _ in pairs[: int(60_000 * scale) + 10_000]])
+        offset = int(60_000 * scale) + 10_000
+
+        say("3. open loop: 1,000 req/s offered for 10 s")
+        ol_pairs = pairs[offset: offset + 10_000]
+        offset += 10_000
+        ol_tokens = write_tokens(LOG_DIR / "tokens-openloop.txt", ol_pairs)
+        ol_coupon = api.create_coupon(admin_token, 10_000_000)
+        out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", ol_coupon["id"],
+                              "--tokens", str(ol_tokens), "--rate", "1000", "--seconds", str(min(10, args.seconds))],
+                             cwd=ROOT, capture_output=True, text=True, check=True)
+        results["open_loop_1000rps"] = json.loads(out.stdout)
+        say(f"   {results['open_loop_1000rps']}")
+
+        flash_users = min(10_000, len(pairs) - offset)
+        say(f"4. flash sale: {flash_users} users at once, quantity 1,000")
+        flash = api.create_coupon(admin_token, 1000)
+        sale_pairs = pairs[offset: offset + flash_users]
+        started = time.monotonic()
+        replies = burst(api.base, [("POST", f"/api/coupon/{flash['id']}/issue", t) for _, t in sale_pairs])
+        burst_s = time.monotonic() - started
+        wait_for(lambda: issued_rows(engine, flash["id"]) >= 1000, 300, "1,000 rows", interval=0.05)
+        db_s = time.monotonic() - started
+        codes: dict[str, int] = {}
+        for r in replies:
+            codes[f"{r[0]} {r[1] or ''}".strip()] = codes.get(f"{r[0]} {r[1] or ''}".strip(), 0) + 1
+        winners = [u for (u, _), r in zip(sale_pairs, replies) if r[0] == 202]
+        counts = check_invariants(engine, redis.Redis.from_url(REDIS_URL, decode_responses=True), flash["id"], winners)
+        results["flash_sale"] = {
+            "users": flash_users, "quantity": 1000, "statuses": codes,
+            "five_xx": sum(n for k, n in codes.items() if k.startswith("5") or k.startswith("0")),
+            "latency_ms": percentiles([r[3] for r in replies if r[0]]),
+            "burst_seconds": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
+            "exact": counts["issued"] == 1000 and len(winners) == 1000,
+        }
+        say(f"   {results['flash_sale']}")
+        stack.stop()
+
+        with app.app_context():
+            drain_api = Stack(env, LOG_DIR)
+            api2 = Api(drain_api.start_api(workers=1))
+            try:
+                n = int(50_000 * scale)
+                say(f"5. consumer drain: {n} preloaded messages, one consumer")
+                results["drain_1"] = drain(env, engine, api2, admin_token, n, 1)
+                say(f"   {results['drain_1']}")
+                say(f"   {n} preloaded messages, two consumers")
+                results["drain_2"] = drain(env, engine, api2, admin_token, n, 2)
+                say(f"   {results['drain_2']}")
+            finally:
+                drain_api.stop()
+    finally:
+        stack.stop()
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    print(table)
+    if not args.quick:
+        (ROOT / "bench" / "RESULTS.md").write_text(table)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    fs, ol, issue = r["flash_sale"], r["open_loop_1000rps"], r["issue"]
+    lat = issue.get("latency", {})
+    rows = [
+        f"# Benchmark results\n\n{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; "
+        f"load generator: {r['load_generator']}.\n",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| ceiling: GET /health | {r['ceiling']['rps']:.0f} req/s | |",
+        f"| issue: POST /issue, distinct users | {issue['rps']:.0f} req/s (p50 {lat.get('p50')} ms, p95 {lat.get('p95')} ms, p99 {lat.get('p99')} ms) | |",
+        f"| issue / ceiling | {issue['ratio_to_ceiling']} | ≥ 0.75 |",
+        f"| open loop 1,000 req/s offered | achieved {ol['achieved_rps']} req/s, p50 {ol['p50_ms']} ms, p99 {ol['p99_ms']} ms | p99 ≤ 50 ms |",
+        f"| flash sale {fs['users']} users / 1,000 | {fs['statuses']}, 5xx {fs['five_xx']}, exact {fs['exact']} | 0 errors, exact |",
+        f"| flash sale latency | p50 {fs['latency_ms']['p50']} ms, p99 {fs['latency_ms']['p99']} ms, max {fs['latency_ms']['max']} ms | |",
+        f"| flash sale: DB holds all 1,000 rows after | {fs['seconds_until_db_has_all_rows']} s | |",
+        f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} in {r['drain_1']['seconds']} s) | ≥ 10,000 rows/s |",
+        f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s | |",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    main()

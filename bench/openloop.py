@@ -1,0 +1,86 @@
+"""Open-loop load: a fixed request rate (not "as fast as replies come back"), latency measured from the
+moment each request was due, so a stalled server cannot hide its queueing (no coordinated omission).
+
+    python -m bench.openloop --base URL --coupon ID --tokens FILE --rate 1000 --seconds 10
+Prints one JSON object: sent, statuses, p50/p95/p99/max latency in ms.
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.queue import Queue  # noqa: E402
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--coupon", required=True)
+    ap.add_argument("--tokens", required=True)
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=256)
+    args = ap.parse_args()
+    url = urlparse(args.base)
+    tokens = [line.split()[1] for line in open(args.tokens) if line.strip()]
+    total = int(args.rate * args.seconds)
+    assert total <= len(tokens), f"need {total} tokens, have {len(tokens)}"
+    pool: Queue = Queue()
+    for _ in range(args.connections):
+        pool.put(http.client.HTTPConnection(url.hostname, url.port, timeout=30))
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    path = f"/api/coupon/{args.coupon}/issue"
+
+    def one(token: str, due: float) -> None:
+        conn = pool.get()
+        try:
+            conn.request("POST", path, headers={"Authorization": f"Bearer {token}", "Content-Length": "0"})
+            resp = conn.getresponse()
+            resp.read()
+            statuses[resp.status] += 1
+        except Exception as exc:
+            statuses[type(exc).__name__] += 1
+            conn.close()
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        finally:
+            latencies.append((time.perf_counter() - due) * 1000)
+            pool.put(conn)
+
+    start = time.perf_counter() + 0.2
+    jobs = []
+    for i in range(total):
+        due = start + i / args.rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            gevent.sleep(delay)
+        jobs.append(gevent.spawn(one, tokens[i], due))
+    gevent.joinall(jobs)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    print(json.dumps({
+        "sent": total, "seconds": round(elapsed, 2), "achieved_rps": round(total / elapsed, 1),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(latencies[-1], 2) if latencies else 0,
+    }))
+
+
+if __name__ == "__main__":
+    main()
