@@ -23,4 +23,8 @@ venv: ## Create .venv from requirements/
 unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
-.PHONY: help run test services services-down venv unit
+
+bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, consumer drain → bench/RESULTS.md
+	@scripts/services.sh up
+	@.venv/bin/python bench/bench.py
+.PHONY: help run test services services-down venv unit bench
