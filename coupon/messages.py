@@ -1,4 +1,8 @@
-"""The coupon.issue message: one accepted request, as JSON. Pure encode/decode, no I/O."""
+"""The coupon.issue message: accepted requests as JSON. Pure encode/decode, no I/O.
+
+A record holds either one event (an object with the event's fields) or a batch of events that one API
+worker had accepted at the same moment: {"events": [event, ...]}.
+"""
 from __future__ import annotations
 
 import uuid
@@ -22,17 +26,25 @@ class IssueEvent:
     requested_at: str
     retry_of: int | None = None
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "coupon_id": self.coupon_id,
+            "user_id": self.user_id,
+            "rank": self.rank,
+            "requested_at": self.requested_at,
+            "retry_of": self.retry_of,
+        }
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "event_id": self.event_id,
-                "coupon_id": self.coupon_id,
-                "user_id": self.user_id,
-                "rank": self.rank,
-                "requested_at": self.requested_at,
-                "retry_of": self.retry_of,
-            }
-        )
+        return orjson.dumps(self.as_dict())
+
+
+MAX_BATCH = 10_000
+
+
+def encode_batch(events: list[IssueEvent]) -> bytes:
+    return orjson.dumps({"events": [e.as_dict() for e in events]})
 
 
 def _uuid(value: object, field: str) -> str:
@@ -44,14 +56,32 @@ def _uuid(value: object, field: str) -> str:
         raise UndecodableMessage(f"{field} must be a UUID") from None
 
 
-def decode(raw: bytes | None) -> IssueEvent:
-    """Parse and check a record value; any deviation from the schema is UndecodableMessage."""
+def _load(raw: bytes | None) -> object:
     if raw is None:
         raise UndecodableMessage("empty record")
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise UndecodableMessage(f"not JSON: {exc}") from None
+
+
+def decode(raw: bytes | None) -> IssueEvent:
+    """Parse and check a single-event record; any deviation from the schema is UndecodableMessage."""
+    return _event(_load(raw))
+
+
+def decode_record(raw: bytes | None) -> list[IssueEvent]:
+    """A record's events: one, or a batch. All or nothing: one bad event makes the record undecodable."""
+    data = _load(raw)
+    if isinstance(data, dict) and "events" in data:
+        events = data["events"]
+        if not isinstance(events, list) or not events or len(events) > MAX_BATCH:
+            raise UndecodableMessage(f"events must be a list of 1 to {MAX_BATCH} events")
+        return [_event(item) for item in events]
+    return [_event(data)]
+
+
+def _event(data: object) -> IssueEvent:
     if not isinstance(data, dict):
         raise UndecodableMessage("not a JSON object")
     missing = [f for f in SCHEMA_FIELDS if f not in data]

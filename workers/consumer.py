@@ -19,7 +19,7 @@ from coupon import create_app
 from coupon.adapters.locks import PairLocks
 from coupon.domain import utcnow
 from coupon.extensions import db
-from coupon.messages import IssueEvent, UndecodableMessage, decode
+from coupon.messages import IssueEvent, UndecodableMessage, decode_record
 from coupon.services.persistence import TransientFailure, persist_batch
 
 log = logging.getLogger("workers.consumer")
@@ -78,7 +78,7 @@ class Consumer:
         for records in polled.values():
             for record in records:
                 try:
-                    events.append(decode(record.value))
+                    events.extend(decode_record(record.value))
                 except UndecodableMessage as exc:
                     self.to_dlq(record, str(exc))
         try:

@@ -9,6 +9,7 @@ from typing import Iterable
 import redis
 
 from coupon.adapters import keys
+from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.lua import source
 from coupon.adapters.redis_client import RedisClient
 from coupon.errors import RedisUnavailable
@@ -60,18 +61,45 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.Clus
 class Gate:
     """One object per process; safe to share between greenlets (the client pools connections)."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, timeout_s: float = 5.0) -> None:
         self.client = client
+        self.timeout_s = timeout_s
         self._reserve = client.register_script(source("reserve"))
         self._release = client.register_script(source("release"))
         self._unlock = client.register_script(source("unlock"))
+        # Concurrent reservations of a worker share one pipeline (one round trip for many requests).
+        self._batched: Coalescer[tuple[str, str], GateDecision] = Coalescer(self.reserve_many, max_batch=512)
 
     def reserve(self, coupon_id: str, user_id: str) -> GateDecision:
         try:
-            code, rank = self._reserve(keys=keys.gate_keys(coupon_id), args=[user_id])
-        except REDIS_ERRORS as exc:
+            return self._batched.submit((coupon_id, user_id), queue_timeout=self.timeout_s,
+                                        flush_timeout=self.timeout_s)
+        except TimeoutError as exc:
             raise RedisUnavailable() from exc
-        return GateDecision(GateOutcome(int(code)), int(rank))
+
+    def reserve_many(self, requests: list[tuple[str, str]]) -> list[GateDecision | BaseException]:
+        """Run reserve.lua once per request, all in one pipeline; per-request results in order."""
+        sha = self._reserve.sha
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for coupon_id, user_id in requests:
+                # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
+                pipe.evalsha(sha, 3, *keys.gate_keys(coupon_id), user_id)
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except REDIS_ERRORS as exc:
+                raise RedisUnavailable() from exc
+            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+                self.client.script_load(source("reserve"))  # Redis restarted and lost its script cache
+                continue
+            break
+        results: list[GateDecision | BaseException] = []
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                results.append(RedisUnavailable(f"The coupon gate failed: {reply}"))
+            else:
+                results.append(GateDecision(GateOutcome(int(reply[0])), int(reply[1])))
+        return results
 
     def release(self, coupon_id: str, user_id: str) -> bool:
         released = self._release(keys=[keys.issued(coupon_id), keys.participants(coupon_id)], args=[user_id])

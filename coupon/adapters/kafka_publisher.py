@@ -8,7 +8,9 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
+from coupon.adapters.coalescer import Coalescer
 from coupon.errors import KafkaUnavailable
+from coupon.messages import IssueEvent, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ class IssuePublisher:
         self.linger_ms = linger_ms
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        # Requests accepted while the previous record awaits its ack share the next record (group commit).
+        self._batched: Coalescer[IssueEvent, None] = Coalescer(self._publish_batch, max_batch=1000)
 
     def _get(self) -> KafkaProducer:
         producer = self._producer
@@ -49,6 +53,22 @@ class IssuePublisher:
                 except KafkaError as exc:
                     raise KafkaUnavailable() from exc
             return self._producer
+
+    def publish_event(self, event: IssueEvent) -> None:
+        """Publish one accepted request and return once the broker has acknowledged the record holding it."""
+        # A record the producer holds resolves within delivery_timeout; a queued one is dropped unsent after it.
+        wait = self.delivery_timeout_ms / 1000
+        try:
+            self._batched.submit(event, queue_timeout=wait, flush_timeout=wait + 3)
+        except TimeoutError as exc:
+            raise KafkaUnavailable() from exc
+
+    def _publish_batch(self, events: list[IssueEvent]) -> list[None]:
+        if len(events) == 1:
+            self.publish(events[0].user_id, events[0].to_bytes())
+        else:
+            self.publish(events[0].user_id, encode_batch(events))
+        return [None] * len(events)
 
     def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
         """Send one record and wait (cooperatively under gevent) for its ack; KafkaUnavailable on any failure."""

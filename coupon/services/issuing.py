@@ -68,7 +68,7 @@ def request_issue(
         requested_at=requested_at,
     )
     try:
-        publisher.publish(user_id, event.to_bytes())
+        publisher.publish_event(event)
     except BaseException as exc:
         # Whatever stopped the publish (broker down, timeout, a killed greenlet), the reservation goes.
         _release(gate, coupon_id, user_id)

@@ -52,6 +52,7 @@ _LOCK_COUPONS = text(
 _EXISTING = text(
     "SELECT user_id FROM issued_coupons WHERE coupon_id = :coupon_id AND user_id IN :users"
 ).bindparams(bindparam("users", expanding=True))
+_OPEN_FAILURES = text("SELECT 1 FROM failed_issued_coupons WHERE coupon_id = :coupon_id AND is_resolved = 0 LIMIT 1")
 _RAISE_COUNT = text("UPDATE coupons SET issued_count = issued_count + :n WHERE id = :coupon_id")
 _RESOLVE = text(
     "UPDATE failed_issued_coupons SET status = 'RESOLVED', is_resolved = 1, resolved_at = :now"
@@ -75,17 +76,17 @@ def _dedupe(events: list[IssueEvent]) -> dict[str, list[IssueEvent]]:
     return grouped
 
 
-def _insert_many(session: Session, sql: str, rows: list[dict[str, object]]) -> int:
-    """One multi-row INSERT IGNORE; returns rows really inserted."""
+def _insert_many(session: Session, sql: str, rows: list[tuple[object, ...]]) -> int:
+    """One multi-row INSERT IGNORE (PyMySQL folds executemany into one statement); returns rows inserted."""
     if not rows:
         return 0
-    cols = list(rows[0])
-    values = ", ".join(
-        "(" + ", ".join(f":{c}_{i}" for c in cols) + ")" for i in range(len(rows))
-    )
-    params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in cols}
-    result = session.execute(text(sql + " VALUES " + values), params)
+    placeholders = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    result = session.connection().exec_driver_sql(f"{sql} VALUES {placeholders}", rows)
     return int(result.rowcount or 0)
+
+
+def _has_open_failures(session: Session, coupon_id: str) -> bool:
+    return session.execute(_OPEN_FAILURES, {"coupon_id": coupon_id}).first() is not None
 
 
 def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
@@ -113,10 +114,7 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
             inserted = _insert_many(
                 session,
                 "INSERT IGNORE INTO issued_coupons (coupon_id, user_id, `rank`, issued_at, used)",
-                [
-                    {"coupon_id": coupon_id, "user_id": e.user_id, "rank": e.rank, "issued_at": now, "used": 0}
-                    for e in take
-                ],
+                [(coupon_id, e.user_id, e.rank, now, 0) for e in take],
             )
             if inserted:
                 session.execute(_RAISE_COUNT, {"n": inserted, "coupon_id": coupon_id})
@@ -126,7 +124,7 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
                 report.rejected += _reject(session, overflow, "SOLD_OUT", now)
             refused = {e.user_id for e in overflow}
             done = [e.user_id for e in group if e.user_id not in refused]
-            if done:
+            if done and _has_open_failures(session, coupon_id):
                 result = session.execute(_RESOLVE, {"now": now, "coupon_id": coupon_id, "users": done})
                 report.resolved += int(result.rowcount or 0)
         session.commit()
@@ -141,10 +139,7 @@ def _reject(session: Session, events: list[IssueEvent], reason: str, now: dateti
     _insert_many(
         session,
         "INSERT IGNORE INTO issue_rejections (coupon_id, user_id, `rank`, reason, created_at)",
-        [
-            {"coupon_id": e.coupon_id, "user_id": e.user_id, "rank": e.rank, "reason": reason, "created_at": now}
-            for e in events
-        ],
+        [(e.coupon_id, e.user_id, e.rank, reason, now) for e in events],
     )
     # Pending failure records of these pairs are settled too: the request has its final answer.
     for event in events:

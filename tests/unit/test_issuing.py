@@ -19,7 +19,7 @@ from coupon.errors import (
     RedisUnavailable,
     SoldOut,
 )
-from coupon.messages import decode
+from coupon.messages import IssueEvent, decode
 from coupon.services import issuing
 from coupon.services.issuing import IssueAccepted, request_issue
 
@@ -55,10 +55,10 @@ class FakePublisher:
         self.records: list[tuple[str, bytes]] = []
         self.error = error
 
-    def publish(self, key: str, value: bytes, headers: object = None) -> None:
+    def publish_event(self, event: IssueEvent) -> None:
         if self.error is not None:
             raise self.error
-        self.records.append((key, value))
+        self.records.append((event.user_id, event.to_bytes()))
 
 
 class FakeRebuild:

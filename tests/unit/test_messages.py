@@ -136,3 +136,22 @@ def test_decode_rejects_non_string_event_id_and_requested_at(field: str, value: 
 
 def test_undecodable_message_is_a_value_error() -> None:
     assert issubclass(UndecodableMessage, ValueError)
+
+
+def test_batch_record_round_trip() -> None:
+    from coupon.messages import decode_record, encode_batch
+
+    events = [
+        IssueEvent(f"e{i}", "00000000-0000-4000-8000-000000000001", f"00000000-0000-4000-8000-00000000001{i}", i, "t")
+        for i in range(3)
+    ]
+    assert decode_record(encode_batch(events)) == events
+    assert decode_record(events[0].to_bytes()) == [events[0]]
+
+
+@pytest.mark.parametrize("raw", [b'{"events": []}', b'{"events": {}}', b'{"events": [{"event_id": "x"}]}'])
+def test_bad_batch_records_are_undecodable(raw: bytes) -> None:
+    from coupon.messages import UndecodableMessage, decode_record
+
+    with pytest.raises(UndecodableMessage):
+        decode_record(raw)

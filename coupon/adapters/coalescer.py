@@ -1,0 +1,93 @@
+"""Group commit for concurrent greenlets: many callers submit one item each, a flusher runs them as one batch.
+
+Under gevent, every item submitted while a batch is in flight joins the next one, so one Redis pipeline or one
+Kafka record serves many requests, and each caller still gets its own result (or its own exception).
+Without gevent (CLI, workers, unit tests) a submit simply runs a batch of one.
+
+An item that waited in the queue longer than `queue_timeout` is failed without ever being sent, so a caller
+that is told "failed" can trust that nothing was done on its behalf.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Generic, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Flush = Callable[[list[T]], Sequence["R | BaseException"]]
+
+
+class QueueTimeout(TimeoutError):
+    """The item was never sent: it waited too long behind earlier batches."""
+
+
+class FlushTimeout(TimeoutError):
+    """The batch holding the item did not finish in time; its outcome is unknown to the caller."""
+
+
+def _gevent_active() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+class Coalescer(Generic[T, R]):
+    def __init__(self, flush: Flush, max_batch: int = 1000, max_in_flight: int = 1) -> None:
+        self._flush = flush
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._pending: list[tuple[T, object, float]] = []
+        self._flushers = 0
+        self._gevent = _gevent_active()
+
+    def submit(self, item: T, queue_timeout: float = 5.0, flush_timeout: float = 10.0) -> R:
+        """Run `item` in the next batch; `flush_timeout` must bound the flush function itself."""
+        if not self._gevent:
+            return self._unwrap(self._flush([item])[0])
+        from gevent import Timeout, spawn
+        from gevent.event import AsyncResult
+
+        slot: AsyncResult = AsyncResult()
+        self._pending.append((item, slot, time.monotonic() + queue_timeout))
+        if self._flushers < self.max_in_flight:
+            self._flushers += 1
+            spawn(self._run)
+        try:
+            return slot.get(timeout=queue_timeout + flush_timeout)
+        except Timeout:
+            raise FlushTimeout(f"no result within {queue_timeout + flush_timeout:.1f}s") from None
+
+    @staticmethod
+    def _unwrap(result: "R | BaseException") -> R:
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _run(self) -> None:
+        try:
+            while self._pending:
+                taken = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                now = time.monotonic()
+                batch = []
+                for item, slot, deadline in taken:
+                    if deadline < now:
+                        slot.set_exception(QueueTimeout("waited too long to be sent"))  # type: ignore[attr-defined]
+                    else:
+                        batch.append((item, slot))
+                if not batch:
+                    continue
+                try:
+                    results: Sequence[R | BaseException] = self._flush([item for item, _ in batch])
+                except BaseException as exc:  # every caller of the batch gets the failure
+                    results = [exc] * len(batch)
+                for (_, slot), result in zip(batch, results):
+                    if isinstance(result, BaseException):
+                        slot.set_exception(result)  # type: ignore[attr-defined]
+                    else:
+                        slot.set(result)  # type: ignore[attr-defined]
+        finally:
+            self._flushers -= 1
