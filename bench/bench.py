@@ -207,11 +207,12 @@ def main() -> None:
         say(f"4. flash sale: {flash_users} users at once, quantity 1,000")
         flash = api.create_coupon(admin_token, 1000)
         sale_pairs = pairs[offset: offset + flash_users]
-        started = time.monotonic()
-        replies = burst(api.base, [("POST", f"/api/coupon/{flash['id']}/issue", t) for _, t in sale_pairs])
-        burst_s = time.monotonic() - started
+        timing: dict[str, float] = {}
+        replies = burst(api.base, [("POST", f"/api/coupon/{flash['id']}/issue", t) for _, t in sale_pairs], timing)
         wait_for(lambda: issued_rows(engine, flash["id"]) >= 1000, 300, "1,000 rows", interval=0.05)
-        db_s = time.monotonic() - started
+        # From the moment all 10,000 requests were fired (connections were opened before that).
+        db_s = time.time() - timing["fired"]
+        burst_s = timing["done"] - timing["fired"]
         codes: dict[str, int] = {}
         for r in replies:
             codes[f"{r[0]} {r[1] or ''}".strip()] = codes.get(f"{r[0]} {r[1] or ''}".strip(), 0) + 1
@@ -221,7 +222,7 @@ def main() -> None:
             "users": flash_users, "quantity": 1000, "statuses": codes,
             "five_xx": sum(n for k, n in codes.items() if k.startswith("5") or k.startswith("0")),
             "latency_ms": percentiles([r[3] for r in replies if r[0]]),
-            "burst_seconds": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
+            "seconds_until_last_reply": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
             "exact": counts["issued"] == 1000 and len(winners) == 1000,
         }
         say(f"   {results['flash_sale']}")

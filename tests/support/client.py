@@ -64,12 +64,20 @@ def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def burst(base_url: str, reqs: list[tuple[str, str, str | None]]) -> list[list[Any]]:
-    """Fire every request at once from a separate gevent process; [status, code, data, ms] each."""
+def burst(base_url: str, reqs: list[tuple[str, str, str | None]], timing: dict[str, float] | None = None) -> list[list[Any]]:
+    """Fire every request at once from a separate gevent process; [status, code, data, ms] each.
+
+    `timing`, when given, receives the epoch seconds the requests were fired at and the last reply came in.
+    """
     spec = json.dumps({"base": base_url, "requests": reqs})
     out = subprocess.run(
         [sys.executable, "-m", "tests.support.burst"], input=spec, capture_output=True, text=True, cwd=ROOT,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    if timing is not None:
+        for line in out.stderr.splitlines():
+            if line.startswith("FIRED "):
+                _, fired, _, done = line.split()
+                timing.update(fired=float(fired), done=float(done))
     return json.loads(out.stdout)
