@@ -17,3 +17,12 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Connect each worker to Kafka in the background, so the first requests do not pay for it."""
+    import gevent
+
+    publisher = worker.wsgi.extensions.get("coupon.publisher")
+    if publisher is not None:
+        gevent.spawn(publisher.warm_up)

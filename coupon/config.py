@@ -49,7 +49,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "KAFKA_PARTITIONS": _int("KAFKA_PARTITIONS", 6),
         # The API waits this long for the broker's ack before releasing the reservation (503).
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
-        "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 2),
+        "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": _int("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024),

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class IssuePublisher:
     """A lazily created producer: the API starts even when Kafka is down, and answers 503 until it is back."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout_ms: int = 5000, linger_ms: int = 2) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout_ms: int = 5000, linger_ms: int = 0) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.delivery_timeout_ms = delivery_timeout_ms
@@ -53,6 +53,13 @@ class IssuePublisher:
                 except KafkaError as exc:
                     raise KafkaUnavailable() from exc
             return self._producer
+
+    def warm_up(self) -> None:
+        """Connect and learn the topic's partitions before the first request needs them (best effort)."""
+        try:
+            self._get().partitions_for(self.topic)
+        except Exception as exc:  # Kafka down at start: the first request will try again and answer 503
+            log.warning("kafka warm-up failed: %s", exc)
 
     def publish_event(self, event: IssueEvent) -> None:
         """Publish one accepted request and return once the broker has acknowledged the record holding it."""
