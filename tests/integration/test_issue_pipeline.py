@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections import Counter
 
 from kafka import KafkaConsumer, TopicPartition
@@ -100,17 +101,24 @@ def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_
     check_invariants(engine, rdb, coupon["id"], winners)
 
 
-def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(stack: Stack, api: Api, admin_token, mint, engine, rdb) -> None:
+def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
+    stack: Stack, api: Api, admin_token, mint, engine, rdb, fault_report
+) -> None:
     coupon = api.create_coupon(admin_token, 1000)
     users = mint(1500)
     first = stack.procs[-1]
     results = _issue_all(api, coupon["id"], [t for _, t in users])
     first.kill()  # SIGKILL: whatever it had persisted but not committed will be redelivered
+    killed_at = time.monotonic()
+    persisted_before = issued_rows(engine, coupon["id"])
     winners = _accepted(results, [u for u, _ in users])
     assert len(winners) == 1000
     stack.start_consumer()
     wait_drained(engine, coupon["id"], 1000)
     check_invariants(engine, rdb, coupon["id"], winners)
+    fault_report.append({"case": f"1 consumer SIGKILL ({persisted_before} rows in before)", "sent": 1500,
+                         "accepted": len(winners), "issued": issued_rows(engine, coupon["id"]), "rejected": 0,
+                         "recovery_s": round(time.monotonic() - killed_at, 1)})
 
 
 def test_redis_wiped_mid_sale_rebuilds_and_never_over_issues(api: Api, admin_token, mint, engine, rdb) -> None:
@@ -137,7 +145,7 @@ def _services(*args: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, mint, engine, rdb) -> None:
+def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, mint, engine, rdb, fault_report) -> None:
     coupon = api.create_coupon(admin_token, 50)
     users = mint(90)
     tokens, ids = [t for _, t in users], [u for u, _ in users]
@@ -153,9 +161,11 @@ def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, 
         ready = api.call("GET", "/health/ready")
         assert ready.status_code == 503 and ready.json()["data"]["checks"]["kafka"]["status"] == "DOWN"
     finally:
+        restarted_at = time.monotonic()
         _services("start", "kafka")
     # The 503'd users and newcomers can still get all of the remaining 30.
     wait_for(lambda: api.call("GET", "/health/ready").status_code == 200, 60, "Kafka to be back")
+    recovery = time.monotonic() - restarted_at
     after = _issue_all(api, coupon["id"], tokens[20:])
     late = _accepted(after, ids[20:])
     assert len(late) == 30 and Counter(r[1] for r in after if r[0] != 202) == {"E3003": 40}
@@ -163,3 +173,5 @@ def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, 
     wait_drained(engine, coupon["id"], 50, timeout=180)
     counts = check_invariants(engine, rdb, coupon["id"], accepted)
     assert counts["issued"] == 50
+    fault_report.append({"case": "2 Kafka stopped (20 × 503 during it)", "sent": 90, "accepted": len(accepted),
+                         "issued": counts["issued"], "rejected": 0, "recovery_s": round(recovery, 1)})

@@ -68,7 +68,7 @@ def test_issue_of_expired_or_future_coupon_is_409(api: Api, admin_token, mint) -
 
 
 def test_undecodable_message_goes_to_dlq_and_consumer_keeps_going(
-    stack: Stack, api: Api, engine, rdb, admin_token, mint
+    stack: Stack, api: Api, engine, rdb, admin_token, mint, fault_report
 ) -> None:
     topic, dlq = stack.env["KAFKA_ISSUE_TOPIC"], stack.env["KAFKA_DLQ_TOPIC"]
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
@@ -84,6 +84,9 @@ def test_undecodable_message_goes_to_dlq_and_consumer_keeps_going(
     reader.close()
     assert sorted(r.value for r in parked) == sorted(poison)
     assert all(dict(r.headers).get("error") for r in parked)
+    fault_report.append({"case": "7 undecodable records (3) → DLQ", "sent": 3, "accepted": 3,
+                         "issued": scalar(engine, "SELECT COUNT(*) FROM issued_coupons"), "rejected": 0,
+                         "recovery_s": 0.0})
 
 
 def test_event_schema_round_trips_through_kafka(pipeline_env) -> None:

@@ -1,0 +1,68 @@
+"""Operating the retry machinery: idempotent schedule registration, the failures CLI, rq-dashboard behind credentials."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from tests.integration.conftest import TEST_REDIS_URL
+from tests.support.processes import ROOT, Stack, free_port, wait_for
+from workers.jobs import QUEUE
+from workers.schedule import JOB_ID
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_periodic_job_is_registered_once(base_env) -> None:
+    outs = [_run(base_env, "-m", "workers.schedule") for _ in range(3)]
+    assert all(o.returncode == 0 for o in outs), outs[0].stderr
+    assert "created" in outs[0].stderr and all("unchanged" in o.stderr for o in outs[1:])
+    jobs = [j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID]
+    assert len(jobs) == 1
+    changed = _run(dict(base_env, REPUBLISH_INTERVAL_SECONDS="3"), "-m", "workers.schedule")
+    assert "replaced" in changed.stderr
+    jobs = [j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID]
+    assert len(jobs) == 1 and jobs[0].meta["interval"] == 3
+
+
+def test_failures_cli_counts_and_retry_all(base_env, pipeline_env, engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for i in range(3):
+            conn.exec_driver_sql(
+                "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
+                " status, created_at) VALUES (%s, %s, %s, 'boom', 0, 0, 'PENDING', NOW(6))",
+                (f"00000000-0000-4000-8000-00000000000{i}", f"00000000-0000-4000-8000-10000000000{i}",
+                 '{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
+                 ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}'),
+            )
+    counts = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "counts")
+    assert counts.returncode == 0 and "PENDING  3" in counts.stdout
+    retried = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "retry", "--all")
+    assert retried.returncode == 0 and "republished 3" in retried.stdout, retried.stderr
+    rows = [r[0] for r in engine.connect().execute(sa.text("SELECT retry_count FROM failed_issued_coupons"))]
+    assert rows == [1, 1, 1]
+    missing = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "retry", "999999")
+    assert missing.returncode == 1 and "no unresolved failure record" in missing.stderr
+
+
+def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
+    port = free_port()
+    stack = Stack(base_env, tmp_path)
+    bin_dir = Path(sys.executable).parent
+    stack._spawn("rq-dashboard", [str(bin_dir / "rq-dashboard"), "--bind", "127.0.0.1", "--port", str(port),
+                                  "--redis-url", TEST_REDIS_URL, "--username", "ops", "--password", "s3cret-pass"])
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(lambda: requests.get(url, timeout=1).status_code in (200, 401), 30, "rq-dashboard to answer")
+        assert requests.get(url, timeout=5).status_code == 401
+        assert requests.get(url, auth=("ops", "wrong"), timeout=5).status_code == 401
+        assert requests.get(url, auth=("ops", "s3cret-pass"), timeout=5).status_code == 200
+    finally:
+        stack.stop()
