@@ -71,18 +71,19 @@ def republish_failed(
 
 
 def retry_one(session: Session, publisher: IssuePublisher, failure_id: int, now: datetime) -> bool:
-    """Operator's retry now, also of a DEAD record; False if there is no such unresolved record."""
+    """Operator's retry now, also of a DEAD record; False if there is no such unresolved record.
+
+    The record is revived and committed before the publish: holding its row lock while the consumer
+    tries to resolve it would deadlock. If the publish fails, the record is PENDING and the periodic
+    job takes it from there.
+    """
     record = failures_repo.get(session, failure_id)
     if record is None or record.is_resolved:
         session.rollback()
         return False
     event = _event_of(record)
-    try:
-        publisher.publish(event.user_id, event.to_bytes())
-    except BaseException:
-        session.rollback()
-        raise
     failures_repo.revive(session, failure_id)
     failures_repo.mark_retried(session, [failure_id], now)
     session.commit()
+    publisher.publish(event.user_id, event.to_bytes())
     return True
