@@ -51,6 +51,9 @@ class Consumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
+            # A killed consumer's partitions move to the others after 10 s, not the default 45 s.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
         )
         self.consumer.subscribe([self.topic], listener=_AssignmentLog())

@@ -5,6 +5,7 @@ import re
 import subprocess
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -107,16 +108,21 @@ def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
     coupon = api.create_coupon(admin_token, 1000)
     users = mint(1500)
     first = stack.procs[-1]
-    results = _issue_all(api, coupon["id"], [t for _, t in users])
-    first.kill()  # SIGKILL: whatever it had persisted but not committed will be redelivered
-    killed_at = time.monotonic()
-    persisted_before = issued_rows(engine, coupon["id"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sale = pool.submit(_issue_all, api, coupon["id"], [t for _, t in users])
+        # SIGKILL while the sale is still being persisted: persisted-but-uncommitted batches get redelivered.
+        wait_for(lambda: issued_rows(engine, coupon["id"]) >= 100, 60, "the consumer to be mid-sale")
+        first.kill()
+        killed_at = time.monotonic()
+        persisted_before = issued_rows(engine, coupon["id"])
+        results = sale.result()
+    assert persisted_before < 1000, "the consumer was not killed mid-sale"
     winners = _accepted(results, [u for u, _ in users])
     assert len(winners) == 1000
     stack.start_consumer()
     wait_drained(engine, coupon["id"], 1000)
     check_invariants(engine, rdb, coupon["id"], winners)
-    fault_report.append({"case": f"1 consumer SIGKILL ({persisted_before} rows in before)", "sent": 1500,
+    fault_report.append({"case": f"1 consumer SIGKILL at {persisted_before} rows", "sent": 1500,
                          "accepted": len(winners), "issued": issued_rows(engine, coupon["id"]), "rejected": 0,
                          "recovery_s": round(time.monotonic() - killed_at, 1)})
 
