@@ -6,7 +6,8 @@ bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '
 worker_class = "gevent"
 # One worker per core: the hot path is CPU-bound Python between two network waits.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+# Enough for a 10,000-client burst on two workers; the rest would wait in the (4,096) accept backlog.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "6000"))
 backlog = 4096
 keepalive = 30
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))

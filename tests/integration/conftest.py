@@ -23,6 +23,7 @@ from coupon.auth import mint_token, user_token
 from coupon.extensions import db
 from coupon.services import load_users, users
 from tests.support.client import Api
+from tests.support.database import recreate_and_migrate
 from tests.support.processes import ROOT, Stack
 
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon_test")
@@ -96,17 +97,7 @@ def _overrides(env: dict[str, str]) -> dict[str, Any]:
 def migrated_db(base_env: dict[str, str]) -> str:
     """A fresh test database, brought to head by the real migrations (forward from empty)."""
     _check_services()
-    url = make_url(TEST_DB_URL)
-    engine = sa.create_engine(url.set(database=""))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{url.database}`"))
-        conn.execute(sa.text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4"))
-    engine.dispose()
-    out = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "-d", "migrations"],
-        cwd=ROOT, env=base_env, capture_output=True, text=True,
-    )
-    assert out.returncode == 0, f"migrations failed:\n{out.stdout}\n{out.stderr}"
+    recreate_and_migrate(TEST_DB_URL, base_env)
     ensure_topics(KAFKA, {base_env["KAFKA_ISSUE_TOPIC"]: 6, base_env["KAFKA_DLQ_TOPIC"]: 1})
     return TEST_DB_URL
 

@@ -1,7 +1,6 @@
 """Unit tests for coupon.validation: credentials, coupon drafts, UUIDs and JSON-object checks."""
 from __future__ import annotations
 
-import decimal
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
