@@ -78,13 +78,16 @@ class Gate:
             raise RedisUnavailable() from exc
 
     def reserve_many(self, requests: list[tuple[str, str]]) -> list[GateDecision | BaseException]:
-        """Run reserve.lua once per request, all in one pipeline; per-request results in order."""
+        """Decide many requests: one reserve.lua call per coupon, all calls in one pipeline; results in order."""
+        by_coupon: dict[str, list[int]] = {}
+        for index, (coupon_id, _) in enumerate(requests):
+            by_coupon.setdefault(coupon_id, []).append(index)
         sha = self._reserve.sha
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
-            for coupon_id, user_id in requests:
+            for coupon_id, indexes in by_coupon.items():
                 # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
-                pipe.evalsha(sha, 3, *keys.gate_keys(coupon_id), user_id)
+                pipe.evalsha(sha, 3, *keys.gate_keys(coupon_id), *(requests[i][1] for i in indexes))
             try:
                 replies = pipe.execute(raise_on_error=False)
             except REDIS_ERRORS as exc:
@@ -93,12 +96,14 @@ class Gate:
                 self.client.script_load(source("reserve"))  # Redis restarted and lost its script cache
                 continue
             break
-        results: list[GateDecision | BaseException] = []
-        for reply in replies:
+        results: list[GateDecision | BaseException] = [RedisUnavailable()] * len(requests)
+        for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):
-                results.append(RedisUnavailable(f"The coupon gate failed: {reply}"))
-            else:
-                results.append(GateDecision(GateOutcome(int(reply[0])), int(reply[1])))
+                for i in indexes:
+                    results[i] = RedisUnavailable(f"The coupon gate failed: {reply}")
+                continue
+            for n, i in enumerate(indexes):
+                results[i] = GateDecision(GateOutcome(int(reply[2 * n])), int(reply[2 * n + 1]))
         return results
 
     def release(self, coupon_id: str, user_id: str) -> bool:
