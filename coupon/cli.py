@@ -15,12 +15,13 @@ from coupon.errors import AppError
 from coupon.extensions import db
 from coupon.auth import user_token
 from coupon.adapters import failures_repo
-from coupon.services import coupons, failures, load_users, users
-from coupon.validation import parse_coupon_draft
+from coupon.services import coupons, failures, load_users, reconcile, users
+from coupon.validation import parse_coupon_draft, parse_uuid
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate, failures_group):
+    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate, reconcile_coupon,
+                    failures_group):
         app.cli.add_command(command)
 
 
@@ -114,6 +115,26 @@ def rebuild_gate(coupon_id: str) -> None:
         click.echo(f"no coupon {coupon_id}", err=True)
         sys.exit(1)
     click.echo(f"gate of {coupon_id} rebuilt: reserved={gate.reserved(coupon_id)}")
+
+
+@click.command("reconcile")
+@click.argument("coupon_id")
+def reconcile_coupon(coupon_id: str) -> None:
+    """Compare Redis with the DB for a coupon; exit 1 on any mismatch (run it once the consumers drained)."""
+    try:
+        result = reconcile.reconcile(db.session, current_app.extensions["coupon.gate"], parse_uuid(coupon_id))
+    except AppError as exc:
+        _fail(exc)
+        return
+    for name in ("total", "issued_count", "issued_rows", "unresolved_failures", "rejections",
+                 "redis_reserved", "redis_participants"):
+        click.echo(f"{name:20} {getattr(result, name)}")
+    if result.ok:
+        click.echo("OK: Redis and the DB agree")
+        return
+    for problem in result.problems:
+        click.echo(f"MISMATCH: {problem}", err=True)
+    sys.exit(1)
 
 
 @click.group("failures")

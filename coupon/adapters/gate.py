@@ -130,6 +130,12 @@ class Gate:
             raise RedisUnavailable() from exc
         return None if score is None else int(score)
 
+    def participant_count(self, coupon_id: str) -> int:
+        try:
+            return int(self.client.zcard(keys.participants(coupon_id)))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+
     def has_meta(self, coupon_id: str) -> bool:
         return bool(self.client.exists(keys.meta(coupon_id)))
 

@@ -66,3 +66,22 @@ def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
         assert requests.get(url, auth=("ops", "s3cret-pass"), timeout=5).status_code == 200
     finally:
         stack.stop()
+
+
+def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(stack, api, admin_token, mint, engine, rdb) -> None:
+    from coupon.adapters import keys
+    from tests.support.client import burst
+    from tests.support.invariants import wait_drained
+
+    coupon = api.create_coupon(admin_token, 20)
+    users = mint(30)
+    burst(api.base, [("POST", f"/api/coupon/{coupon['id']}/issue", t) for _, t in users])
+    wait_drained(engine, coupon["id"], 20)
+    ok = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"])
+    assert ok.returncode == 0 and "OK: Redis and the DB agree" in ok.stdout, ok.stdout + ok.stderr
+    assert "issued_rows          20" in ok.stdout
+    rdb.incr(keys.issued(coupon["id"]))  # a reservation that no request holds any more
+    bad = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"])
+    assert bad.returncode == 1 and "MISMATCH: Redis reserved 21 != DB issued 20" in bad.stderr
+    unknown = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", "00000000-0000-4000-8000-000000000000")
+    assert unknown.returncode == 1 and "E3001" in unknown.stderr

@@ -1,0 +1,65 @@
+"""Reconciliation: does Redis agree with the DB for one coupon? Meaningful once the pipeline has drained."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from coupon.adapters.gate import Gate
+from coupon.services.coupons import get_coupon
+
+_COUNTS = text(
+    "SELECT"
+    " (SELECT COUNT(*) FROM issued_coupons WHERE coupon_id = :c) AS issued_rows,"
+    " (SELECT COUNT(DISTINCT user_id) FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0)"
+    "   AS unresolved_failures,"
+    " (SELECT COUNT(*) FROM issue_rejections WHERE coupon_id = :c) AS rejections"
+)
+
+
+@dataclass
+class Reconciliation:
+    coupon_id: str
+    total: int
+    issued_count: int
+    issued_rows: int
+    unresolved_failures: int
+    rejections: int
+    redis_reserved: int
+    redis_participants: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
+    coupon = get_coupon(session, coupon_id)
+    row = session.execute(_COUNTS, {"c": coupon_id}).one()
+    result = Reconciliation(
+        coupon_id=coupon_id,
+        total=coupon.total_quantity,
+        issued_count=coupon.issued_count,
+        issued_rows=int(row.issued_rows),
+        unresolved_failures=int(row.unresolved_failures),
+        rejections=int(row.rejections),
+        redis_reserved=gate.reserved(coupon_id),
+        redis_participants=gate.participant_count(coupon_id),
+    )
+    if result.issued_rows > result.total:
+        result.problems.append(f"over-issued: {result.issued_rows} rows for a quantity of {result.total}")
+    if result.issued_count != result.issued_rows:
+        result.problems.append(f"issued_count {result.issued_count} != {result.issued_rows} issued rows")
+    held = result.issued_rows + result.unresolved_failures
+    if result.redis_reserved != held:
+        result.problems.append(
+            f"Redis reserved {result.redis_reserved} != DB issued {result.issued_rows}"
+            f" + unresolved failures {result.unresolved_failures} (requests still on Kafka count here too)"
+        )
+    if result.redis_participants != result.redis_reserved:
+        result.problems.append(
+            f"Redis participants {result.redis_participants} != Redis reserved {result.redis_reserved}"
+        )
+    return result
