@@ -1,6 +1,14 @@
 """gunicorn settings for the API: gevent workers, no preload (each worker patches, then imports the app)."""
 import multiprocessing
 import os
+import shutil
+import tempfile
+
+# Metrics of all workers land in one folder, aggregated by whichever worker answers /metrics. It must be
+# set before any worker imports prometheus_client, and each master gets its own, emptied at start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="coupon-metrics-")
+_OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8000')}"
 worker_class = "gevent"
@@ -35,3 +43,14 @@ def post_worker_init(worker):
     publisher = worker.wsgi.extensions.get("coupon.publisher")
     if publisher is not None:
         gevent.spawn(publisher.warm_up)
+
+
+def on_starting(server):
+    shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+    os.makedirs(_OWN_METRICS_DIR, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

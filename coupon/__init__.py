@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from coupon import auth, cli, logging_setup, resources
+from coupon import auth, cli, logging_setup, metrics, resources
 from coupon.api import register_blueprints
 from coupon.config import load_config
 from coupon.error_handlers import register_error_handlers
@@ -26,5 +26,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     register_blueprints(app)
     register_error_handlers(app)
+    metrics.init_app(app)
     cli.init_app(app)
     return app

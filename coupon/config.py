@@ -57,6 +57,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "REPUBLISH_INTERVAL_SECONDS": _int("REPUBLISH_INTERVAL_SECONDS", 10),
         "CONSUMER_BATCH_SIZE": _int("CONSUMER_BATCH_SIZE", 1000),
         "API_PORT": _int("API_PORT", 8000),
+        "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
+        "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
     }
     if overrides:
         cfg.update(overrides)

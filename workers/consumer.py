@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
+from prometheus_client import start_http_server
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -21,6 +23,7 @@ from coupon.domain import utcnow
 from coupon.extensions import db
 from coupon.messages import IssueEvent, UndecodableMessage, decode_record
 from coupon.services.persistence import TransientFailure, persist_batch
+from coupon.telemetry import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
 
 log = logging.getLogger("workers.consumer")
 
@@ -88,6 +91,7 @@ class Consumer:
                     events.extend(decode_record(record.value))
                 except UndecodableMessage as exc:
                     self.to_dlq(record, str(exc))
+        started = time.perf_counter()
         try:
             with self.app.app_context():
                 report = persist_batch(db.session, self.locks, events, utcnow())
@@ -101,10 +105,24 @@ class Consumer:
         self.backoff = 0.0
         self.commit(polled)
         self.parked.clear()
+        PERSIST_LATENCY.observe(time.perf_counter() - started)
+        BATCH_SIZE.observe(len(events))
+        CONSUMED.inc(len(events))
+        for result, count in (("inserted", report.inserted), ("duplicate", report.duplicates),
+                              ("rejected", report.rejected), ("failed", report.failed)):
+            if count:
+                PERSISTED.labels(result).inc(count)
+        self.report_lag(polled)
         log.info(
             "batch: %d events, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
             len(events), report.inserted, report.duplicates, report.rejected, report.failed, report.resolved,
         )
+
+    def report_lag(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in polled.items():
+            end = self.consumer.highwater(tp)
+            if end is not None and records:
+                LAG.labels(str(tp.partition)).set(max(end - (records[-1].offset + 1), 0))
 
     def to_dlq(self, record: Any, reason: str) -> None:
         where = (record.topic, record.partition, record.offset)
@@ -118,6 +136,7 @@ class Consumer:
         # Waiting for the ack: the offset is committed past this record only once the DLQ has it.
         self.dlq.send(self.dlq_topic, key=record.key, value=record.value, headers=headers).get(timeout=30)
         self.parked.add(where)
+        UNDECODABLE.inc()
 
     def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in polled.items():
@@ -142,6 +161,11 @@ class Consumer:
 
 def main() -> None:
     app = create_app()
+    port = app.config["CONSUMER_METRICS_PORT"]
+    if port:
+        # Each consumer process serves its own metrics; several on one host need different ports (0: off).
+        start_http_server(port, addr=app.config["CONSUMER_METRICS_HOST"])
+        log.info("metrics on http://%s:%d/metrics", app.config["CONSUMER_METRICS_HOST"], port)
     worker = Consumer(app)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -13,6 +13,7 @@ from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.lua import source
 from coupon.adapters.redis_client import RedisClient
 from coupon.errors import RedisUnavailable
+from coupon.telemetry import GATE_BATCH, GATE_LATENCY
 
 REBUILD_LOCK_MS = 10_000
 REBUILD_WAIT_S = 5.0
@@ -83,6 +84,8 @@ class Gate:
         for index, (coupon_id, _) in enumerate(requests):
             by_coupon.setdefault(coupon_id, []).append(index)
         sha = self._reserve.sha
+        GATE_BATCH.observe(len(requests))
+        started = time.perf_counter()
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for coupon_id, indexes in by_coupon.items():
@@ -96,6 +99,7 @@ class Gate:
                 self.client.script_load(source("reserve"))  # Redis restarted and lost its script cache
                 continue
             break
+        GATE_LATENCY.observe(time.perf_counter() - started)
         results: list[GateDecision | BaseException] = [RedisUnavailable()] * len(requests)
         for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
@@ -11,6 +12,7 @@ from kafka.errors import KafkaError
 from coupon.adapters.coalescer import Coalescer
 from coupon.errors import KafkaUnavailable
 from coupon.messages import IssueEvent, encode_batch
+from coupon.telemetry import PRODUCE_BATCH, PRODUCE_LATENCY
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,13 @@ class IssuePublisher:
             raise KafkaUnavailable() from exc
 
     def _publish_batch(self, events: list[IssueEvent]) -> list[None]:
+        started = time.perf_counter()
         if len(events) == 1:
             self.publish(events[0].user_id, events[0].to_bytes())
         else:
             self.publish(events[0].user_id, encode_batch(events))
+        PRODUCE_LATENCY.observe(time.perf_counter() - started)
+        PRODUCE_BATCH.observe(len(events))
         return [None] * len(events)
 
     def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:

@@ -24,6 +24,7 @@ from coupon.errors import (
     SoldOut,
 )
 from coupon.messages import IssueEvent
+from coupon.telemetry import ISSUE_OUTCOMES
 from coupon.services.coupons import get_coupon, rebuild_gate
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,31 @@ class IssueAccepted:
     requested_at: str
 
 
+_OUTCOME_LABELS: dict[type[AppError], str] = {
+    AlreadyParticipated: "duplicate",
+    SoldOut: "sold_out",
+    IssueNotStarted: "not_active",
+    IssueEnded: "not_active",
+    CouponDisabled: "not_active",
+    CouponNotFound: "not_found",
+    KafkaUnavailable: "unavailable",
+    RedisUnavailable: "unavailable",
+}
+
+
 def request_issue(
+    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
+) -> IssueAccepted:
+    try:
+        accepted = _request_issue(session, gate, publisher, coupon_id, user_id, now)
+    except AppError as exc:
+        ISSUE_OUTCOMES.labels(_OUTCOME_LABELS.get(type(exc), "error")).inc()
+        raise
+    ISSUE_OUTCOMES.labels("accepted").inc()
+    return accepted
+
+
+def _request_issue(
     session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
 ) -> IssueAccepted:
     decision = gate.reserve(coupon_id, user_id)

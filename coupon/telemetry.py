@@ -1,0 +1,37 @@
+"""Prometheus metrics of the issue path and the consumer (prometheus_client; multiprocess-safe under gunicorn)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+ISSUE_OUTCOMES = Counter(
+    "coupon_issue_requests_total",
+    "Issue requests by outcome: accepted, duplicate, sold_out, not_active, not_found, unavailable",
+    ["outcome"],
+)
+GATE_LATENCY = Histogram(
+    "coupon_gate_batch_seconds", "One gate round trip (a pipeline of reserve.lua calls)", buckets=_LATENCY_BUCKETS
+)
+GATE_BATCH = Histogram(
+    "coupon_gate_batch_size", "Requests decided per gate round trip", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500)
+)
+PRODUCE_LATENCY = Histogram(
+    "coupon_kafka_produce_seconds", "Send to broker ack of one record of accepted requests", buckets=_LATENCY_BUCKETS
+)
+PRODUCE_BATCH = Histogram(
+    "coupon_kafka_record_events", "Accepted requests per Kafka record", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+)
+
+CONSUMED = Counter("coupon_consumer_messages_total", "Issue events read from Kafka")
+PERSISTED = Counter(
+    "coupon_consumer_rows_total", "What became of consumed events: inserted, duplicate, rejected, failed", ["result"]
+)
+UNDECODABLE = Counter("coupon_consumer_dlq_total", "Records parked in the DLQ")
+BATCH_SIZE = Histogram(
+    "coupon_consumer_batch_events", "Events per persisted batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+)
+PERSIST_LATENCY = Histogram(
+    "coupon_consumer_persist_seconds", "Persisting one batch (locks + DB transaction)", buckets=_LATENCY_BUCKETS
+)
+LAG = Gauge("coupon_consumer_lag", "Records behind the log end, per partition", ["partition"], multiprocess_mode="max")

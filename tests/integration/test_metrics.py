@@ -1,0 +1,50 @@
+"""Prometheus metrics scraped from the real API (all workers) and the real consumer after a small sale."""
+from __future__ import annotations
+
+import re
+
+import requests
+
+from tests.support.client import Api, burst
+from tests.support.invariants import wait_drained
+from tests.support.processes import Stack, free_port, wait_for
+
+
+def _value(text: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$" if labels else rf"^{re.escape(name)} ([0-9.e+-]+)$"
+    found = re.findall(pattern, text, re.M)
+    return sum(float(v) for v in found)
+
+
+def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_token, mint, engine) -> None:
+    consumer_port = free_port()
+    stack = Stack(dict(pipeline_env, CONSUMER_METRICS_PORT=str(consumer_port)), tmp_path)
+    try:
+        api = Api(stack.start_api(workers=2))
+        stack.start_consumer()
+        coupon = api.create_coupon(admin_token, 30)
+        users = mint(40)
+        replies = burst(api.base, [("POST", f"/api/coupon/{coupon['id']}/issue", t) for _, t in users])
+        dupes = burst(api.base, [("POST", f"/api/coupon/{coupon['id']}/issue", t) for _, t in users[:5]])
+        assert sum(r[0] == 202 for r in replies) == 30 and all(r[0] == 409 for r in dupes)
+        wait_drained(engine, coupon["id"], 30)
+
+        # Whichever worker answers, the numbers are the sum over both workers.
+        for _ in range(4):
+            text = requests.get(api.base + "/metrics", timeout=5).text
+            assert _value(text, "coupon_issue_requests_total", '{outcome="accepted"}') == 30
+            assert _value(text, "coupon_issue_requests_total", '{outcome="sold_out"}') == 10
+            assert _value(text, "coupon_issue_requests_total", '{outcome="duplicate"}') == 5
+            assert _value(text, "coupon_kafka_record_events_sum") == 30
+            assert _value(text, "coupon_gate_batch_size_sum") == 45
+        assert 'endpoint="coupons.issue"' in text  # per-endpoint request metrics, not per path
+
+        consumer = f"http://127.0.0.1:{consumer_port}/metrics"
+        wait_for(lambda: _value(requests.get(consumer, timeout=5).text, "coupon_consumer_rows_total",
+                                '{result="inserted"}') == 30, 30, "the consumer's counters")
+        text = requests.get(consumer, timeout=5).text
+        assert _value(text, "coupon_consumer_messages_total") == 30
+        assert _value(text, "coupon_consumer_batch_events_sum") == 30
+        assert "coupon_consumer_lag{" in text
+    finally:
+        stack.stop()
