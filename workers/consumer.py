@@ -12,12 +12,14 @@ import threading
 import time
 from typing import Any
 
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from coupon import create_app
+from coupon.adapters import failures_repo
 from coupon.adapters.locks import PairLocks
 from coupon.domain import utcnow
 from coupon.extensions import db
@@ -36,6 +38,26 @@ class _AssignmentLog(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+
+class FailureCounts:
+    """coupon_failures{status}: failure records by status, read from the DB when the consumer is scraped."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily("coupon_failures", "failed_issued_coupons rows by status", labels=["status"])
+        try:
+            with self.app.app_context():
+                counts = failures_repo.counts(db.session)
+                db.session.remove()
+        except Exception as exc:  # a scrape must not fail because the DB is down; the gauge is left out
+            log.warning("failure counts unavailable: %s", exc)
+            return
+        for status, count in counts.items():
+            family.add_metric([status], count)
+        yield family
 
 
 class Consumer:
@@ -164,6 +186,7 @@ def main() -> None:
     port = app.config["CONSUMER_METRICS_PORT"]
     if port:
         # Each consumer process serves its own metrics; several on one host need different ports (0: off).
+        REGISTRY.register(FailureCounts(app))
         start_http_server(port, addr=app.config["CONSUMER_METRICS_HOST"])
         log.info("metrics on http://%s:%d/metrics", app.config["CONSUMER_METRICS_HOST"], port)
     worker = Consumer(app)

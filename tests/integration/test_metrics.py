@@ -46,5 +46,14 @@ def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_t
         assert _value(text, "coupon_consumer_messages_total") == 30
         assert _value(text, "coupon_consumer_batch_events_sum") == 30
         assert "coupon_consumer_lag{" in text
+        assert _value(text, "coupon_failures", '{status="PENDING"}') == 0
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
+                " status, created_at) VALUES (%s, %s, '{}', 'boom', 5, 0, 'DEAD', NOW(6))",
+                (coupon["id"], users[0][0]),
+            )
+        text = requests.get(consumer, timeout=5).text
+        assert _value(text, "coupon_failures", '{status="DEAD"}') == 1
     finally:
         stack.stop()
