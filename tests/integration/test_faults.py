@@ -5,6 +5,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -73,14 +76,22 @@ def _failure_counts(engine: sa.Engine, coupon_id: str) -> dict[str, int]:
     return {r.status: r.n for r in rows}
 
 
-def test_failing_inserts_are_recorded_republished_and_resolved(
-    pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
-) -> None:
-    env = dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES="1000")
-    stack = Stack(env, tmp_path)
+@contextmanager
+def _retry_stack(pipeline_env: dict[str, str], tmp_path: Path, max_retries: int) -> Iterator[tuple[Stack, Api]]:
+    """API + consumer on the test's topic, with a 1 s republish interval; the retry machinery starts on demand."""
+    stack = Stack(dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES=str(max_retries)), tmp_path)
     try:
         api = Api(stack.start_api())
         stack.start_consumer()
+        yield stack, api
+    finally:
+        stack.stop()
+
+
+def test_failing_inserts_are_recorded_republished_and_resolved(
+    pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
+) -> None:
+    with _retry_stack(pipeline_env, tmp_path, max_retries=1000) as (stack, api):
         coupon = api.create_coupon(admin_token, 100)
         users = mint(60)
         broken = [u for u, _ in users[:10]]
@@ -107,18 +118,12 @@ def test_failing_inserts_are_recorded_republished_and_resolved(
         assert status == "ISSUED"
         check_invariants(engine, rdb, coupon["id"], accepted)
         _report(fault_report, "4 failing inserts → republished → resolved", 60, 60, engine, coupon["id"], recovery)
-    finally:
-        stack.stop()
 
 
 def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
     pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
 ) -> None:
-    env = dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES="2")
-    stack = Stack(env, tmp_path)
-    try:
-        api = Api(stack.start_api())
-        stack.start_consumer()
+    with _retry_stack(pipeline_env, tmp_path, max_retries=2) as (stack, api):
         coupon = api.create_coupon(admin_token, 10)
         users = mint(5)
         _break_users(engine, [users[0][0]])
@@ -130,7 +135,7 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         row = q(engine, "SELECT id, retry_count FROM failed_issued_coupons")[0]
         assert row.retry_count == 2
         cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
-                             cwd=ROOT, env=env, capture_output=True, text=True)
+                             cwd=ROOT, env=stack.env, capture_output=True, text=True)
         assert cli.returncode == 0 and users[0][0] in cli.stdout and "injected fault" in cli.stdout
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
         assert status == "REJECTED"
@@ -140,13 +145,11 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         # An operator fixes the cause and retries the dead record by hand: it resolves.
         _heal(engine)
         retry = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(row.id)],
-                               cwd=ROOT, env=env, capture_output=True, text=True)
+                               cwd=ROOT, env=stack.env, capture_output=True, text=True)
         assert retry.returncode == 0, retry.stderr
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 1}, 60, "the retried record to resolve")
         assert issued_rows(engine, coupon["id"]) == 5
         check_invariants(engine, rdb, coupon["id"], accepted)
-    finally:
-        stack.stop()
 
 
 def test_database_down_for_10s_consumer_holds_offsets_and_catches_up(
