@@ -60,7 +60,38 @@ def env_for(tag: str) -> dict[str, str]:
     return env
 
 
-def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+def _cpu_seconds(pid: int, kind: str = "all") -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    user, system = int(fields[11]), int(fields[12])
+    ticks = {"all": user + system, "user": user, "sys": system}[kind]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(api_pid: int) -> dict[str, list[int]]:
+    """The API's gunicorn processes and the local services' pids (scripts/services.sh pid files)."""
+    children = Path(f"/proc/{api_pid}/task/{api_pid}/children")
+    pids = {"api": [api_pid] + [int(p) for p in children.read_text().split()] if children.exists() else [api_pid]}
+    for name in ("redis", "kafka", "mariadb"):
+        pid_file = ROOT / ".local" / "run" / f"{name}.pid"
+        if pid_file.exists():
+            pids[name] = [int(pid_file.read_text().strip())]
+    return pids
+
+
+def cpu_snapshot(api_pid: int) -> dict[str, float]:
+    pids = _server_pids(api_pid)
+    snap = {name: sum(_cpu_seconds(p) for p in group) for name, group in pids.items()}
+    snap["api_sys"] = sum(_cpu_seconds(p, "sys") for p in pids["api"])  # part of "api": the kernel's share
+    return snap
+
+
+def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[str, str] | None = None,
+        api_pid: int | None = None) -> dict[str, Any]:
+    """Run wrk; with api_pid, also the CPU the API and the services spent per request (robust to a busy box)."""
+    before = cpu_snapshot(api_pid) if api_pid else {}
     # Pinned to one core where taskset exists, so the load generator takes as little as it can from the server.
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     cmd = pin + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(ROOT / "bench" / script), url]
@@ -70,6 +101,9 @@ def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[s
     total = int(re.search(r"(\d+) requests in", text).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     result: dict[str, Any] = {"rps": rps, "requests": total, "non_2xx": int(errors.group(1)) if errors else 0}
+    if api_pid:
+        after = cpu_snapshot(api_pid)
+        result["cpu_us_per_request"] = {k: round(1e6 * (after[k] - before.get(k, 0.0)) / max(total, 1), 1) for k in after}
     for key in ("LATENCY", "STATUS"):
         m = re.search(rf"^{key} (\{{.*\}})$", text, re.M)
         if m:
@@ -128,7 +162,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test of the harness")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--only", default="ceiling,issue,openloop,flash,drain",
+                    help="comma-separated stages to run (RESULTS.md is written only when all run)")
     args = ap.parse_args()
+    stages = set(args.only.split(","))
+    full = stages >= {"ceiling", "issue", "openloop", "flash", "drain"}
     scale = 0.2 if args.quick else 1.0
     if not shutil.which("wrk"):
         say("installing wrk (apt)")
@@ -164,92 +202,145 @@ def main() -> None:
                 pairs.extend(chunk)
         api = Api(stack.start_api(workers=results["workers"]))
 
-        say(f"1. ceiling: GET /health, {args.connections} connections, {args.seconds}s")
-        results["ceiling"] = wrk(api.base + "/health", "health.lua", args.seconds, args.connections)
-        say(f"   {results['ceiling']['rps']:.0f} req/s")
-
-        say("2. issue throughput: distinct users, stock never runs out")
-        throughput_tokens = write_tokens(LOG_DIR / "tokens-throughput.txt", pairs[: int(60_000 * scale) + 10_000])
-        big = api.create_coupon(admin_token, 10_000_000)
-        issue = wrk(api.base, "issue.lua", args.seconds, args.connections,
-                    {"TOKENS": str(throughput_tokens), "COUPON_ID": big["id"]})
-        issue["ratio_to_ceiling"] = round(issue["rps"] / results["ceiling"]["rps"], 3)
-        results["issue"] = issue
-        say(f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')}")
+        if "ceiling" in stages or "issue" in stages:
+            say(f"1. ceiling: GET /health, {args.connections} connections, {args.seconds}s")
+            results["ceiling"] = wrk(api.base + "/health", "health.lua", args.seconds, args.connections,
+                                     api_pid=stack.procs[0].pid)
+            say(f"   {results['ceiling']['rps']:.0f} req/s")
+        offset = int(60_000 * scale) + 10_000
+        if "issue" in stages:
+            throughput(args, api, admin_token, pairs[:offset], results, stack.procs[0].pid)
         # The endpoint was measured on its own; the consumer now drains what it accepted (and stays for the rest).
         stack.start_consumer()
-        accepted = issue["status"]["accepted"]
-        rdb = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-        # wrk does not say who was accepted; Redis' participants do, and the invariants tie them to the DB.
-        # Requests in flight when wrk stopped were accepted but their replies not counted: at most one per connection.
-        wait_drained(engine, big["id"], accepted, timeout=300)
-        wait_for(lambda: rdb.zcard(keys.participants(big["id"])) == issued_rows(engine, big["id"]), 60,
-                 "the last in-flight requests to drain")
-        holders = rdb.zrange(keys.participants(big["id"]), 0, -1)
-        assert accepted <= len(holders) <= accepted + args.connections, (len(holders), accepted)
-        check_invariants(engine, rdb, big["id"], holders)
-        offset = int(60_000 * scale) + 10_000
+        if "issue" in stages:
+            check_throughput_run(args, results, engine)
 
-        say("3. open loop: 1,000 req/s offered for 10 s")
-        ol_pairs = pairs[offset: offset + 10_000]
+        if "openloop" in stages:
+            openloop(args, api, admin_token, pairs[offset: offset + 10_000], results)
         offset += 10_000
-        ol_tokens = write_tokens(LOG_DIR / "tokens-openloop.txt", ol_pairs)
-        ol_coupon = api.create_coupon(admin_token, 10_000_000)
-        out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", ol_coupon["id"],
-                              "--tokens", str(ol_tokens), "--rate", "1000", "--seconds", str(min(10, args.seconds))],
-                             cwd=ROOT, capture_output=True, text=True, check=True)
-        results["open_loop_1000rps"] = json.loads(out.stdout)
-        say(f"   {results['open_loop_1000rps']}")
 
-        flash_users = min(10_000, len(pairs) - offset)
-        say(f"4. flash sale: {flash_users} users at once, quantity 1,000")
-        flash = api.create_coupon(admin_token, 1000)
-        sale_pairs = pairs[offset: offset + flash_users]
-        timing: dict[str, float] = {}
-        # Watch the DB during the burst: the rows may land long before the last of 10,000 replies is read.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            landed = pool.submit(_time_until_rows, engine, flash["id"], 1000, 300)
-            replies = burst(api.base, [("POST", f"/api/coupon/{flash['id']}/issue", t) for _, t in sale_pairs], timing)
-            # From the moment all requests were fired (their connections were opened before that).
-            db_s = landed.result() - timing["fired"]
-        burst_s = timing["done"] - timing["fired"]
-        codes: dict[str, int] = {}
-        for r in replies:
-            codes[f"{r[0]} {r[1] or ''}".strip()] = codes.get(f"{r[0]} {r[1] or ''}".strip(), 0) + 1
-        winners = [u for (u, _), r in zip(sale_pairs, replies) if r[0] == 202]
-        counts = check_invariants(engine, redis.Redis.from_url(REDIS_URL, decode_responses=True), flash["id"], winners)
-        results["flash_sale"] = {
-            "users": flash_users, "quantity": 1000, "statuses": codes,
-            "five_xx": sum(n for k, n in codes.items() if k.startswith("5") or k.startswith("0")),
-            "latency_ms": percentiles([r[3] for r in replies if r[0]]),
-            "seconds_until_last_reply": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
-            "exact": counts["issued"] == 1000 and len(winners) == 1000,
-        }
-        say(f"   {results['flash_sale']}")
+        if "flash" in stages:
+            flash_sale(api, admin_token, pairs[offset: offset + 10_000], results, engine)
         stack.stop()
 
-        with app.app_context():
-            drain_api = Stack(env, LOG_DIR)
-            api2 = Api(drain_api.start_api(workers=1))
-            try:
-                n = int(50_000 * scale)
-                say(f"5. consumer drain: {n} preloaded messages, one consumer")
-                results["drain_1"] = drain(env, engine, api2, admin_token, n, 1)
-                say(f"   {results['drain_1']}")
-                say(f"   {n} preloaded messages, two consumers")
-                results["drain_2"] = drain(env, engine, api2, admin_token, n, 2)
-                say(f"   {results['drain_2']}")
-            finally:
-                drain_api.stop()
+        if "drain" in stages:
+            with app.app_context():
+                drain_api = Stack(env, LOG_DIR)
+                api2 = Api(drain_api.start_api(workers=1))
+                try:
+                    n = int(50_000 * scale)
+                    say(f"5. consumer drain: {n} preloaded messages, one consumer")
+                    results["drain_1"] = drain(env, engine, api2, admin_token, n, 1)
+                    say(f"   {results['drain_1']}")
+                    say(f"   {n} preloaded messages, two consumers")
+                    results["drain_2"] = drain(env, engine, api2, admin_token, n, 2)
+                    say(f"   {results['drain_2']}")
+                finally:
+                    drain_api.stop()
     finally:
         stack.stop()
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
-    print(table)
-    if not args.quick:
-        (ROOT / "bench" / "RESULTS.md").write_text(table)
+    if full:
+        table = markdown(results)
+        print(table)
+        if not args.quick:
+            (ROOT / "bench" / "RESULTS.md").write_text(table)
+    else:
+        print(json.dumps(results, indent=2))
+
+
+def throughput(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
+               results: dict[str, Any], api_pid: int) -> None:
+    say("2. issue throughput: distinct users, stock never runs out")
+    throughput_tokens = write_tokens(LOG_DIR / "tokens-throughput.txt", pairs)
+    big = api.create_coupon(admin_token, 10_000_000)
+    issue = wrk(api.base, "issue.lua", args.seconds, args.connections,
+                {"TOKENS": str(throughput_tokens), "COUPON_ID": big["id"]}, api_pid=api_pid)
+    issue["ratio_to_ceiling"] = round(issue["rps"] / results["ceiling"]["rps"], 3)
+    results["issue"] = issue
+    issue["coupon_id"] = big["id"]
+    issue["grouping"] = grouping(api.base)
+    ceiling_cpu, issue_cpu = results["ceiling"].get("cpu_us_per_request", {}), issue.get("cpu_us_per_request", {})
+    if ceiling_cpu.get("api") and issue_cpu:
+        # CPU per request, API plus the Redis and Kafka it drives: the throughput ratio a quiet box would give.
+        def total(cpu: dict[str, float]) -> float:
+            return sum(v for k, v in cpu.items() if k != "api_sys")
+
+        issue["cpu_ratio_to_ceiling"] = round(total(ceiling_cpu) / total(issue_cpu), 3)
+    say(f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')},"
+        f" grouping {issue['grouping']}, cpu µs/request {issue.get('cpu_us_per_request')}"
+        f" vs ceiling {results['ceiling'].get('cpu_us_per_request')}, cpu ratio {issue.get('cpu_ratio_to_ceiling')}")
+
+
+def grouping(base: str) -> dict[str, float]:
+    """Mean requests per gate round trip and per Kafka record, from the API's own /metrics."""
+    import requests
+
+    text = requests.get(base + "/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for name, label in (("coupon_gate_batch_size", "per_gate_call"), ("coupon_kafka_record_events", "per_kafka_record")):
+        total = sum(float(v) for v in re.findall(rf"^{name}_sum(?:{{[^}}]*}})? (\S+)$", text, re.M))
+        count = sum(float(v) for v in re.findall(rf"^{name}_count(?:{{[^}}]*}})? (\S+)$", text, re.M))
+        out[label] = round(total / count, 1) if count else 0.0
+        out[f"{name}_count"] = count
+    return out
+
+
+def check_throughput_run(args: argparse.Namespace, results: dict[str, Any], engine: sa.Engine) -> None:
+    issue = results["issue"]
+    big = {"id": issue["coupon_id"]}
+    accepted = issue["status"]["accepted"]
+    rdb = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    # wrk does not say who was accepted; Redis' participants do, and the invariants tie them to the DB.
+    # Requests in flight when wrk stopped were accepted but their replies not counted: at most one per connection.
+    wait_drained(engine, big["id"], accepted, timeout=300)
+    wait_for(lambda: rdb.zcard(keys.participants(big["id"])) == issued_rows(engine, big["id"]), 60,
+             "the last in-flight requests to drain")
+    holders = rdb.zrange(keys.participants(big["id"]), 0, -1)
+    assert accepted <= len(holders) <= accepted + args.connections, (len(holders), accepted)
+    check_invariants(engine, rdb, big["id"], holders)
+
+
+def openloop(args: argparse.Namespace, api: Api, admin_token: str, ol_pairs: list[tuple[str, str]],
+         results: dict[str, Any]) -> None:
+    say("3. open loop: 1,000 req/s offered for 10 s")
+    ol_tokens = write_tokens(LOG_DIR / "tokens-openloop.txt", ol_pairs)
+    ol_coupon = api.create_coupon(admin_token, 10_000_000)
+    out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", ol_coupon["id"],
+                          "--tokens", str(ol_tokens), "--rate", "1000", "--seconds", str(min(10, args.seconds))],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    results["open_loop_1000rps"] = json.loads(out.stdout)
+    say(f"   {results['open_loop_1000rps']}")
+
+
+def flash_sale(api: Api, admin_token: str, sale_pairs: list[tuple[str, str]], results: dict[str, Any],
+           engine: sa.Engine) -> None:
+    flash_users = len(sale_pairs)
+    say(f"4. flash sale: {flash_users} users at once, quantity 1,000")
+    flash = api.create_coupon(admin_token, 1000)
+    timing: dict[str, float] = {}
+    # Watch the DB during the burst: the rows may land long before the last of 10,000 replies is read.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        landed = pool.submit(_time_until_rows, engine, flash["id"], 1000, 300)
+        replies = burst(api.base, [("POST", f"/api/coupon/{flash['id']}/issue", t) for _, t in sale_pairs], timing)
+        # From the moment all requests were fired (their connections were opened before that).
+        db_s = landed.result() - timing["fired"]
+    burst_s = timing["done"] - timing["fired"]
+    codes: dict[str, int] = {}
+    for r in replies:
+        codes[f"{r[0]} {r[1] or ''}".strip()] = codes.get(f"{r[0]} {r[1] or ''}".strip(), 0) + 1
+    winners = [u for (u, _), r in zip(sale_pairs, replies) if r[0] == 202]
+    counts = check_invariants(engine, redis.Redis.from_url(REDIS_URL, decode_responses=True), flash["id"], winners)
+    results["flash_sale"] = {
+        "users": flash_users, "quantity": 1000, "statuses": codes,
+        "five_xx": sum(n for k, n in codes.items() if k.startswith("5") or k.startswith("0")),
+        "latency_ms": percentiles([r[3] for r in replies if r[0]]),
+        "seconds_until_last_reply": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
+        "exact": counts["issued"] == 1000 and len(winners) == 1000,
+    }
+    say(f"   {results['flash_sale']}")
 
 
 def markdown(r: dict[str, Any]) -> str:

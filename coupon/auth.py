@@ -41,7 +41,7 @@ def user_token(user_id: str) -> str:
 
 def _verify() -> dict[str, Any]:
     """Decode the bearer token with the algorithm pinned; claims land on flask.g for the view."""
-    header = request.headers.get("Authorization", "")
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme != "Bearer" or not token:
         raise MissingToken()

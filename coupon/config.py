@@ -50,6 +50,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # The API waits this long for the broker's ack before releasing the reservation (503).
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
         "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
+        "ISSUE_MAX_BATCH": _int("ISSUE_MAX_BATCH", 1000),
+        "ISSUE_MAX_IN_FLIGHT": _int("ISSUE_MAX_IN_FLIGHT", 1),
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": _int("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024),

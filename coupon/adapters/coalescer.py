@@ -35,29 +35,42 @@ def _gevent_active() -> bool:
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, flush: Flush, max_batch: int = 1000, max_in_flight: int = 1) -> None:
+    def __init__(self, flush: Flush, max_batch: int = 1000, max_in_flight: int = 1,
+                 queue_timeout: float = 5.0, flush_timeout: float = 10.0) -> None:
         self._flush = flush
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
+        self.queue_timeout = queue_timeout
+        self.flush_timeout = flush_timeout
         self._pending: list[tuple[T, object, float]] = []
         self._flushers = 0
         self._gevent = _gevent_active()
+        if self._gevent:
+            # Bound once: imports inside submit() cost a lookup per request on the hot path.
+            from gevent import Timeout, spawn
+            from gevent.event import AsyncResult
 
-    def submit(self, item: T, queue_timeout: float = 5.0, flush_timeout: float = 10.0) -> R:
+            self._Timeout, self._spawn, self._AsyncResult = Timeout, spawn, AsyncResult
+
+    def submit(self, item: T, queue_timeout: float | None = None, flush_timeout: float | None = None) -> R:
         """Run `item` in the next batch; `flush_timeout` must bound the flush function itself."""
         if not self._gevent:
             return self._unwrap(self._flush([item])[0])
-        from gevent import Timeout, spawn
-        from gevent.event import AsyncResult
+        if not hasattr(self, "_AsyncResult"):  # switched to greenlet mode after construction (tests)
+            from gevent import Timeout, spawn
+            from gevent.event import AsyncResult
 
-        slot: AsyncResult = AsyncResult()
+            self._Timeout, self._spawn, self._AsyncResult = Timeout, spawn, AsyncResult
+        queue_timeout = self.queue_timeout if queue_timeout is None else queue_timeout
+        flush_timeout = self.flush_timeout if flush_timeout is None else flush_timeout
+        slot = self._AsyncResult()
         self._pending.append((item, slot, time.monotonic() + queue_timeout))
         if self._flushers < self.max_in_flight:
             self._flushers += 1
-            spawn(self._run)
+            self._spawn(self._run)
         try:
             return slot.get(timeout=queue_timeout + flush_timeout)
-        except Timeout:
+        except self._Timeout:
             raise FlushTimeout(f"no result within {queue_timeout + flush_timeout:.1f}s") from None
 
     @staticmethod

@@ -9,7 +9,6 @@ from typing import Iterable
 import redis
 
 from coupon.adapters import keys
-from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.lua import source
 from coupon.adapters.redis_client import RedisClient
 from coupon.errors import RedisUnavailable
@@ -68,15 +67,13 @@ class Gate:
         self._reserve = client.register_script(source("reserve"))
         self._release = client.register_script(source("release"))
         self._unlock = client.register_script(source("unlock"))
-        # Concurrent reservations of a worker share one pipeline (one round trip for many requests).
-        self._batched: Coalescer[tuple[str, str], GateDecision] = Coalescer(self.reserve_many, max_batch=512)
 
     def reserve(self, coupon_id: str, user_id: str) -> GateDecision:
-        try:
-            return self._batched.submit((coupon_id, user_id), queue_timeout=self.timeout_s,
-                                        flush_timeout=self.timeout_s)
-        except TimeoutError as exc:
-            raise RedisUnavailable() from exc
+        """One request on its own (CLI, tests); the API decides its concurrent requests with reserve_many."""
+        result = self.reserve_many([(coupon_id, user_id)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def reserve_many(self, requests: list[tuple[str, str]]) -> list[GateDecision | BaseException]:
         """Decide many requests: one reserve.lua call per coupon, all calls in one pipeline; results in order."""
@@ -113,6 +110,16 @@ class Gate:
     def release(self, coupon_id: str, user_id: str) -> bool:
         released = self._release(keys=[keys.issued(coupon_id), keys.participants(coupon_id)], args=[user_id])
         return bool(released)
+
+    def release_many(self, pairs: list[tuple[str, str]]) -> int:
+        """Undo the reservations of a batch whose publish failed, in one pipeline; returns how many were held."""
+        pipe = self.client.pipeline(transaction=False)
+        for coupon_id, user_id in pairs:
+            self._release(keys=[keys.issued(coupon_id), keys.participants(coupon_id)], args=[user_id], client=pipe)
+        try:
+            return sum(int(r) for r in pipe.execute())
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
 
     def write_meta(self, coupon_id: str, meta: GateMeta) -> None:
         try:

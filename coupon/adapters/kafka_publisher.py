@@ -9,7 +9,6 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from coupon.adapters.coalescer import Coalescer
 from coupon.errors import KafkaUnavailable
 from coupon.messages import IssueEvent, encode_batch
 from coupon.telemetry import PRODUCE_BATCH, PRODUCE_LATENCY
@@ -27,8 +26,6 @@ class IssuePublisher:
         self.linger_ms = linger_ms
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
-        # Requests accepted while the previous record awaits its ack share the next record (group commit).
-        self._batched: Coalescer[IssueEvent, None] = Coalescer(self._publish_batch, max_batch=1000)
 
     def _get(self) -> KafkaProducer:
         producer = self._producer
@@ -51,6 +48,7 @@ class IssuePublisher:
                         bootstrap_timeout_ms=min(self.delivery_timeout_ms, 3000),
                         reconnect_backoff_max_ms=1000,
                         client_id="coupon-api",
+                        metrics_enabled=False,
                     )
                 except KafkaError as exc:
                     raise KafkaUnavailable() from exc
@@ -63,16 +61,13 @@ class IssuePublisher:
         except Exception as exc:  # Kafka down at start: the first request will try again and answer 503
             log.warning("kafka warm-up failed: %s", exc)
 
-    def publish_event(self, event: IssueEvent) -> None:
-        """Publish one accepted request and return once the broker has acknowledged the record holding it."""
-        # A record the producer holds resolves within delivery_timeout; a queued one is dropped unsent after it.
-        wait = self.delivery_timeout_ms / 1000
-        try:
-            self._batched.submit(event, queue_timeout=wait, flush_timeout=wait + 3)
-        except TimeoutError as exc:
-            raise KafkaUnavailable() from exc
+    @property
+    def max_wait_s(self) -> float:
+        """The longest publish_events can take: the producer fails a record by delivery_timeout, we wait 2 s more."""
+        return self.delivery_timeout_ms / 1000 + 2
 
-    def _publish_batch(self, events: list[IssueEvent]) -> list[None]:
+    def publish_events(self, events: list[IssueEvent]) -> None:
+        """Publish accepted requests as one record and return once the broker has acknowledged it."""
         started = time.perf_counter()
         if len(events) == 1:
             self.publish(events[0].user_id, events[0].to_bytes())
@@ -80,7 +75,6 @@ class IssuePublisher:
             self.publish(events[0].user_id, encode_batch(events))
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
         PRODUCE_BATCH.observe(len(events))
-        return [None] * len(events)
 
     def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
         """Send one record and wait (cooperatively under gevent) for its ack; KafkaUnavailable on any failure."""
@@ -88,7 +82,7 @@ class IssuePublisher:
         try:
             future = producer.send(self.topic, key=key.encode(), value=value, headers=headers or [])
             # A little beyond delivery_timeout_ms: by then the producer itself has failed the record.
-            return future.get(timeout=self.delivery_timeout_ms / 1000 + 2)
+            return future.get(timeout=self.max_wait_s)
         except KafkaError as exc:
             log.warning("kafka publish failed: %s", exc)
             raise KafkaUnavailable() from exc

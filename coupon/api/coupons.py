@@ -41,7 +41,7 @@ def detail(coupon_id: str) -> Response:
 @user_required
 def issue(coupon_id: str) -> Response:
     accepted = issuing.request_issue(
-        deps.session(), deps.gate(), deps.publisher(), parse_uuid(coupon_id), current_user_id(), utcnow()
+        deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow()
     )
     return success(
         {

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from coupon.adapters.gate import Gate
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.extensions import db
+from coupon.services.issuing import IssueBatcher
 
 
 def session() -> Session:
@@ -19,3 +20,7 @@ def gate() -> Gate:
 
 def publisher() -> IssuePublisher:
     return current_app.extensions["coupon.publisher"]
+
+
+def issuer() -> IssueBatcher:
+    return current_app.extensions["coupon.issuer"]

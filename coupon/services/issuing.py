@@ -5,11 +5,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from coupon.adapters import issued_repo
-from coupon.adapters.gate import Gate, GateOutcome
+from coupon.adapters.coalescer import QueueTimeout
+from coupon.adapters.gate import Gate, GateDecision, GateOutcome
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.domain import IssueStatus, iso
 from coupon.errors import (
@@ -46,6 +48,21 @@ class IssueAccepted:
     requested_at: str
 
 
+@dataclass(frozen=True)
+class IssueTicket:
+    """One issue request waiting for its batch."""
+
+    coupon_id: str
+    user_id: str
+    requested_at: str
+
+
+class IssueBatcher(Protocol):
+    """Runs a ticket in the next batch of decide_and_publish (coupon.adapters.coalescer.Coalescer)."""
+
+    def submit(self, item: IssueTicket) -> GateDecision: ...
+
+
 _OUTCOME_LABELS: dict[type[AppError], str] = {
     AlreadyParticipated: "duplicate",
     SoldOut: "sold_out",
@@ -56,60 +73,84 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
     KafkaUnavailable: "unavailable",
     RedisUnavailable: "unavailable",
 }
+# Resolved once: a labels() lookup per request is measurable on the hot path.
+_COUNTERS = {label: ISSUE_OUTCOMES.labels(label) for label in {*_OUTCOME_LABELS.values(), "accepted", "error"}}
+
+
+def decide_and_publish(gate: Gate, publisher: IssuePublisher, tickets: list[IssueTicket]) -> list[GateDecision | BaseException]:
+    """One batch of concurrent requests: one gate round trip, one Kafka record for the accepted ones.
+
+    Each caller's decision is returned only after the broker acknowledged the record holding its request. If the
+    publish fails, every reservation of the batch is undone before anyone hears about it, so a 503 leaves stock
+    and participation as they were (invariant 4).
+    """
+    decisions = gate.reserve_many([(t.coupon_id, t.user_id) for t in tickets])
+    accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
+    if not accepted:
+        return decisions
+    events = []
+    for i in accepted:
+        ticket, decision = tickets[i], decisions[i]
+        events.append(IssueEvent(uuid.uuid4().hex, ticket.coupon_id, ticket.user_id, decision.rank,  # type: ignore[union-attr]
+                                 ticket.requested_at))
+    try:
+        publisher.publish_events(events)
+    except Exception as exc:
+        failure = exc if isinstance(exc, AppError) else KafkaUnavailable()
+        if failure is not exc:
+            failure.__cause__ = exc
+        _release(gate, [(tickets[i].coupon_id, tickets[i].user_id) for i in accepted])
+        for i in accepted:
+            decisions[i] = failure
+    return decisions
 
 
 def request_issue(
-    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
+    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime
 ) -> IssueAccepted:
+    """Decide and publish one request (in the next batch); an AppError names every way it can fail."""
     try:
-        accepted = _request_issue(session, gate, publisher, coupon_id, user_id, now)
+        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now)
     except AppError as exc:
-        ISSUE_OUTCOMES.labels(_OUTCOME_LABELS.get(type(exc), "error")).inc()
+        _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
-    ISSUE_OUTCOMES.labels("accepted").inc()
+    _COUNTERS["accepted"].inc()
     return accepted
 
 
 def _request_issue(
-    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
+    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime
 ) -> IssueAccepted:
-    decision = gate.reserve(coupon_id, user_id)
+    ticket = IssueTicket(coupon_id, user_id, iso(now) or "")
+    decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):
             raise CouponNotFound(data={"couponId": coupon_id})
-        decision = gate.reserve(coupon_id, user_id)
+        decision = _submit(batcher, ticket)
         if decision.outcome is GateOutcome.NEEDS_REBUILD:
             raise RedisUnavailable("The coupon gate could not be rebuilt; try again")
     rejection = _REJECTIONS.get(decision.outcome)
     if rejection is not None:
         raise rejection(data={"couponId": coupon_id})
+    return IssueAccepted(coupon_id, user_id, decision.rank, ticket.requested_at)
 
-    requested_at = iso(now) or ""
-    event = IssueEvent(
-        event_id=uuid.uuid4().hex,
-        coupon_id=coupon_id,
-        user_id=user_id,
-        rank=decision.rank,
-        requested_at=requested_at,
-    )
+
+def _submit(batcher: IssueBatcher, ticket: IssueTicket) -> GateDecision:
+    # A ticket that waited too long in the queue is dropped unsent (nothing reserved). A batch is bounded by the
+    # Redis socket timeout plus the producer's delivery timeout, which the batcher's flush timeout exceeds.
     try:
-        publisher.publish_event(event)
-    except BaseException as exc:
-        # Whatever stopped the publish (broker down, timeout, a killed greenlet), the reservation goes.
-        _release(gate, coupon_id, user_id)
-        if isinstance(exc, AppError):
-            raise
-        if isinstance(exc, Exception):
-            raise KafkaUnavailable() from exc
-        raise
-    return IssueAccepted(coupon_id, user_id, decision.rank, requested_at)
+        return batcher.submit(ticket)
+    except QueueTimeout:
+        raise KafkaUnavailable("Too many issue requests are waiting; nothing was reserved, try again") from None
+    except TimeoutError as exc:
+        raise KafkaUnavailable() from exc
 
 
-def _release(gate: Gate, coupon_id: str, user_id: str) -> None:
+def _release(gate: Gate, pairs: list[tuple[str, str]]) -> None:
     try:
-        gate.release(coupon_id, user_id)
+        gate.release_many(pairs)
     except Exception:
-        log.exception("could not release the reservation of user %s on coupon %s", user_id, coupon_id)
+        log.exception("could not release %d reservations after a failed publish (flask reconcile finds them)", len(pairs))
 
 
 def issue_status(session: Session, gate: Gate, coupon_id: str, user_id: str) -> IssueStatus:
