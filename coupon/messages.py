@@ -5,6 +5,7 @@ worker had accepted at the same moment: {"events": [event, ...]}.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -47,9 +48,15 @@ def encode_batch(events: list[IssueEvent]) -> bytes:
     return orjson.dumps({"events": [e.as_dict() for e in events]})
 
 
+# What the API writes; anything else is parsed (and normalised) the slow way.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise UndecodableMessage(f"{field} must be a string")
+    if _CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:

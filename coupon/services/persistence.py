@@ -77,11 +77,27 @@ def _dedupe(events: list[IssueEvent]) -> dict[str, list[IssueEvent]]:
 
 
 def _insert_many(session: Session, sql: str, rows: list[tuple[object, ...]]) -> int:
-    """One multi-row INSERT IGNORE (PyMySQL folds executemany into one statement); returns rows inserted."""
+    """One multi-row INSERT IGNORE; returns rows inserted.
+
+    The VALUES list is built with the driver's own escaping, each distinct value escaped once: a batch repeats
+    the coupon id and the timestamp in every row, and escaping them per row was a fifth of the consumer's time.
+    """
     if not rows:
         return 0
-    placeholders = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-    result = session.connection().exec_driver_sql(f"{sql} VALUES {placeholders}", rows)
+    connection = session.connection()
+    escape = connection.connection.dbapi_connection.escape  # type: ignore[union-attr]
+    literals: dict[object, str] = {}
+
+    def literal(value: object) -> str:
+        try:
+            return literals[value]
+        except KeyError:
+            text_ = literals[value] = escape(value)
+            return text_
+
+    values = ",".join("(" + ",".join(literal(v) for v in row) + ")" for row in rows)
+    # The driver still runs the statement through %-formatting (with no arguments): keep a literal % intact.
+    result = connection.exec_driver_sql(f"{sql} VALUES {values}".replace("%", "%%"))
     return int(result.rowcount or 0)
 
 

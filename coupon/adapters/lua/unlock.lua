@@ -1,11 +1,14 @@
--- unlock.lua: release a lock only if we still hold it (compare-and-delete).
+-- unlock.lua: release locks only where we still hold them (compare-and-delete), one or many in one call.
 --
--- KEYS[1]  the lock key
+-- KEYS     the lock keys; several keys must share one hash slot (e.g. all pair locks of one coupon)
 -- ARGV[1]  the holder's token
 --
--- Returns 1 if deleted, 0 if the lock had expired or belongs to someone else.
+-- Returns how many were deleted; a lock that had expired or belongs to someone else is left alone.
 
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+local released = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    released = released + redis.call('DEL', KEYS[i])
+  end
 end
-return 0
+return released
