@@ -1,4 +1,5 @@
 """gunicorn settings for the API: gevent workers, no preload (each worker patches, then imports the app)."""
+import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -24,6 +25,30 @@ preload_app = False
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def _json_formatter():
+    # By path, not `import coupon...`: the package would import kafka and redis before the workers patch.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coupon", "log_format.py")
+    spec = importlib.util.spec_from_file_location("_gunicorn_log_format", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.JsonFormatter
+
+
+# JSON lines from the master too; gunicorn's own loggers hand their records to the root handler, which each
+# worker's app re-formats with the request id (coupon.logging_setup).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": _json_formatter(), "proc": "gunicorn"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+}
 # Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
 control_socket_disable = True
 

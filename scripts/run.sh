@@ -48,12 +48,12 @@ for i in $(seq "$CONSUMERS"); do
   pids+=($!)
 done
 # The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
-rqscheduler --url "$RQ_REDIS_URL" --interval 1 &
+python -m workers.rq_scheduler --url "$RQ_REDIS_URL" --interval 1 &
 pids+=($!)
 # Registers the periodic republish job, and registers it again should Redis lose it.
 python -m workers.schedule --watch &
 pids+=($!)
-rq worker --url "$RQ_REDIS_URL" --worker-class rq.worker.SimpleWorker coupon-retry &
+rq worker --url "$RQ_REDIS_URL" --worker-class workers.rq_worker.Worker coupon-retry &
 pids+=($!)
 rq-dashboard --bind 127.0.0.1 --port "$RQ_DASHBOARD_PORT" --redis-url "$RQ_REDIS_URL" \
   --username "$RQ_DASHBOARD_USERNAME" --password "$RQ_DASHBOARD_PASSWORD" >/dev/null 2>&1 &

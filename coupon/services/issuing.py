@@ -59,10 +59,11 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
 
 
 def request_issue(
-    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
+    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime,
+    request_id: str | None = None,
 ) -> IssueAccepted:
     try:
-        accepted = _request_issue(session, gate, publisher, coupon_id, user_id, now)
+        accepted = _request_issue(session, gate, publisher, coupon_id, user_id, now, request_id)
     except AppError as exc:
         ISSUE_OUTCOMES.labels(_OUTCOME_LABELS.get(type(exc), "error")).inc()
         raise
@@ -71,7 +72,8 @@ def request_issue(
 
 
 def _request_issue(
-    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime
+    session: Session, gate: Gate, publisher: IssuePublisher, coupon_id: str, user_id: str, now: datetime,
+    request_id: str | None,
 ) -> IssueAccepted:
     decision = gate.reserve(coupon_id, user_id)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
@@ -91,6 +93,7 @@ def _request_issue(
         user_id=user_id,
         rank=decision.rank,
         requested_at=requested_at,
+        request_id=request_id,
     )
     try:
         publisher.publish_event(event)

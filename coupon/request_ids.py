@@ -1,0 +1,55 @@
+"""Request ids: taken from X-Request-Id when it is safe, else made up; returned on every response.
+
+The id rides in each Kafka event (and as the record header of single-event records), so the consumer and
+the retry job log the same id next to the DB row it became.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from flask import Flask, Response, request
+
+from coupon.log_format import REQUEST_ID
+
+HEADER = "X-Request-Id"
+KAFKA_HEADER = "x-request-id"
+MAX_LENGTH = 64
+# Letters, digits and . _ : - only: an id is logged and echoed, so it must not carry quotes, spaces or newlines.
+_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % MAX_LENGTH)
+
+
+def accept(value: object) -> str | None:
+    """The id if it is a safe one (bounded, plain characters), else None."""
+    if isinstance(value, str) and _SAFE.fullmatch(value):
+        return value
+    return None
+
+
+def new_id() -> str:
+    # 16 hex characters: unique enough to follow a request, and cheaper than uuid4 on the hot path.
+    return os.urandom(8).hex()
+
+
+def current() -> str | None:
+    return REQUEST_ID.get()
+
+
+def bind(request_id: str | None) -> None:
+    """Make `request_id` the id of what this greenlet/thread logs next (None clears it)."""
+    REQUEST_ID.set(request_id)
+
+
+def _start() -> None:
+    REQUEST_ID.set(accept(request.headers.get(HEADER)) or new_id())
+
+
+def _finish(response: Response) -> Response:
+    response.headers[HEADER] = REQUEST_ID.get() or ""
+    return response
+
+
+def init_app(app: Flask) -> None:
+    # First of the before-request hooks, so even a failing one answers with the id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start)
+    app.after_request(_finish)
