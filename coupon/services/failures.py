@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy.orm import Session
@@ -53,7 +53,7 @@ def _publish(publisher: IssuePublisher, record: Any, event: IssueEvent) -> None:
 
 def republish_failed(
     session: Session, publisher: IssuePublisher, max_retries: int, now: datetime,
-    batch_size: int = 500, settle_seconds: float = 10.0,
+    batch_size: int = 500, settle_seconds: float = 10.0, on_batch: Callable[[int], None] | None = None,
 ) -> RepublishReport:
     """One pass: mark the exhausted records DEAD, republish the rest in batches, raising retry_count."""
     dead = failures_repo.mark_dead(session, max_retries, now - timedelta(seconds=settle_seconds))
@@ -75,6 +75,8 @@ def republish_failed(
         failures_repo.mark_retried(session, [int(r.id) for r in records], now)
         session.commit()
         republished += len(records)
+        if on_batch is not None:
+            on_batch(len(records))
         if len(records) < batch_size:
             break
     if republished:
