@@ -41,7 +41,8 @@ def bind(request_id: str | None) -> None:
 
 
 def _start() -> None:
-    REQUEST_ID.set(accept(request.headers.get(HEADER)) or new_id())
+    # The WSGI environ directly: half the cost of request.headers on the hot path.
+    REQUEST_ID.set(accept(request.environ.get("HTTP_X_REQUEST_ID")) or new_id())
 
 
 def _finish(response: Response) -> Response:
