@@ -36,19 +36,25 @@ def _json_formatter():
     return module.JsonFormatter
 
 
-# JSON lines from the master too; gunicorn's own loggers hand their records to the root handler, which each
-# worker's app re-formats with the request id (coupon.logging_setup).
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": _json_formatter(), "proc": "gunicorn"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
-    "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
-        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-    },
-}
+def _json_logger_class():
+    from gunicorn.glogging import Logger
+
+    json_formatter = _json_formatter()
+
+    class JsonLogger(Logger):
+        """gunicorn's own lines (master and workers) as JSON; the access log stays off unless ACCESS_LOG is set."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(json_formatter(proc="gunicorn"))
+
+    return JsonLogger
+
+
+# Each worker's app then re-formats these handlers with the request id (coupon.logging_setup).
+logger_class = _json_logger_class()
 # Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
 control_socket_disable = True
 

@@ -9,7 +9,7 @@ from flask import Flask
 
 from coupon.log_format import JsonFormatter
 
-# Loggers that bring their own handlers (gunicorn, rq): their lines get the same JSON format.
+# Loggers that bring their own handlers (gunicorn, rq): their lines get the same JSON format, once.
 _FOREIGN = ("gunicorn.error", "gunicorn.access", "rq.worker", "rq_scheduler.scheduler")
 
 
@@ -33,8 +33,12 @@ def configure(level: str | None = None, proc: str | None = None) -> None:
             root.addHandler(handler)
     root.setLevel(level)
     for name in _FOREIGN:
-        for handler in logging.getLogger(name).handlers:
-            handler.setFormatter(formatter)
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if logger.propagate:
+                logger.removeHandler(handler)  # its records reach the root handler anyway: no line twice
+            else:
+                handler.setFormatter(formatter)
     # kafka-python logs every refused reconnect at ERROR; an outage would drown the log.
     logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "CRITICAL").upper())
 

@@ -136,3 +136,24 @@ def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_tok
         assert secret not in text, f"a secret reached the logs: {secret[:12]}..."
     for proc in stack.procs:
         assert _lines(proc.log()), proc.name
+
+
+def test_every_process_logs_json_once_and_the_access_log_is_off_by_default(pipeline_env, tmp_path: Path) -> None:
+    env = {k: v for k, v in pipeline_env.items() if k != "ACCESS_LOG"}
+    stack = Stack(env, tmp_path)
+    try:
+        api = Api(stack.start_api(workers=1))
+        scheduler, worker = stack.start_retry_machinery()
+        for _ in range(20):
+            assert requests.get(api.base + "/health", timeout=5).status_code == 200
+        wait_for(lambda: any("started with PID" in d["msg"] for d in _lines(worker.log())), 30, "the rq worker")
+        wait_for(lambda: _lines(scheduler.log()), 30, "the rq scheduler to log")
+    finally:
+        stack.stop()
+    api_lines = _logs(stack, "api")
+    assert api_lines[0]["msg"].startswith("Starting gunicorn") and api_lines[0]["proc"] == "gunicorn"
+    assert not [d for d in api_lines if d["logger"] == "gunicorn.access"]  # no per-request line on the hot path
+    worker_lines = _lines(worker.log())
+    assert sum("started with PID" in d["msg"] for d in worker_lines) == 1, "rq's lines must not be doubled"
+    assert {d["proc"] for d in worker_lines} == {"rq"}
+    assert all(d["proc"] == "rq_scheduler" for d in _lines(scheduler.log()))
