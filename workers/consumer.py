@@ -49,21 +49,32 @@ def _header_request_id(headers: list[tuple[str, bytes]]) -> str | None:
     return None
 
 
+# Events per "events persisted" line: short enough for log shippers' line limits, few enough lines to stay cheap.
+EVENTS_PER_LINE = 200
+
+
 def log_outcomes(report: BatchReport) -> None:
-    """One line per event, with its request id: how a request is followed from HTTP to its DB row."""
-    if not log.isEnabledFor(logging.INFO):
+    """What became of each event, with its request id: how a request is followed from HTTP to its DB row.
+
+    Grouped, up to EVENTS_PER_LINE events a line: a line per event cost the consumer a quarter of its drain
+    rate. issued_coupons rows are keyed by (coupon_id, user_id); a failure names its failed_issued_coupons id.
+    """
+    if not report.outcomes or not log.isEnabledFor(logging.INFO):
         return
+    events: list[dict[str, Any]] = []
     for event, result, failure_id in report.outcomes:
-        fields: dict[str, Any] = {
+        item: dict[str, Any] = {
             "request_id": event.request_id, "event_id": event.event_id, "coupon_id": event.coupon_id,
             "user_id": event.user_id, "rank": event.rank, "result": result,
         }
         if event.retry_of is not None:
-            fields["retry_of"] = event.retry_of
+            item["retry_of"] = event.retry_of
         if failure_id is not None:
-            fields["failure_id"] = failure_id
-        # issued_coupons is keyed by (coupon_id, user_id); a failure by its failed_issued_coupons id.
-        log.info("event %s", result, extra=fields)
+            item["failure_id"] = failure_id
+        events.append(item)
+    for start in range(0, len(events), EVENTS_PER_LINE):
+        chunk = events[start:start + EVENTS_PER_LINE]
+        log.info("events persisted", extra={"count": len(chunk), "events": chunk})
 
 
 class Consumer:

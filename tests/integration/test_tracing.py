@@ -30,6 +30,11 @@ def _logs(stack: Stack, name: str) -> list[dict]:
     return [d for p in stack.procs if p.name == name for d in _lines(p.log())]
 
 
+def _consumer_events(stack: Stack) -> list[dict]:
+    """The events of the consumer's "events persisted" lines, each with its request id and outcome."""
+    return [e for d in _logs(stack, "consumer") if d.get("msg") == "events persisted" for e in d["events"]]
+
+
 def _issue(base: str, coupon_id: str, token: str, request_id: str) -> requests.Response:
     return requests.post(f"{base}/api/coupon/{coupon_id}/issue", timeout=30,
                          headers={"Authorization": f"Bearer {token}", "X-Request-Id": request_id})
@@ -50,7 +55,7 @@ def test_request_ids_follow_each_request_from_http_to_its_db_row(stack: Stack, a
     check_invariants(engine, rdb, coupon["id"], accepted.values())
 
     def consumer_lines() -> dict[str, dict]:
-        return {d["request_id"]: d for d in _logs(stack, "consumer") if d.get("msg", "").startswith("event ")}
+        return {e["request_id"]: e for e in _consumer_events(stack)}
 
     seen = wait_for(lambda: (lambda found: found if set(accepted) <= set(found) else None)(consumer_lines()),
                     30, "a consumer log line for every accepted request")
@@ -95,7 +100,7 @@ def test_a_retried_failure_record_logs_the_same_request_id(stack: Stack, admin_t
     assert retry_lines and retry_lines[0]["request_id"] == rid and retry_lines[0]["proc"] == "cli"
 
     def landed() -> dict | None:
-        found = [d for d in _logs(stack, "consumer") if d.get("request_id") == rid]
+        found = [e for e in _consumer_events(stack) if e["request_id"] == rid]
         return found[0] if found else None
 
     line = wait_for(landed, 30, "the consumer to log the retried event")
@@ -126,8 +131,8 @@ def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_tok
         assert api.call("POST", f"/api/coupon/{coupon['id']}/issue", token + "x").status_code == 401
         assert api.call("GET", f"/api/coupon/{coupon['id']}/issue", token).status_code == 200
         wait_drained(engine, coupon["id"], 1)
-        wait_for(lambda: any(d.get("msg") == "event inserted" for d in _logs(stack, "consumer")), 30,
-                 "the consumer's event line")
+        wait_for(lambda: any(e["result"] == "inserted" for e in _consumer_events(stack)), 30,
+                 "the consumer's events line")
     finally:
         stack.stop()
     text = "".join(p.log() for p in stack.procs)
