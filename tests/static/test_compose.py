@@ -1,6 +1,7 @@
 """docker-compose.yml and the Dockerfile, checked by reading them (no Docker engine runs here)."""
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -95,6 +96,9 @@ def test_commands_name_real_entry_points(name: str) -> None:
         assert (ROOT / (module.replace(".", "/") + ".py")).exists(), module
     if "wsgi:app" in text:
         assert "app = create_app()" in (ROOT / "wsgi.py").read_text()
+    for dotted in re.findall(r"--worker-class ([\w.]+)", text):
+        module, _, attr = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), dotted
     cli: Group = create_app({"APP_ENV": "test"}).cli
     for command in re.findall(r"flask --app wsgi ([\w-]+)", text):
         assert command in cli.list_commands(None) or command == "db", command  # type: ignore[arg-type]
