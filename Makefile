@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 run: ## Install, start services, migrate, seed an admin, run API + consumer (Ctrl-C stops all)
 	@scripts/run.sh
@@ -24,7 +24,10 @@ unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
 
+k6: venv ## Load run against a running `make run`: mint users, create a coupon, k6 (if installed), reconcile → verdict
+	@scripts/k6.sh
+
 bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, consumer drain → bench/RESULTS.md
 	@scripts/services.sh up
 	@.venv/bin/python bench/bench.py
-.PHONY: help run test services services-down venv unit bench
+.PHONY: help run test services services-down venv unit k6 bench

@@ -1,4 +1,5 @@
 """gunicorn settings for the API: gevent workers, no preload (each worker patches, then imports the app)."""
+import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -24,6 +25,36 @@ preload_app = False
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def _json_formatter():
+    # By path, not `import coupon...`: the package would import kafka and redis before the workers patch.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coupon", "log_format.py")
+    spec = importlib.util.spec_from_file_location("_gunicorn_log_format", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.JsonFormatter
+
+
+def _json_logger_class():
+    from gunicorn.glogging import Logger
+
+    json_formatter = _json_formatter()
+
+    class JsonLogger(Logger):
+        """gunicorn's own lines (master and workers) as JSON; the access log stays off unless ACCESS_LOG is set."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(json_formatter(proc="gunicorn"))
+
+    return JsonLogger
+
+
+# Each worker's app then re-formats these handlers with the request id (coupon.logging_setup).
+logger_class = _json_logger_class()
 # Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
 control_socket_disable = True
 

@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask
 
 from coupon import auth, cli, logging_setup, metrics, resources
-from coupon.api import register_blueprints
+from coupon.api import register_blueprints, tracing
 from coupon.config import load_config
 from coupon.error_handlers import register_error_handlers
 from coupon.extensions import db, migrate
@@ -18,6 +18,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     app.config.update(load_config(overrides))
     logging_setup.init_app(app)
+    tracing.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=app.config.get("MIGRATIONS_DIR", "migrations"))

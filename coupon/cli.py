@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from coupon.adapters.kafka_topics import ensure_topics
 from coupon.domain import utcnow
 from coupon.errors import AppError
 from coupon.extensions import db
+from coupon.progress import Progress
 from coupon.auth import user_token
 from coupon.adapters import failures_repo
 from coupon.services import coupons, failures, load_users, reconcile, users
@@ -20,7 +22,7 @@ from coupon.validation import parse_coupon_draft, parse_uuid
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_admin, create_coupon, create_topics, mint_users, rebuild_gate, reconcile_coupon,
+    for command in (create_admin, create_coupon, seed, create_topics, mint_users, rebuild_gate, reconcile_coupon,
                     failures_group):
         app.cli.add_command(command)
 
@@ -40,10 +42,11 @@ def create_admin(username: str, password: str) -> None:
 
 
 @click.command("create-coupon")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="Display name (up to 100 characters).")
 @click.option("--type", "ctype", default="GENERAL", show_default=True, help="CHICKEN, HAMBURGER, PIZZA, ...")
 @click.option("--discount-type", default="FIXED", show_default=True, help="FIXED or PERCENTAGE")
-@click.option("--discount-value", type=float, default=1000, show_default=True)
+@click.option("--discount-value", type=float, default=1000, show_default=True,
+              help="Amount off (FIXED) or percent off (PERCENTAGE).")
 @click.option("--quantity", type=int, required=True, help="Total stock.")
 @click.option("--starts-at", default=None, help="ISO-8601 start of the issue window (default: now).")
 @click.option("--expires-at", default=None, help="ISO-8601 expiry (default: in 7 days).")
@@ -75,6 +78,56 @@ def create_coupon(
     click.echo(coupon.id)
 
 
+# Demo coupons for `flask seed`: (name, type, discount type, value, quantity, opens in hours, expires in hours).
+DEMO_COUPONS: tuple[tuple[str, str, str, int, int, float, float], ...] = (
+    ("Demo: first 100 get a chicken", "CHICKEN", "FIXED", 3000, 100, 0, 24 * 7),
+    ("Demo: pizza 20% off for 500", "PIZZA", "PERCENTAGE", 20, 500, 0, 24 * 7),
+    ("Demo: burger rush for 10,000", "HAMBURGER", "FIXED", 2000, 10_000, 0, 24 * 7),
+    ("Demo: coffee opens in an hour", "COFFEE", "FIXED", 1500, 50, 1, 24 * 7),
+)
+
+
+@click.command("seed")
+@click.option("--users", "user_count", type=int, default=0, show_default=True,
+              help="Also mint this many users and write 'user_id token' lines to --out.")
+@click.option("--out", type=click.File("w"), default="-", help="Where the users' lines go (with --users).")
+def seed(user_count: int, out: Any) -> None:
+    """Create the demo coupons (skipping those that exist) and print their ids; optionally mint users."""
+    now = utcnow()
+    gate = current_app.extensions["coupon.gate"]
+    progress = Progress("seed coupons", total=len(DEMO_COUPONS), every=1)
+    for name, ctype, dtype, value, quantity, opens_in, expires_in in DEMO_COUPONS:
+        existing = coupons.find_by_name(db.session, name)
+        if existing is not None:
+            click.echo(f"{existing.id}  {name} (exists)")
+        else:
+            body: dict[str, Any] = {
+                "name": name, "type": ctype, "discountType": dtype, "discountValue": value,
+                "totalQuantity": quantity, "expiresAt": (now + timedelta(hours=expires_in)).isoformat() + "Z",
+            }
+            if opens_in:
+                body["issueStartsAt"] = (now + timedelta(hours=opens_in)).isoformat() + "Z"
+            try:
+                coupon = coupons.create_coupon(db.session, gate, parse_coupon_draft(body, now))
+            except AppError as exc:
+                _fail(exc)
+                return
+            click.echo(f"{coupon.id}  {name} ({quantity} units)")
+        progress.advance()
+    progress.finish()
+    if user_count:
+        _mint(user_count, f"demo-{uuid.uuid4().hex[:8]}", "demo-password", out)
+
+
+def _mint(count: int, prefix: str, password: str, out: Any) -> None:
+    progress = Progress("mint users", total=count, every=1000)
+    for chunk in load_users.mint_users(db.session, count, prefix, password, user_token):
+        out.writelines(f"{user_id} {token}\n" for user_id, token in chunk)
+        progress.advance(len(chunk))
+    out.flush()
+    progress.finish()
+
+
 @click.command("create-topics")
 @click.option("--partitions", type=int, default=None, help="Partitions of coupon.issue (default: KAFKA_PARTITIONS).")
 def create_topics(partitions: int | None) -> None:
@@ -95,14 +148,10 @@ def create_topics(partitions: int | None) -> None:
 @click.argument("count", type=int)
 @click.option("--prefix", default=None, help="Username prefix (default: a random one).")
 @click.option("--out", type=click.File("w"), default="-", help="Where to write 'user_id token' lines.")
-@click.option("--password", default="load-test-password", show_default=True)
+@click.option("--password", default="load-test-password", show_default=True, help="Password of every user.")
 def mint_users(count: int, prefix: str | None, out: Any, password: str) -> None:
-    """Create COUNT users in bulk and write 'user_id token' per line (for load runs)."""
-    prefix = prefix or f"load-{uuid.uuid4().hex[:8]}"
-    with click.progressbar(length=count, label="minting users", file=sys.stderr) as bar:
-        for chunk in load_users.mint_users(db.session, count, prefix, password, user_token):
-            out.writelines(f"{user_id} {token}\n" for user_id, token in chunk)
-            bar.update(len(chunk))
+    """Create COUNT users in bulk and write 'user_id token' per line (for load runs); progress on stderr."""
+    _mint(count, prefix or f"load-{uuid.uuid4().hex[:8]}", password, out)
 
 
 @click.command("rebuild-gate")
@@ -110,10 +159,13 @@ def mint_users(count: int, prefix: str | None, out: Any, password: str) -> None:
 def rebuild_gate(coupon_id: str) -> None:
     """Drop and rebuild a coupon's Redis gate from the DB."""
     gate = current_app.extensions["coupon.gate"]
+    started = time.monotonic()
+    click.echo(f"[rebuild-gate] dropping the gate of {coupon_id}, reading its holders from the DB", err=True)
     gate.forget([coupon_id])
     if not coupons.rebuild_gate(db.session, gate, coupon_id):
         click.echo(f"no coupon {coupon_id}", err=True)
         sys.exit(1)
+    click.echo(f"[rebuild-gate] done in {time.monotonic() - started:.1f}s", err=True)
     click.echo(f"gate of {coupon_id} rebuilt: reserved={gate.reserved(coupon_id)}")
 
 
@@ -143,8 +195,9 @@ def failures_group() -> None:
 
 
 @failures_group.command("list")
-@click.option("--status", type=click.Choice(["PENDING", "RESOLVED", "DEAD"]), default=None)
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--status", type=click.Choice(["PENDING", "RESOLVED", "DEAD"]), default=None,
+              help="Only records in this status (default: all).")
+@click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many.")
 def failures_list(status: str | None, limit: int) -> None:
     """List failure records, newest first."""
     rows = failures_repo.listing(db.session, status, limit)
@@ -169,10 +222,13 @@ def failures_retry(failure_id: int | None, retry_all: bool) -> None:
     publisher = current_app.extensions["coupon.publisher"]
     try:
         if retry_all:
+            progress = Progress("republish", total=failures_repo.counts(db.session)["PENDING"], every=500)
+            db.session.rollback()
             report = failures.republish_failed(
                 db.session, publisher, current_app.config["FAILURE_MAX_RETRIES"], utcnow(),
-                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"],
+                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"], on_batch=progress.advance,
             )
+            progress.finish()
             click.echo(f"republished {report.republished}, newly dead {report.dead}")
             return
         if failure_id is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from coupon.request_ids import accept as accept_request_id
+
 SCHEMA_FIELDS = ("event_id", "coupon_id", "user_id", "rank", "requested_at")
 
 
@@ -26,9 +28,11 @@ class IssueEvent:
     rank: int
     requested_at: str
     retry_of: int | None = None
+    # The HTTP request's X-Request-Id; optional, so records written before it existed still decode.
+    request_id: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "event_id": self.event_id,
             "coupon_id": self.coupon_id,
             "user_id": self.user_id,
@@ -36,6 +40,9 @@ class IssueEvent:
             "requested_at": self.requested_at,
             "retry_of": self.retry_of,
         }
+        if self.request_id is not None:
+            data["request_id"] = self.request_id
+        return data
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.as_dict())
@@ -109,4 +116,6 @@ def _event(data: object) -> IssueEvent:
         rank=rank,
         requested_at=data["requested_at"],
         retry_of=retry_of,
+        # A missing or unsafe id is dropped, never a reason to reject the request it belongs to.
+        request_id=accept_request_id(data.get("request_id")),
     )

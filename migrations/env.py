@@ -1,17 +1,18 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
 from alembic import context
 
+from coupon.logging_setup import configure
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# The app's JSON log lines (coupon.logging_setup), not alembic.ini's text format: `flask db upgrade` runs inside
+# the app, whose logging is already set up; this keeps it so for plain `alembic` runs too.
+configure()
 logger = logging.getLogger('alembic.env')
 
 

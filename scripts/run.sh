@@ -42,18 +42,19 @@ trap stop_all INT TERM EXIT
 
 gunicorn -c gunicorn.conf.py wsgi:app &
 pids+=($!)
+METRICS_BASE="${CONSUMER_METRICS_PORT:-9200}"
 for i in $(seq "$CONSUMERS"); do
-  # Consumer metrics on 9200, 9201, ...
-  CONSUMER_METRICS_PORT=$((9199 + i)) python -m workers.consumer &
+  # Consumer metrics on 9200, 9201, ... (from CONSUMER_METRICS_PORT when set)
+  CONSUMER_METRICS_PORT=$((METRICS_BASE + i - 1)) python -m workers.consumer &
   pids+=($!)
 done
 # The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
-rqscheduler --url "$RQ_REDIS_URL" --interval 1 &
+python -m workers.rq_scheduler --url "$RQ_REDIS_URL" --interval 1 &
 pids+=($!)
 # Registers the periodic republish job, and registers it again should Redis lose it.
 python -m workers.schedule --watch &
 pids+=($!)
-rq worker --url "$RQ_REDIS_URL" --worker-class rq.worker.SimpleWorker coupon-retry &
+rq worker --url "$RQ_REDIS_URL" --worker-class workers.rq_worker.Worker coupon-retry &
 pids+=($!)
 rq-dashboard --bind 127.0.0.1 --port "$RQ_DASHBOARD_PORT" --redis-url "$RQ_REDIS_URL" \
   --username "$RQ_DASHBOARD_USERNAME" --password "$RQ_DASHBOARD_PASSWORD" >/dev/null 2>&1 &
@@ -66,7 +67,7 @@ done
 cat <<MSG
 
 [run] coupon rush is up on http://127.0.0.1:$API_PORT: API, $CONSUMERS consumer(s), rq worker + rqscheduler.
-      Metrics: http://127.0.0.1:$API_PORT/metrics (API), http://127.0.0.1:9200/metrics (first consumer).
+      Metrics: http://127.0.0.1:$API_PORT/metrics (API), http://127.0.0.1:$METRICS_BASE/metrics (first consumer).
       RQ dashboard: http://127.0.0.1:$RQ_DASHBOARD_PORT (user $RQ_DASHBOARD_USERNAME, same password as the admin).
 Log in as the admin:
 

@@ -19,6 +19,10 @@ def get(session: Session, coupon_id: str) -> Coupon | None:
     return session.get(Coupon, coupon_id)
 
 
+def find_by_name(session: Session, name: str) -> Coupon | None:
+    return session.execute(select(Coupon).where(Coupon.name == name).limit(1)).scalar_one_or_none()
+
+
 def remove(session: Session, coupon_id: str) -> None:
     session.execute(delete(Coupon).where(Coupon.id == coupon_id))
     session.commit()

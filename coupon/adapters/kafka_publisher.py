@@ -11,9 +11,15 @@ from kafka.errors import KafkaError
 
 from coupon.errors import KafkaUnavailable
 from coupon.messages import IssueEvent, encode_batch
+from coupon.request_ids import KAFKA_HEADER
 from coupon.telemetry import PRODUCE_BATCH, PRODUCE_LATENCY
 
 log = logging.getLogger(__name__)
+
+
+def request_id_header(event: IssueEvent) -> list[tuple[str, bytes]] | None:
+    """The x-request-id record header of a single-event record (for tools that show headers)."""
+    return [(KAFKA_HEADER, event.request_id.encode())] if event.request_id else None
 
 
 class IssuePublisher:
@@ -70,8 +76,9 @@ class IssuePublisher:
         """Publish accepted requests as one record and return once the broker has acknowledged it."""
         started = time.perf_counter()
         if len(events) == 1:
-            self.publish(events[0].user_id, events[0].to_bytes())
+            self.publish(events[0].user_id, events[0].to_bytes(), request_id_header(events[0]))
         else:
+            # A batch record carries each request's id inside its event, not as headers.
             self.publish(events[0].user_id, encode_batch(events))
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
         PRODUCE_BATCH.observe(len(events))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from coupon import request_ids
 from coupon.api import deps
 from coupon.api.presenters import coupon_json, owned_json
 from coupon.api.requests import json_body
@@ -41,7 +42,8 @@ def detail(coupon_id: str) -> Response:
 @user_required
 def issue(coupon_id: str) -> Response:
     accepted = issuing.request_issue(
-        deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow()
+        deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow(),
+        request_ids.current(),
     )
     return success(
         {

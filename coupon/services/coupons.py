@@ -67,6 +67,10 @@ def create_coupon(session: Session, gate: Gate, draft: CouponDraft) -> Coupon:
     return coupon
 
 
+def find_by_name(session: Session, name: str) -> Coupon | None:
+    return coupons_repo.find_by_name(session, name)
+
+
 def get_coupon(session: Session, coupon_id: str) -> Coupon:
     coupon = coupons_repo.get(session, coupon_id)
     if coupon is None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy.orm import Session
 
 from coupon.adapters import failures_repo
-from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.adapters.kafka_publisher import IssuePublisher, request_id_header
 from coupon.messages import IssueEvent, UndecodableMessage, decode
+from coupon.request_ids import accept as accept_request_id
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def _event_of(record: Any) -> IssueEvent:
         original = decode(record.payload.encode())
     except UndecodableMessage:
         data = orjson.loads(record.payload) if record.payload.startswith("{") else {}
-        original = IssueEvent("", record.coupon_id, record.user_id, int(data.get("rank", 0) or 0), "")
+        original = IssueEvent("", record.coupon_id, record.user_id, int(data.get("rank", 0) or 0), "",
+                              request_id=accept_request_id(data.get("request_id")))
     return IssueEvent(
         event_id=f"retry-{record.id}-{record.retry_count + 1}",
         coupon_id=record.coupon_id,
@@ -35,12 +37,23 @@ def _event_of(record: Any) -> IssueEvent:
         rank=original.rank,
         requested_at=original.requested_at,
         retry_of=int(record.id),
+        request_id=original.request_id,
+    )
+
+
+def _publish(publisher: IssuePublisher, record: Any, event: IssueEvent) -> None:
+    publisher.publish(event.user_id, event.to_bytes(), request_id_header(event))
+    # The same request id the API answered with: the consumer logs it again when the retry lands.
+    log.info(
+        "failure record %s republished (retry %d)", record.id, record.retry_count + 1,
+        extra={"request_id": event.request_id, "failure_id": int(record.id), "event_id": event.event_id,
+               "coupon_id": event.coupon_id, "user_id": event.user_id},
     )
 
 
 def republish_failed(
     session: Session, publisher: IssuePublisher, max_retries: int, now: datetime,
-    batch_size: int = 500, settle_seconds: float = 10.0,
+    batch_size: int = 500, settle_seconds: float = 10.0, on_batch: Callable[[int], None] | None = None,
 ) -> RepublishReport:
     """One pass: mark the exhausted records DEAD, republish the rest in batches, raising retry_count."""
     dead = failures_repo.mark_dead(session, max_retries, now - timedelta(seconds=settle_seconds))
@@ -55,14 +68,15 @@ def republish_failed(
             break
         try:
             for record in records:
-                event = _event_of(record)
-                publisher.publish(event.user_id, event.to_bytes())
+                _publish(publisher, record, _event_of(record))
         except BaseException:
             session.rollback()  # nothing counted as retried unless its record is on the topic
             raise
         failures_repo.mark_retried(session, [int(r.id) for r in records], now)
         session.commit()
         republished += len(records)
+        if on_batch is not None:
+            on_batch(len(records))
         if len(records) < batch_size:
             break
     if republished:
@@ -85,5 +99,5 @@ def retry_one(session: Session, publisher: IssuePublisher, failure_id: int, now:
     failures_repo.revive(session, failure_id)
     failures_repo.mark_retried(session, [failure_id], now)
     session.commit()
-    publisher.publish(event.user_id, event.to_bytes())
+    _publish(publisher, record, event)
     return True

@@ -55,6 +55,7 @@ class IssueTicket:
     coupon_id: str
     user_id: str
     requested_at: str
+    request_id: str | None = None
 
 
 class IssueBatcher(Protocol):
@@ -92,7 +93,7 @@ def decide_and_publish(gate: Gate, publisher: IssuePublisher, tickets: list[Issu
     for i in accepted:
         ticket, decision = tickets[i], decisions[i]
         events.append(IssueEvent(uuid.uuid4().hex, ticket.coupon_id, ticket.user_id, decision.rank,  # type: ignore[union-attr]
-                                 ticket.requested_at))
+                                 ticket.requested_at, request_id=ticket.request_id))
     try:
         publisher.publish_events(events)
     except Exception as exc:
@@ -106,11 +107,12 @@ def decide_and_publish(gate: Gate, publisher: IssuePublisher, tickets: list[Issu
 
 
 def request_issue(
-    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime
+    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
+    request_id: str | None = None,
 ) -> IssueAccepted:
     """Decide and publish one request (in the next batch); an AppError names every way it can fail."""
     try:
-        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now)
+        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id)
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -119,9 +121,10 @@ def request_issue(
 
 
 def _request_issue(
-    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime
+    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
+    request_id: str | None,
 ) -> IssueAccepted:
-    ticket = IssueTicket(coupon_id, user_id, iso(now) or "")
+    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id)
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):

@@ -44,6 +44,8 @@ class BatchReport:
     failed: int = 0
     resolved: int = 0
     failures: list[tuple[IssueEvent, str]] = field(default_factory=list)
+    # What became of each event, for the consumer's per-event log line: (event, result, failure record id).
+    outcomes: list[tuple[IssueEvent, str, int | None]] = field(default_factory=list)
 
 
 _LOCK_COUPONS = text(
@@ -110,6 +112,9 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
     report = BatchReport()
     grouped = _dedupe(events)
     report.duplicates += len(events) - sum(len(g) for g in grouped.values())
+    if report.duplicates:
+        kept = {id(e) for group in grouped.values() for e in group}
+        report.outcomes.extend((e, "duplicate", None) for e in events if id(e) not in kept)
     try:
         coupons = {
             row.id: row
@@ -120,6 +125,7 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
             coupon = coupons.get(coupon_id)
             if coupon is None:
                 report.rejected += _reject(session, group, "UNKNOWN_COUPON", now)
+                report.outcomes.extend((e, "rejected", None) for e in group)
                 continue
             users = [e.user_id for e in group]
             existing = {r.user_id for r in session.execute(_EXISTING, {"coupon_id": coupon_id, "users": users})}
@@ -136,8 +142,13 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
                 session.execute(_RAISE_COUNT, {"n": inserted, "coupon_id": coupon_id})
             report.inserted += inserted
             report.duplicates += len(take) - inserted
+            # INSERT IGNORE says how many, not which: a shortfall (a row that appeared since the check) is ambiguous.
+            taken = "inserted" if inserted == len(take) else "inserted_or_duplicate"
+            report.outcomes.extend((e, "duplicate", None) for e in group if e.user_id in existing)
+            report.outcomes.extend((e, taken, None) for e in take)
             if overflow:
                 report.rejected += _reject(session, overflow, "SOLD_OUT", now)
+                report.outcomes.extend((e, "rejected", None) for e in overflow)
             refused = {e.user_id for e in overflow}
             done = [e.user_id for e in group if e.user_id not in refused]
             if done and _has_open_failures(session, coupon_id):
@@ -176,11 +187,14 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, PoolTimeout)
 
 
-def record_failure(session: Session, event: IssueEvent, error: str, now: datetime) -> None:
-    """Write (or refresh) the failed_issued_coupons row of this request; the retry job takes it from there."""
+def record_failure(session: Session, event: IssueEvent, error: str, now: datetime) -> int | None:
+    """Write (or refresh) the failed_issued_coupons row of this request and return its id; the retry job
+    takes it from there. The payload keeps the request id, so a retried record logs the same one."""
     error = error[:2000]
+    failure_id: int | None
     try:
         if event.retry_of is not None:
+            failure_id = event.retry_of
             session.execute(
                 text("UPDATE failed_issued_coupons SET error = :error WHERE id = :id"),
                 {"error": error, "id": event.retry_of},
@@ -194,12 +208,13 @@ def record_failure(session: Session, event: IssueEvent, error: str, now: datetim
                 {"c": event.coupon_id, "u": event.user_id},
             ).first()
             if pending:
+                failure_id = int(pending.id)
                 session.execute(
                     text("UPDATE failed_issued_coupons SET error = :error WHERE id = :id"),
                     {"error": error, "id": pending.id},
                 )
             else:
-                session.execute(
+                result = session.execute(
                     text(
                         "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count,"
                         " is_resolved, status, created_at) VALUES (:c, :u, :payload, :error, 0, 0, 'PENDING', :now)"
@@ -207,10 +222,12 @@ def record_failure(session: Session, event: IssueEvent, error: str, now: datetim
                     {"c": event.coupon_id, "u": event.user_id, "payload": event.to_bytes().decode(),
                      "error": error, "now": now},
                 )
+                failure_id = getattr(result, "lastrowid", None)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    return failure_id
 
 
 def persist_batch(
@@ -252,16 +269,18 @@ def _one_by_one(session: Session, events: list[IssueEvent], now: datetime) -> Ba
                 raise TransientFailure(f"database unavailable: {exc}") from exc
             reason = _short(exc)
             try:
-                record_failure(session, event, reason, now)
+                failure_id = record_failure(session, event, reason, now)
             except Exception as rec_exc:
                 raise TransientFailure(f"could not record a failure: {rec_exc}") from rec_exc
             total.failed += 1
             total.failures.append((event, reason))
+            total.outcomes.append((event, "failed", failure_id))
             continue
         total.inserted += report.inserted
         total.duplicates += report.duplicates
         total.rejected += report.rejected
         total.resolved += report.resolved
+        total.outcomes.extend(report.outcomes)
     return total
 
 

@@ -48,6 +48,10 @@ def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_t
         assert _value(text, "coupon_consumer_messages_total") == 30
         assert _value(text, "coupon_consumer_batch_events_sum") == 30
         assert "coupon_consumer_lag{" in text
+        # Stock of the live coupon, read from Redis and the DB at scrape time: sold out, all issued.
+        stock = f'{{coupon_id="{coupon["id"]}",name="Black Friday chicken"}}'
+        assert _value(text, "coupon_stock_total", stock) == 30 and _value(text, "coupon_stock_reserved", stock) == 30
+        assert _value(text, "coupon_stock_remaining", stock) == 0 and _value(text, "coupon_stock_issued", stock) == 30
         assert _value(text, "coupon_failures", '{status="PENDING"}') == 0
         with engine.begin() as conn:
             conn.exec_driver_sql(

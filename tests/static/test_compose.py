@@ -1,6 +1,8 @@
 """docker-compose.yml and the Dockerfile, checked by reading them (no Docker engine runs here)."""
 from __future__ import annotations
 
+import importlib
+import json
 import re
 from pathlib import Path
 
@@ -94,6 +96,9 @@ def test_commands_name_real_entry_points(name: str) -> None:
         assert (ROOT / (module.replace(".", "/") + ".py")).exists(), module
     if "wsgi:app" in text:
         assert "app = create_app()" in (ROOT / "wsgi.py").read_text()
+    for dotted in re.findall(r"--worker-class ([\w.]+)", text):
+        module, _, attr = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), dotted
     cli: Group = create_app({"APP_ENV": "test"}).cli
     for command in re.findall(r"flask --app wsgi ([\w-]+)", text):
         assert command in cli.list_commands(None) or command == "db", command  # type: ignore[arg-type]
@@ -105,3 +110,115 @@ def test_dockerfile_installs_the_pinned_requirements_and_runs_unprivileged() -> 
     assert "API_HOST=0.0.0.0" in dockerfile  # gunicorn binds 127.0.0.1 unless told otherwise
     for path in ("wsgi.py", "gunicorn.conf.py", "coupon/", "workers/", "migrations/"):
         assert path in dockerfile, path
+
+
+# Prometheus and Grafana: the scrape targets are real services and ports, and the dashboard asks only for metrics
+# the code exports.
+
+PROMETHEUS = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+DASHBOARD = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "coupon-rush.json").read_text())
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
+
+
+def _mounts(service: str) -> dict[str, str]:
+    """container path → host path of a service's bind mounts."""
+    out = {}
+    for volume in SERVICES[service].get("volumes", []):
+        host, container = volume.split(":")[:2]
+        out[container] = host
+    return out
+
+
+def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
+    for name in ("prometheus", "grafana"):
+        assert "healthcheck" in SERVICES[name] and SERVICES[name]["image"].split(":")[1]
+        for container, host in _mounts(name).items():
+            if host.startswith("./"):
+                assert (ROOT / host).exists(), f"{name} mounts a missing {host}"
+    assert _mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./docker/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
+    assert "?" in SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # no default password
+    assert set(COMPOSE["volumes"]) >= {"prometheus-data", "grafana-data"}
+
+
+def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> None:
+    jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
+    assert set(jobs) >= {"api", "consumer"}
+    app = create_app({"APP_ENV": "test"})
+    assert any(rule.rule == "/metrics" for rule in app.url_map.iter_rules())
+    (api_target,) = jobs["api"]["static_configs"][0]["targets"]
+    host, port = api_target.split(":")
+    assert host == "api" and port == str(SERVICES["api"]["environment"]["API_PORT"])
+    assert jobs["api"].get("metrics_path", "/metrics") == "/metrics"
+    (dns,) = jobs["consumer"]["dns_sd_configs"]
+    consumer_env = SERVICES["consumer"]["environment"]
+    assert dns["names"] == ["consumer"] and str(dns["port"]) == str(consumer_env["CONSUMER_METRICS_PORT"])
+    assert consumer_env["CONSUMER_METRICS_HOST"] == "0.0.0.0"  # reachable from the prometheus container
+
+
+def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
+    prov = ROOT / "docker" / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090" and source["uid"] == "prometheus"
+    (provider,) = yaml.safe_load((prov / "dashboards" / "coupon-rush.yml").read_text())["providers"]
+    assert _mounts("grafana")[provider["options"]["path"]] == "./docker/grafana/dashboards"
+    assert _mounts("grafana")["/etc/grafana/provisioning"] == "./docker/grafana/provisioning"
+
+
+def _family_names(families) -> set[str]:
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("_sum", "_count", "_created"), "gauge": ("",), "info": ("_info",)}
+    return {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
+
+
+def _exported_metric_names() -> set[str]:
+    """What the API and the consumer really export: coupon.telemetry, the flask exporter, the scrape-time gauges."""
+    from flask import Flask
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_flask_exporter import PrometheusMetrics
+
+    import coupon.telemetry  # noqa: F401  (registers its metrics)
+    from workers.gauges import FailureCounts, StockGauges
+
+    names = _family_names(REGISTRY.collect())
+    registry = CollectorRegistry()
+    PrometheusMetrics(Flask("probe"), registry=registry, group_by="endpoint")
+    names |= _family_names(registry.collect())
+    for collector in (FailureCounts(None), StockGauges(None)):
+        names |= _family_names(collector.describe())
+    return names
+
+
+def _metrics_in(expr: str) -> set[str]:
+    expr = re.sub(r'"[^"]*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    tokens = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?!\s*\()\b", expr)
+    return {t for t in tokens if t not in PROMQL_WORDS and not re.fullmatch(r"\d.*", t)} - _functions(expr)
+
+
+def _functions(expr: str) -> set[str]:
+    return set(re.findall(r"([a-zA-Z_]+)\s*\(", expr))
+
+
+def test_every_dashboard_query_uses_exported_metrics_only() -> None:
+    exported = _exported_metric_names()
+    assert "coupon_issue_requests_total" in exported and "flask_http_request_duration_seconds_bucket" in exported
+    exprs = [t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"]]
+    assert exprs
+    for expr in exprs:
+        used = _metrics_in(expr)
+        assert used, f"no metric found in {expr}"
+        assert used <= exported, f"{expr} uses {sorted(used - exported)}, which nothing exports"
+    endpoints = set(re.findall(r'endpoint="([^"]+)"', " ".join(exprs)))
+    assert endpoints <= set(create_app({"APP_ENV": "test"}).view_functions), endpoints
+
+
+def test_the_dashboard_has_the_panels_operators_expect() -> None:
+    text = " ".join(t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"])
+    for needle in ("coupon_issue_requests_total", "histogram_quantile(0.95", "histogram_quantile(0.99",
+                   "coupon_stock_remaining", "coupon_consumer_lag", 'coupon_failures{status=~"PENDING|DEAD"}',
+                   "coupon_gate_batch_seconds_bucket", "coupon_kafka_produce_seconds_bucket"):
+        assert needle in text, needle
+    for panel in DASHBOARD["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus"

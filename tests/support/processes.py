@@ -125,10 +125,10 @@ class Stack:
                              capture_output=True, text=True, timeout=60)
         assert reg.returncode == 0, reg.stderr
         bin_dir = Path(sys.executable).parent
-        scheduler = self._spawn("rqscheduler", [str(bin_dir / "rqscheduler"), "--url", url, "-i", "0.5"])
+        scheduler = self._spawn("rqscheduler", [sys.executable, "-m", "workers.rq_scheduler", "--url", url, "-i", "0.5"])
         worker = self._spawn(
             "rqworker",
-            [str(bin_dir / "rq"), "worker", "--url", url, "--worker-class", "rq.worker.SimpleWorker", "coupon-retry"],
+            [str(bin_dir / "rq"), "worker", "--url", url, "--worker-class", "workers.rq_worker.Worker", "coupon-retry"],
         )
         return [scheduler, worker]
 

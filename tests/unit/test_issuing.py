@@ -95,6 +95,13 @@ def test_accepted_publishes_exactly_one_record() -> None:
     assert len(publisher.records) == 1
 
 
+def test_accepted_record_carries_the_request_id() -> None:
+    publisher = FakePublisher()
+    request_issue(None, FakeGate(accepted(41)), publisher, COUPON_ID, USER_ID, NOW, "req-7")  # type: ignore[arg-type]
+    issue(FakeGate(accepted(42)), publisher)
+    assert [decode(raw).request_id for _, raw in publisher.records] == ["req-7", None]
+
+
 def test_accepted_record_is_keyed_by_user_id() -> None:
     publisher = FakePublisher()
     issue(FakeGate(accepted(41)), publisher)

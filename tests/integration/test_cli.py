@@ -1,0 +1,144 @@
+"""The operators' CLI over real services: every command has help, the long ones report progress on stderr."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from kafka import KafkaConsumer
+
+from coupon.adapters import keys
+from coupon.adapters.kafka_topics import delete_topics
+from coupon.cli import DEMO_COUPONS
+from coupon.tokens import verify_access_token
+from tests.integration.conftest import KAFKA
+from tests.support.invariants import scalar
+from tests.support.processes import ROOT
+
+FLASK_BUILTINS = {"run", "shell", "routes", "db"}
+
+
+def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    out = []
+    for name, command in group.commands.items():
+        if not prefix and name in FLASK_BUILTINS:
+            continue
+        out.append((prefix + (name,), command))
+        if isinstance(command, click.Group):
+            out.extend(_commands(command, prefix + (name,)))
+    return out
+
+
+def test_every_command_has_help_text(app: Any) -> None:
+    commands = _commands(app.cli)
+    names = {" ".join(path) for path, _ in commands}
+    assert names >= {"create-admin", "create-coupon", "seed", "mint-users", "rebuild-gate", "reconcile",
+                     "create-topics", "failures", "failures list", "failures counts", "failures retry"}
+    runner = app.test_cli_runner()
+    for path, command in commands:
+        result = runner.invoke(args=[*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        first_line = " ".join(command.help.strip().splitlines()[0].split()) if command.help else ""
+        assert first_line and first_line in " ".join(result.output.split()), path
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
+
+
+def test_create_admin_is_idempotent(base_env, engine) -> None:
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    first = _flask(base_env, "create-admin", name, "--password", "first-password-1")
+    again = _flask(base_env, "create-admin", name, "--password", "second-password-2")
+    assert first.returncode == 0 and " created" in first.stdout, first.stderr
+    assert again.returncode == 0 and " updated" in again.stdout, again.stderr
+    assert scalar(engine, "SELECT role FROM users WHERE username = :u", u=name) == "ADMIN"
+    assert "first-password-1" not in first.stdout + first.stderr
+
+
+def test_mint_users_writes_valid_tokens_and_reports_progress(base_env, app, engine, tmp_path) -> None:
+    out_file = tmp_path / "tokens.txt"
+    minted = _flask(base_env, "mint-users", "2500", "--prefix", "cli-mint", "--out", str(out_file))
+    assert minted.returncode == 0, minted.stderr
+    progress = [line for line in minted.stderr.splitlines() if line.startswith("[mint users]")]
+    assert progress[0].startswith("[mint users] 1,000/2,500 (40%)"), minted.stderr
+    assert progress[1].startswith("[mint users] 2,000/2,500 (80%)")
+    assert progress[-1].startswith("[mint users] 2,500/2,500 (100%)") and "done in" in progress[-1]
+    lines = out_file.read_text().splitlines()
+    assert len(lines) == 2500
+    key = app.extensions["coupon.jwt_key"]
+    for line in lines[:: 500]:
+        user_id, token = line.split()
+        assert verify_access_token(token, key)["sub"] == user_id
+    assert scalar(engine, "SELECT COUNT(*) FROM users WHERE username LIKE 'cli-mint-%'") == 2500
+
+
+def test_seed_creates_the_demo_coupons_once(base_env, engine, rdb, tmp_path) -> None:
+    first = _flask(base_env, "seed", "--users", "5", "--out", str(tmp_path / "demo.txt"))
+    assert first.returncode == 0, first.stderr
+    ids = re.findall(r"^([0-9a-f-]{36})  ", first.stdout, re.M)
+    assert len(ids) == len(DEMO_COUPONS) and "(exists)" not in first.stdout
+    assert f"[seed coupons] {len(DEMO_COUPONS)}/{len(DEMO_COUPONS)} (100%)" in first.stderr
+    assert all(rdb.exists(keys.meta(i)) for i in ids)  # gates primed
+    assert len((tmp_path / "demo.txt").read_text().splitlines()) == 5
+    again = _flask(base_env, "seed")
+    assert again.returncode == 0 and again.stdout.count("(exists)") == len(DEMO_COUPONS)
+    assert re.findall(r"^([0-9a-f-]{36})  ", again.stdout, re.M) == ids
+    assert scalar(engine, "SELECT COUNT(*) FROM coupons WHERE name LIKE 'Demo:%'") == len(DEMO_COUPONS)
+
+
+def test_rebuild_gate_restores_the_holders_from_the_db(base_env, engine, rdb, mint) -> None:
+    created = _flask(base_env, "create-coupon", "--name", "rebuild me", "--quantity", "10")
+    coupon_id = created.stdout.strip().splitlines()[-1]
+    users = mint(3)
+    with engine.begin() as conn:
+        for rank, (user_id, _) in enumerate(users, 1):
+            conn.execute(sa.text("INSERT INTO issued_coupons (coupon_id, user_id, `rank`, issued_at, used)"
+                                 " VALUES (:c, :u, :r, NOW(6), 0)"), {"c": coupon_id, "u": user_id, "r": rank})
+    rdb.delete(keys.meta(coupon_id), keys.issued(coupon_id))
+    rebuilt = _flask(base_env, "rebuild-gate", coupon_id)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "reserved=3" in rebuilt.stdout and "[rebuild-gate] done in" in rebuilt.stderr
+    assert int(rdb.get(keys.issued(coupon_id))) == 3
+    missing = _flask(base_env, "rebuild-gate", "00000000-0000-4000-8000-000000000000")
+    assert missing.returncode == 1 and "no coupon" in missing.stderr
+
+
+def test_create_topics_with_a_chosen_partition_count(base_env) -> None:
+    tag = uuid.uuid4().hex[:8]
+    env = dict(base_env, KAFKA_ISSUE_TOPIC=f"test.{tag}.cli.issue", KAFKA_DLQ_TOPIC=f"test.{tag}.cli.dlq")
+    try:
+        made = _flask(env, "create-topics", "--partitions", "3")
+        assert made.returncode == 0 and env["KAFKA_ISSUE_TOPIC"] in made.stdout, made.stderr
+        consumer = KafkaConsumer(bootstrap_servers=KAFKA.split(","))
+        try:
+            assert len(consumer.partitions_for_topic(env["KAFKA_ISSUE_TOPIC"]) or ()) == 3
+        finally:
+            consumer.close()
+        again = _flask(env, "create-topics", "--partitions", "3")
+        assert again.returncode == 0 and "none (all exist)" in again.stdout
+    finally:
+        delete_topics(KAFKA, [env["KAFKA_ISSUE_TOPIC"], env["KAFKA_DLQ_TOPIC"]])
+
+
+def test_failures_retry_all_reports_progress(pipeline_env, engine) -> None:
+    payload = ('{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
+               ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}')
+    with engine.begin() as conn:
+        for i in range(3):
+            conn.exec_driver_sql(
+                "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
+                " status, created_at) VALUES (%s, %s, %s, 'boom', 0, 0, 'PENDING', NOW(6))",
+                (f"00000000-0000-4000-8000-00000000000{i}", f"00000000-0000-4000-8000-10000000000{i}", payload),
+            )
+    retried = _flask(pipeline_env, "failures", "retry", "--all")
+    assert retried.returncode == 0 and "republished 3" in retried.stdout, retried.stderr
+    assert "[republish] 3/3 (100%)" in retried.stderr and "done in" in retried.stderr
