@@ -80,10 +80,10 @@ def accepted(rank: int) -> GateDecision:
     return GateDecision(GateOutcome.ACCEPTED, rank)
 
 
-def issue(gate: FakeGate, publisher: FakePublisher) -> IssueAccepted:
+def issue(gate: FakeGate, publisher: FakePublisher, request_id: str | None = None) -> IssueAccepted:
     batcher = Coalescer(partial(decide_and_publish, gate, publisher))
     batcher._gevent = False  # a batch of one per submit, run in the caller
-    return request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+    return request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, request_id)  # type: ignore[arg-type]
 
 
 # --- accepted ------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def test_accepted_publishes_exactly_one_record() -> None:
 
 def test_accepted_record_carries_the_request_id() -> None:
     publisher = FakePublisher()
-    request_issue(None, FakeGate(accepted(41)), publisher, COUPON_ID, USER_ID, NOW, "req-7")  # type: ignore[arg-type]
+    issue(FakeGate(accepted(41)), publisher, "req-7")
     issue(FakeGate(accepted(42)), publisher)
     assert [decode(raw).request_id for _, raw in publisher.records] == ["req-7", None]
 
