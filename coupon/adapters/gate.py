@@ -89,8 +89,10 @@ class Gate:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for coupon_id, indexes in by_coupon.items():
-                # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
-                pipe.evalsha(sha, 3, *keys.gate_keys(coupon_id), *(requests[i][1] for i in indexes))
+                # EVALSHA directly: a Script object would add a SCRIPT EXISTS round trip per pipeline. Through
+                # execute_command because redis-py's cluster pipeline blocks its evalsha() method.
+                pipe.execute_command("EVALSHA", sha, 3, *keys.gate_keys(coupon_id),
+                                     *(requests[i][1] for i in indexes))
             try:
                 replies = pipe.execute(raise_on_error=False)
             except REDIS_ERRORS as exc:

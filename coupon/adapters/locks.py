@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
+import redis
+
 from coupon.adapters import keys
 from coupon.adapters.lua import source
 from coupon.adapters.redis_client import RedisClient
@@ -48,10 +50,19 @@ class PairLocks:
             delay = min(delay * 2, 0.5)
 
     def release(self, pairs: Iterable[Pair], token: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        count = 0
-        for coupon_id, user_id in pairs:
-            self._unlock(keys=[keys.pair_lock(coupon_id, user_id)], args=[token], client=pipe)
-            count += 1
-        if count:
-            pipe.execute()
+        lock_keys = [keys.pair_lock(coupon_id, user_id) for coupon_id, user_id in pairs]
+        if not lock_keys:
+            return
+        for attempt in (1, 2):
+            # EVALSHA through execute_command: redis-py's cluster pipeline refuses Script objects and evalsha().
+            pipe = self.client.pipeline(transaction=False)
+            for key in lock_keys:
+                pipe.execute_command("EVALSHA", self._unlock.sha, 1, key, token)
+            replies = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+                self.client.script_load(source("unlock"))  # Redis restarted and lost its script cache
+                continue  # unlocking is compare-and-delete, so running it again is harmless
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
