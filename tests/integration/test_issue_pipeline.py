@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -25,6 +26,10 @@ def _accepted(results: list[list], users: list[str]) -> list[str]:
     return [u for u, r in zip(users, results) if r[0] == 202]
 
 
+BOTH_REDIS = pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
+
+
+@BOTH_REDIS
 def test_one_user_300_concurrent_requests_gets_exactly_one(api: Api, admin_token, mint, engine, rdb) -> None:
     coupon = api.create_coupon(admin_token, 100)
     [(user_id, token)] = mint(1)
@@ -36,6 +41,7 @@ def test_one_user_300_concurrent_requests_gets_exactly_one(api: Api, admin_token
     check_invariants(engine, rdb, coupon["id"], [user_id])
 
 
+@BOTH_REDIS
 def test_quantity_500_for_3000_users_issues_exactly_500(api: Api, admin_token, mint, engine, rdb) -> None:
     coupon = api.create_coupon(admin_token, 500)
     users = mint(3000)
