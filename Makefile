@@ -33,4 +33,8 @@ unit: venv ## Unit tests only (no services needed)
 bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, consumer drain → bench/RESULTS.md
 	@scripts/services.sh up
 	@.venv/bin/python bench/bench.py
-.PHONY: help run test services services-down cluster cluster-down venv unit bench
+bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluster, sharded-stock simulation → bench/SCALING-RESULTS.md
+	@scripts/services.sh up
+	@scripts/redis_cluster.sh up
+	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
+.PHONY: help run test services services-down cluster cluster-down venv unit bench bench-scaling

@@ -14,13 +14,19 @@ for name in redis mariadb kafka; do
     started+=("$name")
   fi
 done
+# The Redis Cluster for the cluster-mode tests (REDIS_CLUSTER_PORT, default 7100-7102); same rule.
+cluster_started=0
+scripts/redis_cluster.sh status >/dev/null 2>&1 || cluster_started=1
 cleanup() {
   local rc=$?
   for name in "${started[@]}"; do scripts/services.sh stop "$name" || true; done
+  [ "$cluster_started" -eq 0 ] || scripts/redis_cluster.sh down || true
   exit "$rc"
 }
 trap cleanup EXIT
 scripts/services.sh up
+scripts/redis_cluster.sh up
+export TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes)}"
 
 export PATH="$ROOT/.venv/bin:$PATH"
 set +e
