@@ -8,9 +8,12 @@ cd "$ROOT"
 scripts/venv.sh
 
 # Services that were already up belong to someone else (a `make run`, say): leave them running.
+# (Status is read once into a variable: `status | grep -q` under pipefail fails when grep exits early and
+# status gets SIGPIPE, which made services that were up look down, so they were stopped afterwards.)
 started=()
+status="$(scripts/services.sh status 2>/dev/null || true)"
 for name in redis mariadb kafka; do
-  if ! scripts/services.sh status 2>/dev/null | grep -Eq "^\[services\] $name +up"; then
+  if ! grep -Eq "^\[services\] $name +up" <<<"$status"; then
     started+=("$name")
   fi
 done

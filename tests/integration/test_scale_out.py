@@ -104,6 +104,9 @@ def test_two_gunicorn_instances_serve_one_sale_exactly(
     try:
         bases = [stack.start_api(workers=2), stack.start_api(workers=2)]
         assert bases[0] != bases[1]
+        for base in bases:  # readiness pings the gate's Redis (every cluster node in cluster mode)
+            ready = requests.get(base + "/health/ready", timeout=10)
+            assert ready.status_code == 200 and ready.json()["data"]["checks"]["redis"]["status"] == "UP", ready.text
         stack.start_consumer()
         api = Api(bases[0])
         coupon = api.create_coupon(admin_token, 500)
