@@ -16,8 +16,9 @@
 #
 # Each node also uses its port + 10000 as the cluster bus. State (nodes-PORT.conf, logs, pid files) lives
 # under .local/; like scripts/services.sh's Redis, the nodes keep no data across restarts, so `down`
-# also forgets the cluster and the next `up` creates it afresh. Idempotent: `up` on a healthy cluster of
-# ours does nothing; ports answered by something else make it stop with an error, never touch it.
+# also forgets the cluster and the next `up` creates it afresh. Idempotent: `up` on a healthy cluster does
+# nothing (a cluster someone else started is used as it is and never stopped); ports answered by something
+# that is not a healthy cluster make it stop with an error, never touch it.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -136,8 +137,14 @@ nodes_list() {
 }
 
 up() {
-  local port started=0 formed=0
+  local port started=0 formed=0 ours=0
   ensure_installed
+  for port in "${PORTS[@]}"; do our_pid "$port" >/dev/null && ours=1; done
+  if [ "$ours" -eq 0 ] && cluster_ok; then
+    # Like services.sh: a healthy cluster someone else runs on these ports is used, never touched.
+    log "cluster already up on $(nodes_list) (not started by this script)"
+    return 0
+  fi
   for port in "${PORTS[@]}"; do
     if our_pid "$port" >/dev/null; then
       continue
