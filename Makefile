@@ -17,6 +17,12 @@ services: ## Start Redis, MariaDB and Kafka (idempotent)
 services-down: ## Stop the services this project started
 	@scripts/services.sh down
 
+cluster: ## Start a local Redis Cluster: 3 masters on 127.0.0.1:7100-7102 (REDIS_CLUSTER_REPLICAS=1 adds 3 replicas)
+	@scripts/redis_cluster.sh up
+
+cluster-down: ## Stop the Redis Cluster nodes this project started
+	@scripts/redis_cluster.sh down
+
 venv: ## Create .venv from requirements/
 	@scripts/venv.sh
 
@@ -30,4 +36,8 @@ k6: venv ## Load run against a running `make run`: mint users, create a coupon, 
 bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, consumer drain → bench/RESULTS.md
 	@scripts/services.sh up
 	@.venv/bin/python bench/bench.py
-.PHONY: help run test services services-down venv unit k6 bench
+bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluster, sharded-stock simulation → bench/SCALING-RESULTS.md
+	@scripts/services.sh up
+	@scripts/redis_cluster.sh up
+	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
+.PHONY: help run test services services-down cluster cluster-down venv unit k6 bench bench-scaling

@@ -40,6 +40,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "REDIS_URL": _env("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "REDIS_CLUSTER_URL": _env("REDIS_CLUSTER_URL", ""),
+        # host:port,host:port — an alternative to REDIS_CLUSTER_URL; either one switches to Redis Cluster.
+        "REDIS_CLUSTER_NODES": _env("REDIS_CLUSTER_NODES", ""),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 64),
         "RQ_REDIS_URL": _env("RQ_REDIS_URL", _env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         "KAFKA_BOOTSTRAP_SERVERS": _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),

@@ -16,7 +16,8 @@ from coupon.services.issuing import decide_and_publish
 
 def init_app(app: Flask) -> None:
     cfg = app.config
-    client = build_redis(cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"])
+    client = build_redis(cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"],
+                         cfg["REDIS_CLUSTER_NODES"])
     app.extensions["coupon.redis"] = client
     app.extensions["coupon.gate"] = Gate(client)
     publisher = IssuePublisher(

@@ -86,8 +86,10 @@ class Gate:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for coupon_id, indexes in by_coupon.items():
-                # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
-                pipe.evalsha(sha, 3, *keys.gate_keys(coupon_id), *(requests[i][1] for i in indexes))
+                # EVALSHA directly: a Script object would add a SCRIPT EXISTS round trip per pipeline. Through
+                # execute_command because redis-py's cluster pipeline blocks its evalsha() method.
+                pipe.execute_command("EVALSHA", sha, 3, *keys.gate_keys(coupon_id),
+                                     *(requests[i][1] for i in indexes))
             try:
                 replies = pipe.execute(raise_on_error=False)
             except REDIS_ERRORS as exc:
@@ -113,13 +115,25 @@ class Gate:
 
     def release_many(self, pairs: list[tuple[str, str]]) -> int:
         """Undo the reservations of a batch whose publish failed, in one pipeline; returns how many were held."""
-        pipe = self.client.pipeline(transaction=False)
-        for coupon_id, user_id in pairs:
-            self._release(keys=[keys.issued(coupon_id), keys.participants(coupon_id)], args=[user_id], client=pipe)
-        try:
-            return sum(int(r) for r in pipe.execute())
-        except REDIS_ERRORS as exc:
-            raise RedisUnavailable() from exc
+        sha = self._release.sha
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for coupon_id, user_id in pairs:
+                # EVALSHA through execute_command: redis-py's cluster pipeline refuses Script objects.
+                pipe.execute_command("EVALSHA", sha, 2, keys.issued(coupon_id), keys.participants(coupon_id), user_id)
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except REDIS_ERRORS as exc:
+                raise RedisUnavailable() from exc
+            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+                # Redis lost its script cache. Safe to run again: a release only acts where the member is present.
+                self.client.script_load(source("release"))
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise RedisUnavailable(f"The coupon gate failed: {reply}")
+        return sum(int(r) for r in replies)
 
     def write_meta(self, coupon_id: str, meta: GateMeta) -> None:
         try:

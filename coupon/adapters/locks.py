@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
+
 from coupon.adapters import keys
 from coupon.adapters.lua import source
 from coupon.adapters.redis_client import RedisClient

@@ -2,6 +2,10 @@
 
 Every test gets truncated tables and an empty Redis test database; tests that run the pipeline get their
 own Kafka topic, consumer group, API server and consumer processes.
+
+Tests parametrized with `redis_mode` = "cluster" (indirectly) run the gate and locks against a real Redis
+Cluster (TEST_REDIS_CLUSTER_NODES, started by `make test` / scripts/redis_cluster.sh); every master is
+flushed before each such test. RQ always keeps the standalone test Redis: rq does not support Cluster.
 """
 from __future__ import annotations
 
@@ -14,11 +18,13 @@ from typing import Any, Iterator
 
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from coupon import create_app
 from coupon.adapters.kafka_topics import delete_topics, ensure_topics
+from coupon.adapters.redis_client import build_redis, cluster_startup
 from coupon.auth import mint_token, user_token
 from coupon.extensions import db
 from coupon.services import load_users, users
@@ -31,6 +37,11 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "coupons", "users")
 HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
+TEST_REDIS_CLUSTER_NODES = os.environ.get("TEST_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
+HOW_TO_START_CLUSTER = (
+    "Start it with `make cluster` (scripts/redis_cluster.sh up; REDIS_CLUSTER_PORT=7170 moves it to 7170-7172)"
+    " and point TEST_REDIS_CLUSTER_NODES at its nodes, or run `make test`, which does both."
+)
 
 
 def _check_services() -> None:
@@ -116,21 +127,62 @@ def engine(migrated_db: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+@pytest.fixture
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """"standalone" unless a test is parametrized (indirect=True) with "cluster"."""
+    mode = getattr(request, "param", "standalone")
+    assert mode in ("standalone", "cluster"), mode
+    return mode
+
+
 @pytest.fixture(scope="session")
-def rdb() -> redis.Redis:
+def standalone_rdb() -> redis.Redis:
     return redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
 
 
+@pytest.fixture(scope="session")
+def cluster_rdb() -> RedisCluster:
+    """The test Redis Cluster; a missing or unhealthy cluster fails the test with what to start."""
+    try:
+        client = build_redis("", cluster_nodes=TEST_REDIS_CLUSTER_NODES)
+        client.ping(target_nodes=RedisCluster.ALL_NODES)
+        state = client.cluster_info()["cluster_state"]
+    except Exception as exc:
+        pytest.fail(f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} is not answering ({exc}).\n{HOW_TO_START_CLUSTER}",
+                    pytrace=False)
+    if state != "ok":
+        pytest.fail(f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} says cluster_state:{state}.\n{HOW_TO_START_CLUSTER}",
+                    pytrace=False)
+    first, others = cluster_startup(cluster_nodes=TEST_REDIS_CLUSTER_NODES)
+    return RedisCluster.from_url(first, startup_nodes=[ClusterNode(h, p) for h, p in others], decode_responses=True)
+
+
+@pytest.fixture
+def rdb(redis_mode: str, standalone_rdb: redis.Redis, request: pytest.FixtureRequest) -> Any:
+    """The Redis that holds the gate in this test: the standalone test database, or the test cluster."""
+    return request.getfixturevalue("cluster_rdb") if redis_mode == "cluster" else standalone_rdb
+
+
+@pytest.fixture
+def gate_client(redis_mode: str, rdb: Any) -> Any:
+    """A client as the app builds it (blocking pool, bytes) for the same Redis as `rdb`."""
+    if redis_mode == "cluster":
+        return build_redis("", cluster_nodes=TEST_REDIS_CLUSTER_NODES)
+    return build_redis(TEST_REDIS_URL)
+
+
 @pytest.fixture(autouse=True)
-def clean(engine: sa.Engine, rdb: redis.Redis, app: Any) -> None:
-    """Each test starts from empty tables and an empty Redis test database."""
+def clean(engine: sa.Engine, standalone_rdb: redis.Redis, redis_mode: str, rdb: Any, app: Any) -> None:
+    """Each test starts from empty tables and an empty Redis test database (and empty cluster masters)."""
     # An open transaction of the in-process session would hold a metadata lock TRUNCATE waits on.
     db.session.remove()
     with engine.begin() as conn:
         conn.execute(sa.text("SET SESSION lock_wait_timeout = 20"))
         for table in TABLES:
             conn.execute(sa.text(f"TRUNCATE TABLE {table}"))
-    rdb.flushdb()
+    standalone_rdb.flushdb()
+    if redis_mode == "cluster":
+        rdb.flushdb(target_nodes=RedisCluster.PRIMARIES)
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +217,7 @@ def mint(app: Any):
 
 
 @pytest.fixture
-def pipeline_env(base_env: dict[str, str], migrated_db: str) -> Iterator[dict[str, str]]:
+def pipeline_env(base_env: dict[str, str], migrated_db: str, redis_mode: str, rdb: Any) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
     env = dict(
         base_env,
@@ -173,6 +225,9 @@ def pipeline_env(base_env: dict[str, str], migrated_db: str) -> Iterator[dict[st
         KAFKA_DLQ_TOPIC=f"test.{tag}.coupon.issue.dlq",
         KAFKA_CONSUMER_GROUP=f"test.{tag}.coupon-issuer",
     )
+    if redis_mode == "cluster":
+        # Gate and locks on the cluster; REDIS_URL / RQ_REDIS_URL stay on the standalone test Redis for rq.
+        env["REDIS_CLUSTER_NODES"] = TEST_REDIS_CLUSTER_NODES
     ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
     yield env
     try:

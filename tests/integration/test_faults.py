@@ -88,6 +88,8 @@ def _retry_stack(pipeline_env: dict[str, str], tmp_path: Path, max_retries: int)
         stack.stop()
 
 
+# In cluster mode the gate and locks use the cluster while rq keeps the standalone Redis (RQ_REDIS_URL).
+@pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 def test_failing_inserts_are_recorded_republished_and_resolved(
     pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table, fault_report
 ) -> None:

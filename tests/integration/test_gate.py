@@ -1,19 +1,31 @@
-"""reserve.lua and release.lua on the real Redis: many requests in one call decide as separate calls would."""
+"""reserve.lua and release.lua on the real Redis, standalone and Cluster: many requests in one call decide as
+separate calls would, and racing processes reserve exactly the stock."""
 from __future__ import annotations
 
+import json
+import random
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
 
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateSnapshot
-from coupon.adapters.redis_client import build_redis
-from tests.integration.conftest import TEST_REDIS_URL
+from tests.integration.conftest import TEST_REDIS_CLUSTER_NODES, TEST_REDIS_URL
+from tests.support.processes import ROOT
 
 A, D, S = GateOutcome.ACCEPTED, GateOutcome.DUPLICATE, GateOutcome.SOLD_OUT
 
+pytestmark = pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 
-def _gate() -> Gate:
-    return Gate(build_redis(TEST_REDIS_URL))
+
+@pytest.fixture
+def gate(gate_client: Any) -> Gate:
+    return Gate(gate_client)
 
 
 def _coupon(gate: Gate, total: int, starts_in_s: float = -60, ends_in_s: float = 3600, status: str = "ACTIVE") -> str:
@@ -24,8 +36,7 @@ def _coupon(gate: Gate, total: int, starts_in_s: float = -60, ends_in_s: float =
     return cid
 
 
-def test_one_call_decides_in_order_with_duplicates_and_stock(rdb) -> None:
-    gate = _gate()
+def test_one_call_decides_in_order_with_duplicates_and_stock(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 3)
     got = gate.reserve_many([(cid, u) for u in ("u1", "u2", "u1", "u3", "u4", "u2")])
     assert [(d.outcome, d.rank) for d in got] == [(A, 1), (A, 2), (D, 1), (A, 3), (S, 0), (D, 2)]
@@ -33,16 +44,14 @@ def test_one_call_decides_in_order_with_duplicates_and_stock(rdb) -> None:
     assert rdb.zrange(keys.participants(cid), 0, -1, withscores=True) == [("u1", 1), ("u2", 2), ("u3", 3)]
 
 
-def test_requests_for_several_coupons_in_one_batch(rdb) -> None:
-    gate = _gate()
+def test_requests_for_several_coupons_in_one_batch(gate: Gate, rdb) -> None:
     c1, c2 = _coupon(gate, 1), _coupon(gate, 5)
     got = gate.reserve_many([(c1, "a"), (c2, "a"), (c1, "b"), (c2, "b")])
     assert [d.outcome for d in got] == [A, A, S, A]
     assert (rdb.get(keys.issued(c1)), rdb.get(keys.issued(c2))) == ("1", "2")
 
 
-def test_closed_windows_and_disabled_change_nothing(rdb) -> None:
-    gate = _gate()
+def test_closed_windows_and_disabled_change_nothing(gate: Gate, rdb) -> None:
     cases = {
         GateOutcome.NOT_STARTED: _coupon(gate, 5, starts_in_s=3600, ends_in_s=7200),
         GateOutcome.ENDED: _coupon(gate, 5, starts_in_s=-7200, ends_in_s=-3600),
@@ -53,14 +62,12 @@ def test_closed_windows_and_disabled_change_nothing(rdb) -> None:
         assert rdb.get(keys.issued(cid)) == "0" and rdb.zcard(keys.participants(cid)) == 0
 
 
-def test_missing_meta_asks_for_a_rebuild() -> None:
-    gate = _gate()
+def test_missing_meta_asks_for_a_rebuild(gate: Gate) -> None:
     got = gate.reserve_many([(str(uuid.uuid4()), "x")])
     assert got[0].outcome is GateOutcome.NEEDS_REBUILD
 
 
-def test_release_undoes_exactly_one_reservation(rdb) -> None:
-    gate = _gate()
+def test_release_undoes_exactly_one_reservation(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
     gate.reserve_many([(cid, "u1"), (cid, "u2")])
     assert gate.release(cid, "u1") is True
@@ -70,8 +77,97 @@ def test_release_undoes_exactly_one_reservation(rdb) -> None:
     assert gate.reserve_many([(cid, "u3")])[0].outcome is A
 
 
-def test_script_cache_lost_is_reloaded(rdb) -> None:
-    gate = _gate()
+def test_script_cache_lost_is_reloaded(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
     rdb.script_flush()
     assert gate.reserve_many([(cid, "u1")])[0].outcome is A
+
+
+def _coupons_on_distinct_slots(gate: Gate, rdb: Any, redis_mode: str, totals: list[int]) -> list[str]:
+    """One coupon per total; on the cluster, on as many different masters as there are coupons (≤ masters)."""
+    if redis_mode != "cluster":
+        return [_coupon(gate, t) for t in totals]
+    ids: list[str] = []
+    nodes: set[str] = set()
+    masters = len(rdb.get_primaries())
+    while len(ids) < len(totals):
+        cid = str(uuid.uuid4())
+        node = rdb.get_node_from_key(keys.meta(cid)).name
+        if node in nodes and len(nodes) < min(masters, len(totals)):
+            continue
+        nodes.add(node)
+        ids.append(cid)
+    now_ms = int(time.time() * 1000)
+    for cid, total in zip(ids, totals):
+        gate.install(cid, GateSnapshot(GateMeta(total, now_ms - 60_000, now_ms + 3_600_000, "ACTIVE"), {}))
+    return ids
+
+
+def _race(redis_mode: str, shares: list[list[tuple[str, str]]], concurrency: int) -> list[list[Any]]:
+    """Run each share in its own gevent process, all released at once; results per share."""
+    procs = []
+    for share in shares:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.gate_race"], cwd=ROOT, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        spec = {"redis_url": TEST_REDIS_URL, "concurrency": concurrency, "requests": share,
+                "cluster_nodes": TEST_REDIS_CLUSTER_NODES if redis_mode == "cluster" else ""}
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(spec) + "\n")
+        proc.stdin.flush()
+        procs.append(proc)
+    for proc in procs:  # every process connected: a blocking readline is the barrier
+        assert proc.stdout.readline().strip() == "READY"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        out.append(json.loads(stdout))
+    return out
+
+
+def test_racing_processes_reserve_exactly_the_stock_once_per_user(gate: Gate, rdb, redis_mode: str) -> None:
+    totals = [1, 100, 250]
+    coupons = _coupons_on_distinct_slots(gate, rdb, redis_mode, totals)
+    users = [f"user-{n}" for n in range(600)]
+    # Every user asks for every coupon twice, from two different processes.
+    requests = [(c, u) for c in coupons for u in users] * 2
+    random.Random(7).shuffle(requests)
+    shares = [requests[i::4] for i in range(4)]
+    results = _race(redis_mode, shares, concurrency=200)
+    decided: list[tuple[str, str, str, int]] = [
+        (c, u, outcome, rank) for share, got in zip(shares, results) for (c, u), (outcome, rank) in zip(share, got)
+    ]
+    assert Counter(outcome for *_, outcome, _ in decided).keys() <= {"ACCEPTED", "DUPLICATE", "SOLD_OUT"}
+    for coupon, total in zip(coupons, totals):
+        mine = [d for d in decided if d[0] == coupon]
+        winners = {u: rank for _, u, outcome, rank in mine if outcome == "ACCEPTED"}
+        assert len(winners) == len([d for d in mine if d[2] == "ACCEPTED"]), "a user was accepted twice"
+        assert sorted(winners.values()) == list(range(1, total + 1)), "ranks are not exactly 1..stock"
+        for _, u, outcome, rank in mine:
+            if outcome == "DUPLICATE":
+                assert winners.get(u) == rank, f"{u} told duplicate without holding rank {rank}"
+        assert int(rdb.get(keys.issued(coupon))) == total
+        assert dict(rdb.zrange(keys.participants(coupon), 0, -1, withscores=True)) == winners
+    if redis_mode == "cluster":
+        assert len({rdb.get_node_from_key(keys.meta(c)).name for c in coupons}) == 3, "coupons not spread over masters"
+
+
+def test_release_many_undoes_exactly_the_held_reservations_across_coupons(gate: Gate, rdb) -> None:
+    c1, c2 = _coupon(gate, 5), _coupon(gate, 5)
+    gate.reserve_many([(c1, "a"), (c1, "b"), (c2, "a"), (c2, "c")])
+    # "z" never reserved and a second release of ("c1", "a") change nothing.
+    assert gate.release_many([(c1, "a"), (c2, "c"), (c1, "z"), (c1, "a")]) == 2
+    assert rdb.get(keys.issued(c1)) == "1" and rdb.get(keys.issued(c2)) == "1"
+    assert rdb.zrange(keys.participants(c1), 0, -1) == ["b"]
+    assert rdb.zrange(keys.participants(c2), 0, -1) == ["a"]
+
+
+def test_release_many_reloads_a_lost_script(gate: Gate, rdb, gate_client: Any) -> None:
+    cid = _coupon(gate, 5)
+    gate.reserve_many([(cid, "a")])
+    gate_client.script_flush()
+    assert gate.release_many([(cid, "a")]) == 1
+    assert rdb.get(keys.issued(cid)) == "0"

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 import sqlalchemy as sa
 from redis import Redis
@@ -68,6 +69,7 @@ def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
         stack.stop()
 
 
+@pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(stack, api, admin_token, mint, engine, rdb) -> None:
     from coupon.adapters import keys
     from tests.support.client import burst

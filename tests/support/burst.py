@@ -1,7 +1,7 @@
 """A burst load generator: N HTTP requests fired at once from one gevent process.
 
 Run as `python -m tests.support.burst < spec.json`; spec = {"base": url, "requests": [[method, path,
-token], ...]}. Every connection is opened first, then all requests go out together. Prints a JSON
+token], ...]}; a request may name its own base URL as a fourth item (clients split over several servers). Every connection is opened first, then all requests go out together. Prints a JSON
 list of [status, error code or null, data] per request, in order.
 """
 from __future__ import annotations
@@ -27,11 +27,12 @@ def main() -> None:
     results: list[object] = [None] * len(spec["requests"])
     ready = [0]
 
-    def one(i: int, method: str, path: str, token: str | None) -> None:
+    def one(i: int, method: str, path: str, token: str | None, base: str | None = None) -> None:
         conn = None
+        target = urlparse(base) if base else url
         for attempt in range(20):
             try:
-                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 conn.connect()
                 break
             except OSError:

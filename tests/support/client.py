@@ -64,8 +64,10 @@ def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def burst(base_url: str, reqs: list[tuple[str, str, str | None]], timing: dict[str, float] | None = None) -> list[list[Any]]:
+def burst(base_url: str, reqs: list[tuple[Any, ...]], timing: dict[str, float] | None = None) -> list[list[Any]]:
     """Fire every request at once from a separate gevent process; [status, code, data, ms] each.
+
+    A request is (method, path, token) or (method, path, token, base_url) to send it to another server.
 
     `timing`, when given, receives the epoch seconds the requests were fired at and the last reply came in.
     """

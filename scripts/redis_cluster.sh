@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# A local Redis Cluster on 127.0.0.1 for development, tests and the scaling measurements.
+#
+#   scripts/redis_cluster.sh up       start the nodes, create the cluster, wait for cluster_state:ok
+#   scripts/redis_cluster.sh down     stop the nodes this script started (pid files), forget the cluster
+#   scripts/redis_cluster.sh status   each node up/down, its role, and the cluster state
+#   scripts/redis_cluster.sh nodes    print the nodes as REDIS_CLUSTER_NODES wants them (host:port,...)
+#
+# Environment (defaults):
+#   REDIS_CLUSTER_PORT=7100      port of the first node; the others follow (7100..7102, or ..7105)
+#   REDIS_CLUSTER_MASTERS=3      masters (the 16384 slots are split evenly between them)
+#   REDIS_CLUSTER_REPLICAS=0     replicas per master (1 = 3 masters + 3 replicas)
+#   REDIS_CLUSTER_TIMEOUT=60     seconds to wait for cluster_state:ok
+#   REDIS_CLUSTER_NODE_TIMEOUT=5000  cluster-node-timeout (ms)
+#   STOP_TIMEOUT=30              seconds between SIGTERM and SIGKILL on down
+#
+# Each node also uses its port + 10000 as the cluster bus. State (nodes-PORT.conf, logs, pid files) lives
+# under .local/; like scripts/services.sh's Redis, the nodes keep no data across restarts, so `down`
+# also forgets the cluster and the next `up` creates it afresh. Idempotent: `up` on a healthy cluster does
+# nothing (a cluster someone else started is used as it is and never stopped); ports answered by something
+# that is not a healthy cluster make it stop with an error, never touch it.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+LOCAL="$ROOT/.local"
+RUN_DIR="$LOCAL/run"
+LOG_DIR="$LOCAL/log"
+DATA_DIR="$LOCAL/redis-cluster"
+
+PORT0="${REDIS_CLUSTER_PORT:-7100}"
+MASTERS="${REDIS_CLUSTER_MASTERS:-3}"
+REPLICAS="${REDIS_CLUSTER_REPLICAS:-0}"
+TIMEOUT="${REDIS_CLUSTER_TIMEOUT:-60}"
+NODE_TIMEOUT="${REDIS_CLUSTER_NODE_TIMEOUT:-5000}"
+STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
+HOST=127.0.0.1
+
+log() { printf '[cluster] %s\n' "$*"; }
+die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  echo "usage: scripts/redis_cluster.sh up|down|status|nodes" >&2
+  exit 2
+}
+
+[[ "$MASTERS" =~ ^[0-9]+$ && "$MASTERS" -ge 3 ]] || die "REDIS_CLUSTER_MASTERS must be 3 or more (redis-cli refuses fewer)"
+[[ "$REPLICAS" =~ ^[0-9]+$ ]] || die "REDIS_CLUSTER_REPLICAS must be a number"
+COUNT=$((MASTERS * (1 + REPLICAS)))
+PORTS=()
+for ((i = 0; i < COUNT; i++)); do PORTS+=($((PORT0 + i))); done
+
+pid_file() { echo "$RUN_DIR/redis-cluster-$1.pid"; }
+cli() { local port="$1"; shift; timeout 5 redis-cli -h "$HOST" -p "$port" "$@"; }
+answers() { [ "$(cli "$1" ping 2>/dev/null || true)" = PONG ]; }
+info_field() { cli "$1" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
+
+# Alive and really our redis-server on that port (not a recycled pid).
+our_pid() {
+  local port="$1" file pid
+  file="$(pid_file "$port")"
+  [ -f "$file" ] || return 1
+  pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "redis-server.*:$port"; then
+    echo "$pid"
+    return 0
+  fi
+  rm -f "$file"
+  return 1
+}
+
+ensure_installed() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+  command -v apt-get >/dev/null || die "redis-server/redis-cli missing and apt-get is not available"
+  log "installing redis-server redis-tools with apt-get"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # Keep Debian's maintainer scripts from starting a system-wide redis.
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && created=1
+  fi
+  local rc=0
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+      redis-server redis-tools >"$LOG_DIR/apt-cluster.log" 2>&1 || rc=$?
+  [ "$created" -eq 1 ] && $sudo rm -f "$policy"
+  [ "$rc" -eq 0 ] || { tail -n 20 "$LOG_DIR/apt-cluster.log" >&2; die "apt-get install redis-server failed"; }
+}
+
+launch() {
+  local port="$1" dir="$DATA_DIR/$1"
+  mkdir -p "$dir"
+  redis-server --daemonize yes --bind "$HOST" --port "$port" --dir "$dir" \
+    --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout "$NODE_TIMEOUT" \
+    --pidfile "$(pid_file "$port")" --logfile "$LOG_DIR/redis-cluster-$port.log" \
+    --save "" --appendonly no </dev/null >/dev/null 2>&1 8>&- ||
+    die "redis-server on port $port failed to start (log: $LOG_DIR/redis-cluster-$port.log)"
+}
+
+# Wait until every node answers PING.
+await_nodes() {
+  local start=$SECONDS port
+  for port in "${PORTS[@]}"; do
+    until answers "$port"; do
+      [ $((SECONDS - start)) -lt "$TIMEOUT" ] || die "node $port does not answer (log: $LOG_DIR/redis-cluster-$port.log)"
+      sleep 0.1
+    done
+  done
+}
+
+# Every node sees the whole cluster and says cluster_state:ok.
+cluster_ok() {
+  local port
+  for port in "${PORTS[@]}"; do
+    [ "$(info_field "$port" cluster_state)" = ok ] || return 1
+    [ "$(info_field "$port" cluster_known_nodes)" = "$COUNT" ] || return 1
+  done
+  # A replica counts only once it is attached to its master.
+  [ "$REPLICAS" -eq 0 ] || [ "$(cli "$PORT0" cluster nodes 2>/dev/null | grep -c slave || true)" -eq $((MASTERS * REPLICAS)) ]
+}
+
+await_ok() {
+  local start=$SECONDS
+  until cluster_ok; do
+    [ $((SECONDS - start)) -lt "$TIMEOUT" ] || { cli "$PORT0" cluster info >&2 || true; die "cluster not ok after ${TIMEOUT}s"; }
+    sleep 0.2
+  done
+  log "cluster_state:ok on all $COUNT nodes after $((SECONDS - start))s"
+}
+
+nodes_list() {
+  local out=() port
+  for port in "${PORTS[@]}"; do out+=("$HOST:$port"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+up() {
+  local port started=0 formed=0 ours=0
+  ensure_installed
+  for port in "${PORTS[@]}"; do our_pid "$port" >/dev/null && ours=1; done
+  if [ "$ours" -eq 0 ] && cluster_ok; then
+    # Like services.sh: a healthy cluster someone else runs on these ports is used, never touched.
+    log "cluster already up on $(nodes_list) (not started by this script)"
+    return 0
+  fi
+  for port in "${PORTS[@]}"; do
+    if our_pid "$port" >/dev/null; then
+      continue
+    fi
+    if answers "$port" || timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$port" 2>/dev/null; then
+      die "port $HOST:$port is taken by something this script did not start; set REDIS_CLUSTER_PORT to free ports"
+    fi
+    if timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$((port + 10000))" 2>/dev/null; then
+      die "cluster bus port $HOST:$((port + 10000)) is taken; set REDIS_CLUSTER_PORT to free ports"
+    fi
+    # No data survives a restart, so an old cluster config would only describe empty slots' owners.
+    rm -f "$DATA_DIR/$port/nodes-$port.conf"
+    launch "$port"
+    started=$((started + 1))
+  done
+  await_nodes
+  [ "$started" -eq 0 ] || log "started $started node(s) on $HOST:${PORTS[0]}..${PORTS[-1]}"
+  if cluster_ok; then
+    log "cluster already up: $(nodes_list)"
+    return 0
+  fi
+  # Create the cluster only from nodes that know nobody yet; anything else is a half-built cluster.
+  for port in "${PORTS[@]}"; do
+    if [ "$(info_field "$port" cluster_known_nodes)" != 1 ] || [ "$(info_field "$port" cluster_slots_assigned)" != 0 ]; then
+      formed=1
+    fi
+  done
+  if [ "$formed" -eq 1 ]; then
+    log "nodes already belong to a cluster that is not ok yet; waiting for it (if it never gets ok: down, then up)"
+    await_ok
+    return 0
+  fi
+  log "creating the cluster: $MASTERS masters, $REPLICAS replica(s) each"
+  local addrs=()
+  for port in "${PORTS[@]}"; do addrs+=("$HOST:$port"); done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$REPLICAS" --cluster-yes \
+    >"$LOG_DIR/redis-cluster-create.log" 2>&1 ||
+    { tail -n 20 "$LOG_DIR/redis-cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
+  await_ok
+  log "REDIS_CLUSTER_NODES=$(nodes_list)"
+}
+
+stop_port() {
+  local port="$1" pid waited=0
+  pid="$(our_pid "$port")" || {
+    answers "$port" && log "node $port answers but was not started by this script: leaving it alone"
+    return 0
+  }
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  rm -f "$(pid_file "$port")" "$DATA_DIR/$port/nodes-$port.conf"
+  log "node $port stopped"
+}
+
+down() {
+  local port file ports=("${PORTS[@]}")
+  # Also the nodes of an earlier `up` with other settings (e.g. with replicas): every pid file of ours.
+  for file in "$RUN_DIR"/redis-cluster-*.pid; do
+    [ -e "$file" ] || continue
+    port="${file##*/redis-cluster-}"
+    port="${port%.pid}"
+    [[ " ${ports[*]} " == *" $port "* ]] || ports+=("$port")
+  done
+  for port in "${ports[@]}"; do stop_port "$port"; done
+}
+
+status() {
+  local port pid who role
+  for port in "${PORTS[@]}"; do
+    who=""
+    if pid="$(our_pid "$port")"; then who="pid $pid, started by redis_cluster.sh"; elif answers "$port"; then who="not ours"; fi
+    if answers "$port"; then
+      role="$(cli "$port" role 2>/dev/null | head -n1)"
+      printf '[cluster] %s:%s up   %-6s %s\n' "$HOST" "$port" "$role" "${who:+($who)}"
+    else
+      printf '[cluster] %s:%s down\n' "$HOST" "$port"
+    fi
+  done
+  if cluster_ok; then log "cluster_state:ok"; else log "cluster not ok"; return 1; fi
+}
+
+main() {
+  [ "$#" -eq 1 ] || usage
+  mkdir -p "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
+  case "$1" in
+    up|down)
+      # One cluster script at a time per checkout.
+      exec 8>"$RUN_DIR/redis-cluster.lock"
+      flock 8
+      "$1"
+      ;;
+    status) status ;;
+    nodes) nodes_list ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
