@@ -59,6 +59,17 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "API_PORT": _int("API_PORT", 8000),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
+        # Rate limits (Redis, fixed windows; 0 requests = off). Per user: every authenticated /api call.
+        "RATE_LIMIT_USER_REQUESTS": _int("RATE_LIMIT_USER_REQUESTS", 60),
+        "RATE_LIMIT_USER_WINDOW_SECONDS": _int("RATE_LIMIT_USER_WINDOW_SECONDS", 10),
+        # Per client address, every /api call: off by default (load runs and tests come from one address);
+        # production behind a proxy sets it together with TRUSTED_PROXIES.
+        "RATE_LIMIT_ADDRESS_REQUESTS": _int("RATE_LIMIT_ADDRESS_REQUESTS", 0),
+        "RATE_LIMIT_ADDRESS_WINDOW_SECONDS": _int("RATE_LIMIT_ADDRESS_WINDOW_SECONDS", 10),
+        "LOGIN_MAX_ATTEMPTS": _int("LOGIN_MAX_ATTEMPTS", 5),
+        "LOGIN_ATTEMPT_WINDOW_SECONDS": _int("LOGIN_ATTEMPT_WINDOW_SECONDS", 300),
+        # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); empty = none.
+        "TRUSTED_PROXIES": _env("TRUSTED_PROXIES", ""),
     }
     if overrides:
         cfg.update(overrides)

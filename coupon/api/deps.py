@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from coupon.adapters.gate import Gate
 from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.adapters.rate_limit import RateLimiter
 from coupon.extensions import db
 
 
@@ -19,3 +20,7 @@ def gate() -> Gate:
 
 def publisher() -> IssuePublisher:
     return current_app.extensions["coupon.publisher"]
+
+
+def limiter() -> RateLimiter:
+    return current_app.extensions["coupon.limiter"]
