@@ -105,3 +105,13 @@ def test_dockerfile_installs_the_pinned_requirements_and_runs_unprivileged() -> 
     assert "API_HOST=0.0.0.0" in dockerfile  # gunicorn binds 127.0.0.1 unless told otherwise
     for path in ("wsgi.py", "gunicorn.conf.py", "coupon/", "workers/", "migrations/"):
         assert path in dockerfile, path
+
+
+def test_app_db_user_is_least_privilege_and_only_migrate_changes_the_schema() -> None:
+    init = (ROOT / "docker" / "mysql" / "01-least-privilege.sh").read_text()
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON" in init and "REVOKE ALL PRIVILEGES" in init
+    assert any("docker-entrypoint-initdb.d" in v for v in SERVICES["mysql"]["volumes"])
+    assert "coupon_migrate:" in SERVICES["migrate"]["environment"]["DATABASE_URL"]
+    for name, service in APP_SERVICES.items():
+        if name != "migrate":
+            assert "coupon_migrate" not in service["environment"]["DATABASE_URL"], name
