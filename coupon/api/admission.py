@@ -6,6 +6,7 @@ claims are left on flask.g for the view's guard; a bad token is left for that gu
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request
+from prometheus_client import Counter
 
 from coupon.adapters.rate_limit import LimitOutcome
 from coupon.api import deps
@@ -13,6 +14,9 @@ from coupon.client_address import client_address, parse_trusted
 from coupon.errors import AccountDeleted, RateLimited
 from coupon.tokens import TokenInvalid, verify_access_token
 
+
+REFUSED = Counter("coupon_admission_refused_total", "/api requests refused before their view, by reason: "
+                  "rate_limited, account_deleted", ["reason"])
 
 # Routes that take no token: a bearer sent to them is ignored (neither counted nor refused).
 PUBLIC_ENDPOINTS = frozenset({"users.signup", "auth.login", "docs.openapi"})
@@ -46,6 +50,8 @@ def admit() -> None:
     public = request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS  # None: no such route
     decision = limiter.admit(None if public else _bearer_subject(), address)
     if decision.outcome is LimitOutcome.LIMITED:
+        REFUSED.labels("rate_limited").inc()
         raise RateLimited(retry_after=decision.retry_after_s)
     if decision.outcome is LimitOutcome.ACCOUNT_DELETED:
+        REFUSED.labels("account_deleted").inc()
         raise AccountDeleted()

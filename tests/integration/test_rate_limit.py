@@ -168,6 +168,12 @@ def test_one_users_flood_does_not_starve_the_others(start, admin_token: str, min
     assert sum(honest.values()) == 200
     accepted = [o for r, o in zip(results, owner) if r[0] == 202]
     assert len(accepted) == min(150, 200 + flood[(202, None)])
+    # The refusals are visible to operators (summed over both gunicorn workers).
+    import requests
+
+    metrics = requests.get(api.base + "/metrics", timeout=10).text
+    line = next(x for x in metrics.splitlines() if x.startswith('coupon_admission_refused_total{reason="rate_limited"}'))
+    assert float(line.split()[-1]) == flood[(429, "E429")]
     wait_drained(engine, coupon["id"], len(accepted))
     check_invariants(engine, rdb, coupon["id"], accepted)
 
