@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask
 
 from coupon import auth, cli, logging_setup, metrics, resources
-from coupon.api import register_blueprints, tracing
+from coupon.api import admission, register_blueprints, tracing
 from coupon.config import load_config
 from coupon.error_handlers import register_error_handlers
 from coupon.extensions import db, migrate
@@ -25,6 +25,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     resources.init_app(app)
 
+    admission.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
     metrics.init_app(app)

@@ -41,6 +41,8 @@ def user_token(user_id: str) -> str:
 
 def _verify() -> dict[str, Any]:
     """Decode the bearer token with the algorithm pinned; claims land on flask.g for the view."""
+    if "jwt_claims" in g:  # already verified by coupon.api.admission for this request
+        return g.jwt_claims
     header = request.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme != "Bearer" or not token:

@@ -23,7 +23,7 @@ from coupon.validation import parse_coupon_draft, parse_uuid
 
 def init_app(app: Flask) -> None:
     for command in (create_admin, create_coupon, seed, create_topics, mint_users, rebuild_gate, reconcile_coupon,
-                    failures_group):
+                    failures_group, delete_user):
         app.cli.add_command(command)
 
 
@@ -39,6 +39,20 @@ def create_admin(username: str, password: str) -> None:
     """Create the admin USERNAME, or promote it and reset its password (idempotent)."""
     user, created = users.ensure_admin(db.session, username, password)
     click.echo(f"admin {user.username} ({user.id}) {'created' if created else 'updated'}")
+
+
+@click.command("delete-user")
+@click.argument("user")
+def delete_user(user: str) -> None:
+    """Delete the account USER (a username or a user id); its still-valid tokens are refused at once."""
+    from coupon.adapters import users_repo
+
+    found = users_repo.by_username(db.session, user) or users_repo.get(db.session, user)
+    try:
+        users.delete_user(db.session, current_app.extensions["coupon.limiter"], found.id if found else user)
+    except AppError as error:
+        _fail(error)
+    click.echo(f"user {user} deleted")
 
 
 @click.command("create-coupon")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from coupon.client_address import parse_trusted
+
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
 
@@ -63,9 +65,25 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "API_PORT": _int("API_PORT", 8000),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
+        # Rate limits (Redis, fixed windows; 0 requests = off). Per user: every authenticated /api call.
+        "RATE_LIMIT_USER_REQUESTS": _int("RATE_LIMIT_USER_REQUESTS", 60),
+        "RATE_LIMIT_USER_WINDOW_SECONDS": _int("RATE_LIMIT_USER_WINDOW_SECONDS", 10),
+        # Per client address, every /api call: off by default (load runs and tests come from one address);
+        # production behind a proxy sets it together with TRUSTED_PROXIES.
+        "RATE_LIMIT_ADDRESS_REQUESTS": _int("RATE_LIMIT_ADDRESS_REQUESTS", 0),
+        "RATE_LIMIT_ADDRESS_WINDOW_SECONDS": _int("RATE_LIMIT_ADDRESS_WINDOW_SECONDS", 10),
+        "LOGIN_MAX_ATTEMPTS": _int("LOGIN_MAX_ATTEMPTS", 5),
+        "LOGIN_ATTEMPT_WINDOW_SECONDS": _int("LOGIN_ATTEMPT_WINDOW_SECONDS", 300),
+        # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); empty = none.
+        "TRUSTED_PROXIES": _env("TRUSTED_PROXIES", ""),
     }
     if overrides:
         cfg.update(overrides)
+    for name in ("RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_USER_WINDOW_SECONDS", "RATE_LIMIT_ADDRESS_REQUESTS",
+                 "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS", "LOGIN_ATTEMPT_WINDOW_SECONDS"):
+        if cfg[name] < 0:
+            raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
+    parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much
     _check_secrets(cfg)
     return cfg
 
@@ -84,3 +102,6 @@ def _check_secrets(cfg: dict[str, Any]) -> None:
         )
     if "coupon:coupon@" in cfg["SQLALCHEMY_DATABASE_URI"]:
         raise RuntimeError(f"DATABASE_URL uses the dev default credentials in APP_ENV={cfg['APP_ENV']!r}")
+    # Brute-force protection of the login can't be switched off in production.
+    if cfg["LOGIN_MAX_ATTEMPTS"] <= 0 or cfg["LOGIN_ATTEMPT_WINDOW_SECONDS"] <= 0:
+        raise RuntimeError(f"LOGIN_MAX_ATTEMPTS and LOGIN_ATTEMPT_WINDOW_SECONDS must be > 0 in APP_ENV={cfg['APP_ENV']!r}")

@@ -21,6 +21,7 @@ from coupon.errors import (
     MethodNotAllowed,
     RedisUnavailable,
     RouteNotFound,
+    UnsupportedMediaType,
 )
 from coupon.extensions import db
 
@@ -31,6 +32,7 @@ _HTTP: dict[int, type[AppError]] = {
     404: RouteNotFound,
     405: MethodNotAllowed,
     413: BodyTooLarge,
+    415: UnsupportedMediaType,
 }
 
 

@@ -1,6 +1,7 @@
 """The one error vocabulary: every failure the API can answer, with its HTTP status and stable code."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -38,9 +39,21 @@ class BadCredentials(AppError):
     status, code, message = 401, "E1005", "Username or password is incorrect"
 
 
+class AccountDeleted(AppError):
+    status, code, message = 401, "E1006", "The account of this access token has been deleted"
+
+
 # --- E2xxx: users ----------------------------------------------------------------------------
 class UsernameTaken(AppError):
     status, code, message = 409, "E2001", "This username is already taken"
+
+
+class UserNotFound(AppError):
+    status, code, message = 404, "E2002", "User not found"
+
+
+class CannotDeleteSelf(AppError):
+    status, code, message = 409, "E2003", "An admin cannot delete their own account"
 
 
 # --- E3xxx: coupons --------------------------------------------------------------------------
@@ -105,9 +118,18 @@ class MethodNotAllowed(AppError):
     status, code, message = 405, "E4005", "This method is not allowed on this endpoint"
 
 
+class UnsupportedMediaType(AppError):
+    status, code, message = 415, "E4006", "The request body must be sent as Content-Type: application/json"
+
+
 # --- E429 and E503x: load and dependencies ---------------------------------------------------
 class RateLimited(AppError):
     status, code, message = 429, "E429", "Too many requests; slow down"
+
+    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
+        super().__init__(message, data)
+        # Whole seconds, at least 1: the Retry-After header the handler sends.
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class RedisUnavailable(AppError):

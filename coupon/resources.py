@@ -10,6 +10,7 @@ from flask import Flask
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import Gate
 from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, build_redis
 from coupon.services.issuing import decide_and_publish
 
@@ -20,6 +21,14 @@ def init_app(app: Flask) -> None:
                          cfg["REDIS_CLUSTER_NODES"])
     app.extensions["coupon.redis"] = client
     app.extensions["coupon.gate"] = Gate(client)
+    app.extensions["coupon.limiter"] = RateLimiter(
+        client,
+        user=Limit(cfg["RATE_LIMIT_USER_REQUESTS"], cfg["RATE_LIMIT_USER_WINDOW_SECONDS"]),
+        address=Limit(cfg["RATE_LIMIT_ADDRESS_REQUESTS"], cfg["RATE_LIMIT_ADDRESS_WINDOW_SECONDS"]),
+        login=Limit(cfg["LOGIN_MAX_ATTEMPTS"], cfg["LOGIN_ATTEMPT_WINDOW_SECONDS"]),
+        # A deleted account's tokens are refused for as long as any of them can still be valid.
+        deleted_marker_ttl_s=cfg["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] + 60,
+    )
     publisher = IssuePublisher(
         cfg["KAFKA_BOOTSTRAP_SERVERS"],
         cfg["KAFKA_ISSUE_TOPIC"],

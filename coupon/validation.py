@@ -94,7 +94,7 @@ def parse_credentials(body: Any, *, for_signup: bool) -> Credentials:
     _reject_unknown(body, {"username", "password"}, problems)
     username = _string(body, "username", problems, min_len=3 if for_signup else 1, max_len=50)
     password = _string(body, "password", problems, min_len=8 if for_signup else 1, max_len=128)
-    if for_signup and username is not None and not USERNAME_RE.match(username):
+    if for_signup and username is not None and not USERNAME_RE.fullmatch(username):
         problems.add("username", "may only contain letters, digits, '_', '.' and '-'")
     problems.raise_if_any()
     assert username is not None and password is not None
@@ -216,3 +216,24 @@ def parse_coupon_draft(body: Any, now: datetime) -> CouponDraft:
         issue_starts_at=starts or now,
         expires_at=expires,
     )
+
+
+FAILURE_STATUSES = ("PENDING", "RESOLVED", "DEAD")
+MAX_LIST_LIMIT = 500
+
+
+def parse_failure_query(args: dict[str, str]) -> tuple[str | None, int]:
+    """?status=PENDING|RESOLVED|DEAD&limit=1..500 (default 50); unknown parameters are rejected."""
+    problems = _Problems()
+    _reject_unknown(args, {"status", "limit"}, problems)
+    status = args.get("status")
+    if status is not None and status not in FAILURE_STATUSES:
+        problems.add("status", f"must be one of {', '.join(FAILURE_STATUSES)}")
+    raw = args.get("limit", "50")
+    limit = 0
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIST_LIMIT):
+        problems.add("limit", f"must be an integer from 1 to {MAX_LIST_LIMIT}")
+    else:
+        limit = int(raw)
+    problems.raise_if_any()
+    return status, limit

@@ -16,6 +16,16 @@ RQ_DASHBOARD_PASSWORD="${RQ_DASHBOARD_PASSWORD:-$ADMIN_PASSWORD}"
 RQ_REDIS_URL="${RQ_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
 export API_PORT RQ_REDIS_URL
 
+# Outside dev/test the dev default password guards neither the admin nor rq-dashboard.
+if [[ "${APP_ENV:-dev}" != dev && "${APP_ENV:-dev}" != test ]]; then
+  for name in ADMIN_PASSWORD RQ_DASHBOARD_PASSWORD; do
+    if [[ -z "${!name}" || "${!name}" == admin-password ]]; then
+      echo "[run] $name is the dev default; set a real one for APP_ENV=$APP_ENV" >&2
+      exit 1
+    fi
+  done
+fi
+
 scripts/venv.sh
 scripts/services.sh up
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -29,3 +29,21 @@ def pair_lock(coupon_id: str, user_id: str) -> str:
 def gate_keys(coupon_id: str) -> list[str]:
     """KEYS of reserve.lua, in its order."""
     return [meta(coupon_id), issued(coupon_id), participants(coupon_id)]
+
+
+# Rate limiting: every script call touches the keys of ONE hash tag (one slot on Redis Cluster).
+def rl_user(user_id: str) -> str:
+    return "rl:{user:" + user_id + "}:requests"
+
+
+def user_deleted(user_id: str) -> str:
+    """Marker of a deleted account; shares the user's tag so the limiter checks it in the same call."""
+    return "rl:{user:" + user_id + "}:deleted"
+
+
+def rl_address(address: str) -> str:
+    return "rl:{ip:" + address + "}:requests"
+
+
+def rl_login(username_digest: str) -> str:
+    return "rl:{login:" + username_digest + "}:attempts"

@@ -1,6 +1,7 @@
 """Users in the DB."""
 from __future__ import annotations
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +29,11 @@ def by_username(session: Session, username: str) -> User | None:
 
 def get(session: Session, user_id: str) -> User | None:
     return session.get(User, user_id)
+
+
+def delete(session: Session, user_id: str) -> None:
+    session.execute(sql_delete(User).where(User.id == user_id))
+    session.commit()
 
 
 def add_many(session: Session, rows: list[dict[str, object]]) -> None:

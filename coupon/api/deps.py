@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from coupon.adapters.gate import Gate
 from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.adapters.rate_limit import RateLimiter
 from coupon.extensions import db
 from coupon.services.issuing import IssueBatcher
 
@@ -24,3 +25,7 @@ def publisher() -> IssuePublisher:
 
 def issuer() -> IssueBatcher:
     return current_app.extensions["coupon.issuer"]
+
+
+def limiter() -> RateLimiter:
+    return current_app.extensions["coupon.limiter"]

@@ -101,3 +101,14 @@ def retry_one(session: Session, publisher: IssuePublisher, failure_id: int, now:
     session.commit()
     _publish(publisher, record, event)
     return True
+
+
+@dataclass(frozen=True)
+class FailureView:
+    counts: dict[str, int]
+    items: list[Any]
+
+
+def failure_view(session: Session, status: str | None, limit: int) -> FailureView:
+    """What the admin failure view shows: counts by status and the newest records."""
+    return FailureView(failures_repo.counts(session), failures_repo.listing(session, status, limit))

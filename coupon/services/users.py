@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from coupon.adapters import users_repo
+from coupon.adapters.rate_limit import LimitDecision, LimitOutcome
 from coupon.domain import Role
-from coupon.errors import BadCredentials
+from coupon.errors import BadCredentials, CannotDeleteSelf, RateLimited, UserNotFound
 from coupon.models import User
 from coupon.validation import Credentials
 
@@ -20,6 +21,18 @@ HASH_METHOD = "scrypt"
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)
 
 TokenMinter = Callable[[User], tuple[str, int]]
+
+
+class LoginAttempts(Protocol):
+    """Per-username attempt counter (coupon.adapters.rate_limit.RateLimiter)."""
+
+    def take_login_attempt(self, username: str) -> LimitDecision: ...
+
+    def clear_login_attempts(self, username: str) -> None: ...
+
+
+class DeletionMarker(Protocol):
+    def mark_deleted(self, user_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -41,13 +54,21 @@ def signup(session: Session, creds: Credentials, role: Role = Role.USER) -> User
     return users_repo.add(session, str(uuid.uuid4()), creds.username, hash_password(creds.password), role)
 
 
-def login(session: Session, creds: Credentials, mint: TokenMinter) -> LoginResult:
+def login(session: Session, creds: Credentials, mint: TokenMinter, attempts: LoginAttempts | None = None) -> LoginResult:
+    """Check the password (scrypt, also for unknown names); over the attempt limit → RateLimited, unchecked."""
+    if attempts is not None:
+        decision = attempts.take_login_attempt(creds.username)
+        if decision.outcome is LimitOutcome.LIMITED:
+            raise RateLimited("Too many login attempts for this username; try again later",
+                              retry_after=decision.retry_after_s)
     user = users_repo.by_username(session, creds.username)
     if user is None:
         check_password_hash(_DUMMY_HASH, creds.password)
         raise BadCredentials()
     if not check_password_hash(user.password_hash, creds.password):
         raise BadCredentials()
+    if attempts is not None:
+        attempts.clear_login_attempts(creds.username)
     token, expires_in = mint(user)
     return LoginResult(user=user, access_token=token, expires_in=expires_in)
 
@@ -62,3 +83,16 @@ def ensure_admin(session: Session, username: str, password: str) -> tuple[User, 
         user.password_hash = hash_password(password)
     session.commit()
     return user, False
+
+
+def delete_user(session: Session, marker: DeletionMarker, user_id: str, acting_user_id: str | None = None) -> None:
+    """Delete the account; its still-valid tokens are refused from the moment the marker is written.
+
+    Marker first: if the DB delete then fails, the account is merely locked, and deleting again finishes.
+    An admin can't delete themselves over the API (the last admin would lock everyone out)."""
+    if user_id == acting_user_id:
+        raise CannotDeleteSelf(data={"userId": user_id})
+    if users_repo.get(session, user_id) is None:
+        raise UserNotFound(data={"userId": user_id})
+    marker.mark_deleted(user_id)
+    users_repo.delete(session, user_id)

@@ -87,6 +87,9 @@ def base_env(run_id: str) -> dict[str, str]:
         LOG_LEVEL="INFO",
         GRACEFUL_TIMEOUT="3",
         PYTHONPATH=str(ROOT),
+        # Pipeline tests fire hundreds of requests per user at the gate on purpose; the limiter's own tests
+        # (test_rate_limit.py) set tight limits.
+        RATE_LIMIT_USER_REQUESTS="1000",
     )
     return env
 

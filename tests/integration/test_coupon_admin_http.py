@@ -114,7 +114,7 @@ def test_invalid_signup_is_400(server: Api, body: dict, field: str) -> None:
 def test_unknown_route_and_method_keep_the_envelope(server: Api) -> None:
     resp = server.call("GET", "/api/nothing-here")
     assert resp.status_code == 404 and resp.json()["errorMessage"]["code"] == "E4004"
-    resp = server.call("DELETE", "/api/users/signup")
+    resp = server.call("DELETE", "/api/auth/login")
     assert resp.status_code == 405 and resp.json()["errorMessage"]["code"] == "E4005"
 
 

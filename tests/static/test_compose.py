@@ -222,3 +222,13 @@ def test_the_dashboard_has_the_panels_operators_expect() -> None:
         assert needle in text, needle
     for panel in DASHBOARD["panels"]:
         assert panel["datasource"]["uid"] == "prometheus"
+
+
+def test_app_db_user_is_least_privilege_and_only_migrate_changes_the_schema() -> None:
+    init = (ROOT / "docker" / "mysql" / "01-least-privilege.sh").read_text()
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON" in init and "REVOKE ALL PRIVILEGES" in init
+    assert any("docker-entrypoint-initdb.d" in v for v in SERVICES["mysql"]["volumes"])
+    assert "coupon_migrate:" in SERVICES["migrate"]["environment"]["DATABASE_URL"]
+    for name, service in APP_SERVICES.items():
+        if name != "migrate":
+            assert "coupon_migrate" not in service["environment"]["DATABASE_URL"], name

@@ -21,6 +21,12 @@ INT_SETTINGS = [
     ("REPUBLISH_INTERVAL_SECONDS", lambda c: c["REPUBLISH_INTERVAL_SECONDS"]),
     ("CONSUMER_BATCH_SIZE", lambda c: c["CONSUMER_BATCH_SIZE"]),
     ("API_PORT", lambda c: c["API_PORT"]),
+    ("RATE_LIMIT_USER_REQUESTS", lambda c: c["RATE_LIMIT_USER_REQUESTS"]),
+    ("RATE_LIMIT_USER_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_USER_WINDOW_SECONDS"]),
+    ("RATE_LIMIT_ADDRESS_REQUESTS", lambda c: c["RATE_LIMIT_ADDRESS_REQUESTS"]),
+    ("RATE_LIMIT_ADDRESS_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_ADDRESS_WINDOW_SECONDS"]),
+    ("LOGIN_MAX_ATTEMPTS", lambda c: c["LOGIN_MAX_ATTEMPTS"]),
+    ("LOGIN_ATTEMPT_WINDOW_SECONDS", lambda c: c["LOGIN_ATTEMPT_WINDOW_SECONDS"]),
 ]
 
 ENV_NAMES = [
@@ -36,6 +42,7 @@ ENV_NAMES = [
     "KAFKA_DLQ_TOPIC",
     "KAFKA_CONSUMER_GROUP",
     *(name for name, _ in INT_SETTINGS),
+    "TRUSTED_PROXIES",
 ]
 
 
@@ -185,3 +192,30 @@ def test_each_call_returns_a_fresh_dict() -> None:
     first = load_config()
     first["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] = -1
     assert load_config()["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] != -1
+
+
+def test_rate_limit_defaults_limit_users_and_logins_but_not_addresses() -> None:
+    cfg = load_config()
+    assert cfg["RATE_LIMIT_USER_REQUESTS"] > 0 and cfg["LOGIN_MAX_ATTEMPTS"] > 0
+    assert cfg["RATE_LIMIT_ADDRESS_REQUESTS"] == 0  # off: tests and load runs come from one address
+    assert cfg["TRUSTED_PROXIES"] == ""
+
+
+@pytest.mark.parametrize("name", ["RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS"])
+def test_negative_limits_are_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "-1")
+    with pytest.raises(RuntimeError, match=name):
+        load_config()
+
+
+@pytest.mark.parametrize("name", ["LOGIN_MAX_ATTEMPTS", "LOGIN_ATTEMPT_WINDOW_SECONDS"])
+def test_production_refuses_to_switch_off_the_login_limit(production: pytest.MonkeyPatch, name: str) -> None:
+    production.setenv(name, "0")
+    with pytest.raises(RuntimeError, match="LOGIN_MAX_ATTEMPTS"):
+        load_config()
+
+
+def test_production_refuses_an_invalid_trusted_proxy(production: pytest.MonkeyPatch) -> None:
+    production.setenv("TRUSTED_PROXIES", "10.0.0.0/8,my-proxy")
+    with pytest.raises(RuntimeError, match="TRUSTED_PROXIES"):
+        load_config()

@@ -1,0 +1,161 @@
+"""Redis rate limiter: per-user and per-address request windows, deleted-account markers, login attempts."""
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+
+from coupon.adapters import keys
+from coupon.adapters.coalescer import Coalescer
+from coupon.adapters.lua import source
+from coupon.adapters.redis_client import RedisClient
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, TimeoutError)
+# A dead Redis is logged at most this often per process (a flood would otherwise flood the log too).
+_WARN_EVERY_S = 10.0
+
+
+class LimitOutcome(enum.Enum):
+    """What rate_limit.lua decided; the values are the script's return codes."""
+
+    ALLOWED = 0
+    LIMITED = 1
+    ACCOUNT_DELETED = 2
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`requests` per `window_s` seconds; 0 requests switches the limit off."""
+
+    requests: int
+    window_s: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.requests > 0 and self.window_s > 0
+
+
+@dataclass(frozen=True)
+class LimitDecision:
+    outcome: LimitOutcome
+    retry_after_s: float = 0.0
+
+
+ALLOWED = LimitDecision(LimitOutcome.ALLOWED)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One request to admit: the authenticated user (or None) and the client address (or None)."""
+
+    user_id: str | None
+    address: str | None
+
+
+def username_digest(username: str) -> str:
+    # Usernames are compared case-insensitively by the DB; hashed so no raw name (or brace) lands in a key.
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+
+
+class RateLimiter:
+    """One per process. Fails open: with Redis down, requests pass (the gate itself then answers 503)."""
+
+    def __init__(self, client: RedisClient, user: Limit, address: Limit, login: Limit,
+                 deleted_marker_ttl_s: int, timeout_s: float = 2.0) -> None:
+        self.client = client
+        self.user, self.address, self.login = user, address, login
+        self.deleted_marker_ttl_s = deleted_marker_ttl_s
+        self.timeout_s = timeout_s
+        self._script = client.register_script(source("rate_limit"))
+        self._last_warning = 0.0
+        # Concurrent admissions of a worker share one pipeline, exactly like Gate.reserve.
+        self._batched: Coalescer[Admission, LimitDecision] = Coalescer(self.admit_many, max_batch=512)
+
+    def admit(self, user_id: str | None, address: str | None) -> LimitDecision:
+        """ALLOWED, LIMITED (with retry-after) or ACCOUNT_DELETED; one shared round trip at most."""
+        if user_id is None and (address is None or not self.address.enabled):
+            return ALLOWED
+        try:
+            return self._batched.submit(Admission(user_id, address), queue_timeout=self.timeout_s,
+                                        flush_timeout=self.timeout_s)
+        except REDIS_ERRORS as exc:
+            self._warn(exc)
+            return ALLOWED
+
+    def admit_many(self, items: list[Admission]) -> list[LimitDecision | BaseException]:
+        """Decide many admissions with one pipeline: a user call and/or an address call per item."""
+        sha = self._script.sha
+        calls: list[tuple[int, list[str], Limit]] = []
+        for index, item in enumerate(items):
+            if item.user_id is not None:
+                calls.append((index, [keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], self.user))
+            if item.address is not None and self.address.enabled:
+                calls.append((index, [keys.rl_address(item.address)], self.address))
+        replies = self._run(sha, calls)
+        results: list[LimitDecision | BaseException] = [ALLOWED] * len(items)
+        for (index, _, _), reply in zip(calls, replies):
+            if isinstance(reply, BaseException):
+                self._warn(reply)  # fail open for this call only
+                continue
+            decision = LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
+            current = results[index]
+            # The worst verdict wins: deleted beats limited beats allowed; the longest wait is reported.
+            if isinstance(current, LimitDecision) and (
+                decision.outcome.value > current.outcome.value
+                or (decision.outcome is current.outcome and decision.retry_after_s > current.retry_after_s)
+            ):
+                results[index] = decision
+        return results
+
+    def _run(self, sha: str, calls: list[tuple[int, list[str], Limit]]) -> list[object]:
+        if not calls:
+            return []
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for _, call_keys, limit in calls:
+                # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
+                pipe.evalsha(sha, len(call_keys), *call_keys, limit.requests if limit.enabled else 0,
+                             limit.window_s * 1000)
+            replies = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+                self.client.script_load(source("rate_limit"))  # Redis restarted and lost its script cache
+                continue
+            return replies
+        return replies
+
+    def take_login_attempt(self, username: str) -> LimitDecision:
+        """Count one login attempt of a username (before the password is checked, so parallel guesses count)."""
+        if not self.login.enabled:
+            return ALLOWED
+        try:
+            reply = self._script(keys=[keys.rl_login(username_digest(username))],
+                                 args=[self.login.requests, self.login.window_s * 1000])
+        except REDIS_ERRORS as exc:
+            self._warn(exc)
+            return ALLOWED
+        return LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
+
+    def clear_login_attempts(self, username: str) -> None:
+        """A successful login forgets the username's failed attempts."""
+        if not self.login.enabled:
+            return
+        try:
+            self.client.delete(keys.rl_login(username_digest(username)))
+        except REDIS_ERRORS as exc:
+            self._warn(exc)
+
+    def mark_deleted(self, user_id: str) -> None:
+        """Refuse the user's tokens from now on; the marker outlives every token minted before it."""
+        self.client.set(keys.user_deleted(user_id), "1", ex=self.deleted_marker_ttl_s)
+
+    def _warn(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("rate limiter: Redis unavailable, letting requests through: %s", type(exc).__name__)

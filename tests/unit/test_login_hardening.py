@@ -1,0 +1,67 @@
+"""Unit tests for login hardening: unknown names cost a full slow hash, the attempt limit comes first."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coupon.adapters.rate_limit import ALLOWED, LimitDecision, LimitOutcome
+from coupon.errors import BadCredentials, RateLimited
+from coupon.services import users
+from coupon.validation import Credentials
+
+
+class NoUsers:
+    """A session whose user lookup finds nobody."""
+
+    def execute(self, *_: Any, **__: Any) -> Any:
+        class _R:
+            def scalar_one_or_none(self) -> None:
+                return None
+
+        return _R()
+
+
+class Attempts:
+    def __init__(self, decision: LimitDecision) -> None:
+        self.decision, self.taken, self.cleared = decision, [], []
+
+    def take_login_attempt(self, username: str) -> LimitDecision:
+        self.taken.append(username)
+        return self.decision
+
+    def clear_login_attempts(self, username: str) -> None:
+        self.cleared.append(username)
+
+
+def _params(stored: str) -> str:
+    return stored.split("$", 1)[0]  # "scrypt:32768:8:1": method and cost, before salt and hash
+
+
+def test_the_dummy_hash_costs_as_much_as_a_real_one() -> None:
+    assert _params(users._DUMMY_HASH) == _params(users.hash_password("any-password"))
+    assert _params(users._DUMMY_HASH).startswith("scrypt:")
+
+
+def test_an_unknown_username_still_checks_a_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    real = users.check_password_hash
+    monkeypatch.setattr(users, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    with pytest.raises(BadCredentials):
+        users.login(NoUsers(), Credentials("nobody", "guess-123"), mint=lambda u: ("t", 1))  # type: ignore[arg-type]
+    assert checked == [users._DUMMY_HASH]
+
+
+def test_over_the_attempt_limit_no_hash_is_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(users, "check_password_hash", lambda h, p: pytest.fail("hashed while limited"))
+    attempts = Attempts(LimitDecision(LimitOutcome.LIMITED, 42.3))
+    with pytest.raises(RateLimited) as err:
+        users.login(NoUsers(), Credentials("victim", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+    assert err.value.retry_after == 43 and err.value.code == "E429" and attempts.taken == ["victim"]
+
+
+def test_a_failed_login_keeps_its_attempt_counted() -> None:
+    attempts = Attempts(ALLOWED)
+    with pytest.raises(BadCredentials):
+        users.login(NoUsers(), Credentials("nobody", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+    assert attempts.taken == ["nobody"] and attempts.cleared == []
