@@ -119,9 +119,10 @@ class RateLimiter:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for _, call_keys, limit in calls:
-                # evalsha directly: a Script object would add a SCRIPT EXISTS round trip per pipeline.
-                pipe.evalsha(sha, len(call_keys), *call_keys, limit.requests if limit.enabled else 0,
-                             limit.window_s * 1000)
+                # EVALSHA directly: a Script object would add a SCRIPT EXISTS round trip per pipeline. Through
+                # execute_command because redis-py's cluster pipeline blocks its evalsha() method.
+                pipe.execute_command("EVALSHA", sha, len(call_keys), *call_keys,
+                                     limit.requests if limit.enabled else 0, limit.window_s * 1000)
             replies = pipe.execute(raise_on_error=False)
             if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
                 self.client.script_load(source("rate_limit"))  # Redis restarted and lost its script cache
