@@ -9,7 +9,7 @@ from typing import Iterable
 import redis
 
 from coupon.adapters import keys
-from coupon.adapters.lua import source
+from coupon.adapters.lua import run_many, source
 from coupon.adapters.redis_client import RedisClient
 from coupon.errors import RedisUnavailable
 from coupon.telemetry import GATE_BATCH, GATE_LATENCY
@@ -64,7 +64,6 @@ class Gate:
     def __init__(self, client: RedisClient, timeout_s: float = 5.0) -> None:
         self.client = client
         self.timeout_s = timeout_s
-        self._reserve = client.register_script(source("reserve"))
         self._release = client.register_script(source("release"))
         self._unlock = client.register_script(source("unlock"))
 
@@ -80,24 +79,13 @@ class Gate:
         by_coupon: dict[str, list[int]] = {}
         for index, (coupon_id, _) in enumerate(requests):
             by_coupon.setdefault(coupon_id, []).append(index)
-        sha = self._reserve.sha
         GATE_BATCH.observe(len(requests))
         started = time.perf_counter()
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for coupon_id, indexes in by_coupon.items():
-                # EVALSHA directly: a Script object would add a SCRIPT EXISTS round trip per pipeline. Through
-                # execute_command because redis-py's cluster pipeline blocks its evalsha() method.
-                pipe.execute_command("EVALSHA", sha, 3, *keys.gate_keys(coupon_id),
-                                     *(requests[i][1] for i in indexes))
-            try:
-                replies = pipe.execute(raise_on_error=False)
-            except REDIS_ERRORS as exc:
-                raise RedisUnavailable() from exc
-            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
-                self.client.script_load(source("reserve"))  # Redis restarted and lost its script cache
-                continue
-            break
+        calls = [(keys.gate_keys(coupon_id), [requests[i][1] for i in indexes]) for coupon_id, indexes in by_coupon.items()]
+        try:
+            replies = run_many(self.client, "reserve", calls)
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
         GATE_LATENCY.observe(time.perf_counter() - started)
         results: list[GateDecision | BaseException] = [RedisUnavailable()] * len(requests)
         for indexes, reply in zip(by_coupon.values(), replies):
@@ -115,21 +103,11 @@ class Gate:
 
     def release_many(self, pairs: list[tuple[str, str]]) -> int:
         """Undo the reservations of a batch whose publish failed, in one pipeline; returns how many were held."""
-        sha = self._release.sha
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for coupon_id, user_id in pairs:
-                # EVALSHA through execute_command: redis-py's cluster pipeline refuses Script objects.
-                pipe.execute_command("EVALSHA", sha, 2, keys.issued(coupon_id), keys.participants(coupon_id), user_id)
-            try:
-                replies = pipe.execute(raise_on_error=False)
-            except REDIS_ERRORS as exc:
-                raise RedisUnavailable() from exc
-            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
-                # Redis lost its script cache. Safe to run again: a release only acts where the member is present.
-                self.client.script_load(source("release"))
-                continue
-            break
+        calls = [([keys.issued(coupon_id), keys.participants(coupon_id)], [user_id]) for coupon_id, user_id in pairs]
+        try:
+            replies = run_many(self.client, "release", calls)
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise RedisUnavailable(f"The coupon gate failed: {reply}")

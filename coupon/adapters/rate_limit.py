@@ -11,7 +11,7 @@ import redis
 
 from coupon.adapters import keys
 from coupon.adapters.coalescer import Coalescer
-from coupon.adapters.lua import source
+from coupon.adapters.lua import run_many, source
 from coupon.adapters.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,15 @@ class RateLimiter:
 
     def admit_many(self, items: list[Admission]) -> list[LimitDecision | BaseException]:
         """Decide many admissions with one pipeline: a user call and/or an address call per item."""
-        sha = self._script.sha
         calls: list[tuple[int, list[str], Limit]] = []
         for index, item in enumerate(items):
             if item.user_id is not None:
                 calls.append((index, [keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], self.user))
             if item.address is not None and self.address.enabled:
                 calls.append((index, [keys.rl_address(item.address)], self.address))
-        replies = self._run(sha, calls)
+        replies = run_many(self.client, "rate_limit",
+                           [(call_keys, [limit.requests if limit.enabled else 0, limit.window_s * 1000])
+                            for _, call_keys, limit in calls])
         results: list[LimitDecision | BaseException] = [ALLOWED] * len(items)
         for (index, _, _), reply in zip(calls, replies):
             if isinstance(reply, BaseException):
@@ -112,23 +113,6 @@ class RateLimiter:
             ):
                 results[index] = decision
         return results
-
-    def _run(self, sha: str, calls: list[tuple[int, list[str], Limit]]) -> list[object]:
-        if not calls:
-            return []
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for _, call_keys, limit in calls:
-                # EVALSHA directly: a Script object would add a SCRIPT EXISTS round trip per pipeline. Through
-                # execute_command because redis-py's cluster pipeline blocks its evalsha() method.
-                pipe.execute_command("EVALSHA", sha, len(call_keys), *call_keys,
-                                     limit.requests if limit.enabled else 0, limit.window_s * 1000)
-            replies = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
-                self.client.script_load(source("rate_limit"))  # Redis restarted and lost its script cache
-                continue
-            return replies
-        return replies
 
     def take_login_attempt(self, username: str) -> LimitDecision:
         """Count one login attempt of a username (before the password is checked, so parallel guesses count)."""

@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
 
 
 def _bearer_subject() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme != "Bearer" or not token:
         return None
     try:
