@@ -117,7 +117,8 @@ def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
     with ThreadPoolExecutor(max_workers=1) as pool:
         sale = pool.submit(_issue_all, api, coupon["id"], [t for _, t in users])
         # SIGKILL while the sale is still being persisted: persisted-but-uncommitted batches get redelivered.
-        wait_for(lambda: issued_rows(engine, coupon["id"]) >= 100, 60, "the consumer to be mid-sale")
+        # As soon as the first rows land: the consumer persists ~15,000 rows/s, so waiting for 100 could miss the sale.
+        wait_for(lambda: issued_rows(engine, coupon["id"]) >= 1, 60, "the consumer to be mid-sale", interval=0.005)
         first.kill()
         killed_at = time.monotonic()
         persisted_before = issued_rows(engine, coupon["id"])
