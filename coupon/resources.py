@@ -36,14 +36,15 @@ def init_app(app: Flask) -> None:
         linger_ms=cfg["KAFKA_LINGER_MS"],
     )
     app.extensions["coupon.publisher"] = publisher
-    # Group commit: the requests that arrive while a batch is in flight share the next gate round trip and the
-    # next Kafka record. A batch takes at most two Redis socket timeouts (script reload) plus the publish wait.
+    # Group commit: the requests that arrive while a batch is in flight share the next rate-limit and gate round
+    # trips and the next Kafka record. A batch takes at most four Redis socket timeouts (two round trips, each with
+    # a possible script reload) plus the publish wait.
     app.extensions["coupon.issuer"] = Coalescer(
-        partial(decide_and_publish, app.extensions["coupon.gate"], publisher),
+        partial(decide_and_publish, app.extensions["coupon.limiter"], app.extensions["coupon.gate"], publisher),
         max_batch=cfg["ISSUE_MAX_BATCH"],
         max_in_flight=cfg["ISSUE_MAX_IN_FLIGHT"],
         queue_timeout=publisher.delivery_timeout_ms / 1000,
-        flush_timeout=2 * SOCKET_TIMEOUT + publisher.max_wait_s + 1,
+        flush_timeout=4 * SOCKET_TIMEOUT + publisher.max_wait_s + 1,
     )
     # Flush what is buffered when a worker exits, so no acked-by-us-but-unsent record exists.
     atexit.register(publisher.close)

@@ -7,8 +7,14 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 ISSUE_OUTCOMES = Counter(
     "coupon_issue_requests_total",
-    "Issue requests by outcome: accepted, duplicate, sold_out, not_active, not_found, unavailable",
+    "Issue requests by outcome: accepted, duplicate, sold_out, not_active, not_found, unavailable, rate_limited, "
+    "account_deleted",
     ["outcome"],
+)
+ADMISSION_REFUSED = Counter(
+    "coupon_admission_refused_total",
+    "/api requests the rate limiter refused, by reason: rate_limited, account_deleted",
+    ["reason"],
 )
 GATE_LATENCY = Histogram(
     "coupon_gate_batch_seconds", "One gate round trip (a pipeline of reserve.lua calls)", buckets=_LATENCY_BUCKETS

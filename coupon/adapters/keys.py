@@ -45,5 +45,15 @@ def rl_address(address: str) -> str:
     return "rl:{ip:" + address + "}:requests"
 
 
+def address_blocked(address: str) -> str:
+    """The address counter's marker in rate_limit.lua (same tag); nothing writes it today."""
+    return "rl:{ip:" + address + "}:blocked"
+
+
 def rl_login(username_digest: str) -> str:
     return "rl:{login:" + username_digest + "}:attempts"
+
+
+def login_blocked(username_digest: str) -> str:
+    """The login counter's marker in rate_limit.lua (same tag); nothing writes it today."""
+    return "rl:{login:" + username_digest + "}:blocked"

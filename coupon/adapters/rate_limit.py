@@ -11,8 +11,9 @@ import redis
 
 from coupon.adapters import keys
 from coupon.adapters.coalescer import Coalescer
-from coupon.adapters.lua import run_many, source
+from coupon.adapters.lua import run_grouped
 from coupon.adapters.redis_client import RedisClient
+from coupon.telemetry import ADMISSION_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class LimitDecision:
 
 
 ALLOWED = LimitDecision(LimitOutcome.ALLOWED)
+# Resolved once: a labels() lookup per refusal would cost the most exactly when a flood is being refused.
+_REFUSED = {LimitOutcome.LIMITED: ADMISSION_REFUSED.labels("rate_limited"),
+            LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted")}
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,6 @@ class RateLimiter:
         self.user, self.address, self.login = user, address, login
         self.deleted_marker_ttl_s = deleted_marker_ttl_s
         self.timeout_s = timeout_s
-        self._script = client.register_script(source("rate_limit"))
         self._last_warning = 0.0
         # Concurrent admissions of a worker share one pipeline, exactly like Gate.reserve.
         self._batched: Coalescer[Admission, LimitDecision] = Coalescer(self.admit_many, max_batch=512)
@@ -88,43 +91,60 @@ class RateLimiter:
             self._warn(exc)
             return ALLOWED
 
-    def admit_many(self, items: list[Admission]) -> list[LimitDecision | BaseException]:
-        """Decide many admissions with one pipeline: a user call and/or an address call per item."""
-        calls: list[tuple[int, list[str], Limit]] = []
+    def admit_many(self, items: list[Admission]) -> list[LimitDecision]:
+        """Decide many admissions at once: rate_limit.lua groups for every user and address, as few script calls
+        as the cluster slots allow (one on a single Redis). Never raises: a Redis failure lets the items pass."""
+        groups: list[tuple[list[str], list[int]]] = []
+        owners: list[int] = []
         for index, item in enumerate(items):
             if item.user_id is not None:
-                calls.append((index, [keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], self.user))
+                groups.append(([keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], self._args(self.user)))
+                owners.append(index)
             if item.address is not None and self.address.enabled:
-                calls.append((index, [keys.rl_address(item.address)], self.address))
-        replies = run_many(self.client, "rate_limit",
-                           [(call_keys, [limit.requests if limit.enabled else 0, limit.window_s * 1000])
-                            for _, call_keys, limit in calls])
-        results: list[LimitDecision | BaseException] = [ALLOWED] * len(items)
-        for (index, _, _), reply in zip(calls, replies):
+                groups.append(([keys.rl_address(item.address), keys.address_blocked(item.address)],
+                               self._args(self.address)))
+                owners.append(index)
+        try:
+            replies = run_grouped(self.client, "rate_limit", groups)
+        except REDIS_ERRORS as exc:
+            self._warn(exc)
+            return [ALLOWED] * len(items)
+        results: list[LimitDecision] = [ALLOWED] * len(items)
+        for index, reply in zip(owners, replies):
             if isinstance(reply, BaseException):
                 self._warn(reply)  # fail open for this call only
                 continue
             decision = LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
             current = results[index]
             # The worst verdict wins: deleted beats limited beats allowed; the longest wait is reported.
-            if isinstance(current, LimitDecision) and (
-                decision.outcome.value > current.outcome.value
-                or (decision.outcome is current.outcome and decision.retry_after_s > current.retry_after_s)
+            if decision.outcome.value > current.outcome.value or (
+                decision.outcome is current.outcome and decision.retry_after_s > current.retry_after_s
             ):
                 results[index] = decision
+        for decision in results:
+            if decision.outcome is not LimitOutcome.ALLOWED:
+                _REFUSED[decision.outcome].inc()
         return results
 
     def take_login_attempt(self, username: str) -> LimitDecision:
         """Count one login attempt of a username (before the password is checked, so parallel guesses count)."""
         if not self.login.enabled:
             return ALLOWED
+        digest = username_digest(username)
         try:
-            reply = self._script(keys=[keys.rl_login(username_digest(username))],
-                                 args=[self.login.requests, self.login.window_s * 1000])
+            [reply] = run_grouped(self.client, "rate_limit",
+                                  [([keys.rl_login(digest), keys.login_blocked(digest)], self._args(self.login))])
         except REDIS_ERRORS as exc:
             self._warn(exc)
             return ALLOWED
+        if isinstance(reply, BaseException):
+            self._warn(reply)
+            return ALLOWED
         return LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
+
+    @staticmethod
+    def _args(limit: Limit) -> list[int]:
+        return [limit.requests if limit.enabled else 0, limit.window_s * 1000]
 
     def clear_login_attempts(self, username: str) -> None:
         """A successful login forgets the username's failed attempts."""

@@ -5,6 +5,7 @@ from flask import Blueprint, Response
 
 from coupon import request_ids
 from coupon.api import deps
+from coupon.api.admission import deferred_address
 from coupon.api.presenters import coupon_json, owned_json
 from coupon.api.requests import json_body
 from coupon.auth import admin_required, current_user_id, user_required
@@ -43,7 +44,7 @@ def detail(coupon_id: str) -> Response:
 def issue(coupon_id: str) -> Response:
     accepted = issuing.request_issue(
         deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow(),
-        request_ids.current(),
+        request_ids.current(), deferred_address(),
     )
     return success(
         {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -13,8 +13,10 @@ from coupon.adapters import issued_repo
 from coupon.adapters.coalescer import QueueTimeout
 from coupon.adapters.gate import Gate, GateDecision, GateOutcome
 from coupon.adapters.kafka_publisher import IssuePublisher
+from coupon.adapters.rate_limit import Admission, RateLimiter
 from coupon.domain import IssueStatus, iso
 from coupon.errors import (
+    AccountDeleted,
     AlreadyParticipated,
     AppError,
     CouponDisabled,
@@ -22,11 +24,13 @@ from coupon.errors import (
     IssueEnded,
     IssueNotStarted,
     KafkaUnavailable,
+    RateLimited,
     RedisUnavailable,
     SoldOut,
 )
 from coupon.messages import IssueEvent
 from coupon.telemetry import ISSUE_OUTCOMES
+from coupon.services.admission import refusal
 from coupon.services.coupons import get_coupon, rebuild_gate
 
 log = logging.getLogger(__name__)
@@ -50,12 +54,14 @@ class IssueAccepted:
 
 @dataclass(frozen=True)
 class IssueTicket:
-    """One issue request waiting for its batch."""
+    """One issue request waiting for its batch; `address` is the client's, for the per-address limit."""
 
     coupon_id: str
     user_id: str
     requested_at: str
     request_id: str | None = None
+    address: str | None = None
+    admit: bool = True  # False when the limiter already counted this request (a retry after a gate rebuild)
 
 
 class IssueBatcher(Protocol):
@@ -73,19 +79,34 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
     CouponNotFound: "not_found",
     KafkaUnavailable: "unavailable",
     RedisUnavailable: "unavailable",
+    RateLimited: "rate_limited",
+    AccountDeleted: "account_deleted",
 }
 # Resolved once: a labels() lookup per request is measurable on the hot path.
 _COUNTERS = {label: ISSUE_OUTCOMES.labels(label) for label in {*_OUTCOME_LABELS.values(), "accepted", "error"}}
 
 
-def decide_and_publish(gate: Gate, publisher: IssuePublisher, tickets: list[IssueTicket]) -> list[GateDecision | BaseException]:
-    """One batch of concurrent requests: one gate round trip, one Kafka record for the accepted ones.
+def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublisher,
+                       tickets: list[IssueTicket]) -> list[GateDecision | BaseException]:
+    """One batch of concurrent requests: one rate-limit round trip, one gate round trip, one Kafka record for the
+    accepted ones.
 
-    Each caller's decision is returned only after the broker acknowledged the record holding its request. If the
-    publish fails, every reservation of the batch is undone before anyone hears about it, so a 503 leaves stock
-    and participation as they were (invariant 4).
+    The limiter runs here rather than before the view, so its Redis round trip is shared by the whole batch; a
+    refused request never reaches the gate. Each caller's decision is returned only after the broker acknowledged
+    the record holding its request. If the publish fails, every reservation of the batch is undone before anyone
+    hears about it, so a 503 leaves stock and participation as they were (invariant 4).
     """
-    decisions = gate.reserve_many([(t.coupon_id, t.user_id) for t in tickets])
+    decisions: list[GateDecision | BaseException] = [RedisUnavailable()] * len(tickets)
+    counted = [i for i, t in enumerate(tickets) if t.admit]
+    verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address) for i in counted])
+    refused = {i: error for i, verdict in zip(counted, verdicts) if (error := refusal(verdict)) is not None}
+    for i, error in refused.items():
+        decisions[i] = error
+    admitted = [i for i in range(len(tickets)) if i not in refused]
+    if admitted:
+        pairs = [(tickets[i].coupon_id, tickets[i].user_id) for i in admitted]
+        for i, decision in zip(admitted, gate.reserve_many(pairs)):
+            decisions[i] = decision
     accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
     if not accepted:
         return decisions
@@ -108,11 +129,11 @@ def decide_and_publish(gate: Gate, publisher: IssuePublisher, tickets: list[Issu
 
 def request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None = None,
+    request_id: str | None = None, address: str | None = None,
 ) -> IssueAccepted:
-    """Decide and publish one request (in the next batch); an AppError names every way it can fail."""
+    """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail."""
     try:
-        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id)
+        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id, address)
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -122,14 +143,14 @@ def request_issue(
 
 def _request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None,
+    request_id: str | None, address: str | None,
 ) -> IssueAccepted:
-    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id)
+    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address)
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):
             raise CouponNotFound(data={"couponId": coupon_id})
-        decision = _submit(batcher, ticket)
+        decision = _submit(batcher, replace(ticket, admit=False))
         if decision.outcome is GateOutcome.NEEDS_REBUILD:
             raise RedisUnavailable("The coupon gate could not be rebuilt; try again")
     rejection = _REJECTIONS.get(decision.outcome)

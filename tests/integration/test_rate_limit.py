@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from coupon.adapters import keys
-from coupon.adapters.rate_limit import Limit, LimitOutcome, RateLimiter, username_digest
+from coupon.adapters.rate_limit import Admission, Limit, LimitOutcome, RateLimiter, username_digest
 from coupon.adapters.redis_client import build_redis
 from tests.integration.conftest import TEST_REDIS_URL
 from tests.support.client import Api, burst
@@ -67,14 +67,52 @@ def test_deleted_marker_refuses_the_user_even_with_limits_off() -> None:
     assert limiter.admit("u-2", None).outcome is LimitOutcome.ALLOWED
 
 
-def test_each_script_call_stays_in_one_cluster_hash_slot() -> None:
+def test_each_group_keeps_its_counter_and_marker_in_one_cluster_hash_slot() -> None:
     from redis.crc import key_slot
 
+    def slot(key: str) -> int:
+        return key_slot(key.encode())
+
     for uid in ("u-1", "0f9995ef-1111-4c1d-9a7b-2c3d4e5f6a7b"):
-        assert key_slot(keys.rl_user(uid).encode()) == key_slot(keys.user_deleted(uid).encode())
-    # Different users and addresses spread over slots (they are separate calls, never one script).
-    slots = {key_slot(keys.rl_user(f"user-{i}").encode()) for i in range(50)}
+        assert slot(keys.rl_user(uid)) == slot(keys.user_deleted(uid))
+    assert slot(keys.rl_address("198.51.100.7")) == slot(keys.address_blocked("198.51.100.7"))
+    assert slot(keys.rl_login("d1g35t")) == slot(keys.login_blocked("d1g35t"))
+    # Different users spread over slots: on a cluster they are separate calls, on their own masters.
+    slots = {slot(keys.rl_user(f"user-{i}")) for i in range(50)}
     assert len(slots) > 10
+
+
+def _evalsha_calls(client) -> int:
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        stats = client.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(node.get("cmdstat_evalsha", {}).get("calls", 0)) for node in stats.values())
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
+def test_a_batch_counts_like_one_call_per_request_in_as_few_script_calls_as_slots(gate_client, redis_mode) -> None:
+    limiter = RateLimiter(gate_client, user=Limit(2, 30), address=Limit(3, 30), login=OFF, deleted_marker_ttl_s=60)
+    limiter.mark_deleted("u-gone")
+    items = [Admission("u-1", None), Admission("u-1", None), Admission("u-1", None), Admission("u-2", None),
+             Admission("u-gone", None), Admission("u-3", "198.51.100.7"), Admission("u-4", "198.51.100.7"),
+             Admission("u-5", "198.51.100.7"), Admission("u-6", "198.51.100.7")]
+    limiter.admit_many([Admission("warm-up", None)])  # loads the script where it is missing
+    before = _evalsha_calls(gate_client)
+    got = [d.outcome for d in limiter.admit_many(items)]
+    calls = _evalsha_calls(gate_client) - before
+    A, L, D = LimitOutcome.ALLOWED, LimitOutcome.LIMITED, LimitOutcome.ACCOUNT_DELETED
+    # In order, as if one at a time: u-1's third request is over its 2; the address allows three of four.
+    assert got == [A, A, L, A, D, A, A, A, L]
+    groups = 13  # nine user groups and four address groups
+    if redis_mode == "standalone":
+        assert calls == 1
+    else:
+        from redis.crc import key_slot
+
+        group_keys = [keys.rl_user(i.user_id) for i in items] + [keys.rl_address("198.51.100.7")]
+        assert calls == len({key_slot(k.encode()) for k in group_keys}) < groups
 
 
 def test_login_attempts_per_username_case_insensitive_and_cleared_on_success(rdb: redis.Redis) -> None:

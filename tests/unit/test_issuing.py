@@ -1,5 +1,5 @@
-"""Unit tests for coupon.services.issuing (request_issue, decide_and_publish) with hand-written gate and publisher
-fakes; the batcher is the real Coalescer, which runs a batch of one per submit outside gevent."""
+"""Unit tests for coupon.services.issuing (request_issue, decide_and_publish) with hand-written limiter, gate and
+publisher fakes; the batcher is the real Coalescer, which runs a batch of one per submit outside gevent."""
 from __future__ import annotations
 
 import uuid
@@ -12,7 +12,9 @@ from functools import partial
 
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import GateDecision, GateOutcome
+from coupon.adapters.rate_limit import ALLOWED, Admission, LimitDecision, LimitOutcome
 from coupon.errors import (
+    AccountDeleted,
     AlreadyParticipated,
     AppError,
     CouponDisabled,
@@ -20,6 +22,7 @@ from coupon.errors import (
     IssueEnded,
     IssueNotStarted,
     KafkaUnavailable,
+    RateLimited,
     RedisUnavailable,
     SoldOut,
 )
@@ -30,6 +33,18 @@ from coupon.services.issuing import IssueAccepted, IssueTicket, decide_and_publi
 COUPON_ID = "11111111-2222-4333-8444-555555555555"
 USER_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 NOW = datetime(2026, 11, 27, 9, 0, 0, 250000)
+
+
+class FakeLimiter:
+    """Answers admit_many() with a verdict per user (ALLOWED for anyone not named) and records every admission."""
+
+    def __init__(self, verdicts: dict[str, LimitDecision] | None = None) -> None:
+        self.verdicts = verdicts or {}
+        self.admitted: list[Admission] = []
+
+    def admit_many(self, items: list[Admission]) -> list[LimitDecision]:
+        self.admitted.extend(items)
+        return [self.verdicts.get(item.user_id or "", ALLOWED) for item in items]
 
 
 class FakeGate:
@@ -80,8 +95,9 @@ def accepted(rank: int) -> GateDecision:
     return GateDecision(GateOutcome.ACCEPTED, rank)
 
 
-def issue(gate: FakeGate, publisher: FakePublisher, request_id: str | None = None) -> IssueAccepted:
-    batcher = Coalescer(partial(decide_and_publish, gate, publisher))
+def issue(gate: FakeGate, publisher: FakePublisher, request_id: str | None = None,
+          limiter: FakeLimiter | None = None) -> IssueAccepted:
+    batcher = Coalescer(partial(decide_and_publish, limiter or FakeLimiter(), gate, publisher))
     batcher._gevent = False  # a batch of one per submit, run in the caller
     return request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, request_id)  # type: ignore[arg-type]
 
@@ -236,7 +252,7 @@ def tickets(*users: str) -> list[IssueTicket]:
 def test_a_batch_publishes_one_record_with_only_the_accepted_requests() -> None:
     gate = FakeGate(accepted(1), GateDecision(GateOutcome.DUPLICATE, 7), accepted(2))
     publisher = FakePublisher()
-    results = decide_and_publish(gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
+    results = decide_and_publish(FakeLimiter(), gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert results == [accepted(1), GateDecision(GateOutcome.DUPLICATE, 7), accepted(2)]
     assert len(publisher.records) == 1
     events = decode_record(publisher.records[0][1])
@@ -247,16 +263,54 @@ def test_a_batch_publishes_one_record_with_only_the_accepted_requests() -> None:
 def test_a_batch_without_accepted_requests_publishes_nothing() -> None:
     gate = FakeGate(GateDecision(GateOutcome.SOLD_OUT, 0), GateDecision(GateOutcome.DUPLICATE, 3))
     publisher = FakePublisher()
-    decide_and_publish(gate, publisher, tickets(USER_ID, OTHER))  # type: ignore[arg-type]
+    decide_and_publish(FakeLimiter(), gate, publisher, tickets(USER_ID, OTHER))  # type: ignore[arg-type]
     assert publisher.records == []
 
 
 def test_a_failed_publish_releases_every_accepted_request_of_the_batch_and_fails_only_them() -> None:
     gate = FakeGate(accepted(1), GateDecision(GateOutcome.SOLD_OUT, 0), accepted(2))
-    results = decide_and_publish(gate, FakePublisher(KafkaError("down")), tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
+    results = decide_and_publish(FakeLimiter(), gate, FakePublisher(KafkaError("down")), tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert gate.release_calls == [(COUPON_ID, USER_ID), (COUPON_ID, THIRD)]
     assert isinstance(results[0], KafkaUnavailable) and results[0] is results[2]
     assert results[1] == GateDecision(GateOutcome.SOLD_OUT, 0)
+
+
+# --- admission in the batch ---------------------------------------------------------------------
+
+
+def test_refused_requests_never_reach_the_gate_and_the_others_go_on() -> None:
+    limiter = FakeLimiter({OTHER: LimitDecision(LimitOutcome.LIMITED, 2.5),
+                           THIRD: LimitDecision(LimitOutcome.ACCOUNT_DELETED)})
+    gate, publisher = FakeGate(accepted(1)), FakePublisher()
+    results = decide_and_publish(limiter, gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
+    assert [a.user_id for a in limiter.admitted] == [USER_ID, OTHER, THIRD]
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
+    assert results[0] == accepted(1)
+    assert isinstance(results[1], RateLimited) and results[1].retry_after == 3  # whole seconds, rounded up
+    assert isinstance(results[2], AccountDeleted)
+    assert [e.user_id for e in decode_record(publisher.records[0][1])] == [USER_ID]
+
+
+def test_a_batch_refused_whole_calls_neither_gate_nor_kafka() -> None:
+    limiter = FakeLimiter({USER_ID: LimitDecision(LimitOutcome.LIMITED, 1.0)})
+    gate, publisher = FakeGate(), FakePublisher()
+    with pytest.raises(RateLimited):
+        issue(gate, publisher, limiter=limiter)
+    assert gate.reserve_calls == [] and publisher.records == []
+
+
+def test_the_address_travels_to_the_limiter() -> None:
+    limiter = FakeLimiter()
+    batch = [IssueTicket(COUPON_ID, USER_ID, "2026-11-27T09:00:00.250Z", address="198.51.100.7")]
+    decide_and_publish(limiter, FakeGate(accepted(1)), FakePublisher(), batch)  # type: ignore[arg-type]
+    assert limiter.admitted == [Admission(USER_ID, "198.51.100.7")]
+
+
+def test_a_retry_after_a_gate_rebuild_is_not_counted_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(True))
+    limiter = FakeLimiter()
+    issue(FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), accepted(3)), FakePublisher(), limiter=limiter)
+    assert limiter.admitted == [Admission(USER_ID, None)]
 
 
 # --- gate rebuild --------------------------------------------------------------------------------

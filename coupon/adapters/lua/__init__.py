@@ -1,4 +1,4 @@
-"""The Lua scripts, read once from this folder, and the one way to run many calls of one in a pipeline."""
+"""The Lua scripts, read once from this folder, and the ways to run many calls of one in a pipeline."""
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import redis
+from redis.cluster import RedisCluster
 
 _DIR = Path(__file__).parent
 
@@ -40,6 +41,35 @@ def run_many(client: Any, name: str, calls: Sequence[tuple[Sequence[Any], Sequen
         for i, reply in zip(missing, _pipeline(client, digest, [calls[i] for i in missing])):
             replies[i] = reply
     return replies
+
+
+def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Sequence[Any]]],
+                max_groups: int = 500) -> list[Any]:
+    """Run script `name`, written for repeated (keys, args) groups, on as few calls as the keys allow.
+
+    Groups of one hash slot share one call (on a single Redis every group does), at most `max_groups` a call so
+    one script never blocks Redis for long; the calls go out in one pipeline through run_many. The script answers
+    each group with the same number of values, in order. Returns one reply slice per group, or the exception of
+    the call that carried it.
+    """
+    if not groups:
+        return []
+    by_slot: dict[int, list[int]] = {}
+    if isinstance(client, RedisCluster):
+        for index, (group_keys, _) in enumerate(groups):
+            by_slot.setdefault(client.keyslot(group_keys[0]), []).append(index)
+    else:
+        by_slot[0] = list(range(len(groups)))
+    members = [chunk for indexes in by_slot.values()
+               for chunk in (indexes[i:i + max_groups] for i in range(0, len(indexes), max_groups))]
+    calls = [([key for i in chunk for key in groups[i][0]], [arg for i in chunk for arg in groups[i][1]])
+             for chunk in members]
+    out: list[Any] = [None] * len(groups)
+    for chunk, reply in zip(members, run_many(client, name, calls)):
+        width = 0 if isinstance(reply, BaseException) else len(reply) // len(chunk)
+        for n, i in enumerate(chunk):
+            out[i] = reply if isinstance(reply, BaseException) else reply[n * width:(n + 1) * width]
+    return out
 
 
 def _pipeline(client: Any, digest: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:

@@ -1,33 +1,46 @@
--- rate_limit.lua: one fixed-window counter, optionally guarded by a "deleted account" marker.
--- Every key of one call shares one hash tag ({user:<id>}, {ip:<addr>} or {login:<digest>}), so the call
--- runs on one Redis Cluster slot.
+-- rate_limit.lua: fixed-window counters, each guarded by a marker, for one or many groups in one call.
+-- A group is two keys and two arguments. Every key of one call shares one Redis Cluster slot:
+-- coupon.adapters.lua.run_grouped puts the groups of one slot into one call (on a single Redis, all of them),
+-- so a batch of requests costs one script run instead of one per request.
 --
--- KEYS[1]  rl:{<tag>}:requests|attempts   counter of the current window (expires with the window)
--- KEYS[2]  rl:{user:<id>}:deleted         optional: when present, the account is deleted
--- ARGV[1]  limit: requests allowed per window (0 = no limit, only the marker is checked)
--- ARGV[2]  window length in milliseconds
+-- KEYS[2i-1]  rl:{<tag>}:requests|attempts   group i's counter of the current window (expires with the window)
+-- KEYS[2i]    rl:{<tag>}:deleted|blocked     group i's marker: when present, refuse. Only users' deletion
+--                                           markers are ever written; address and login markers never are.
+-- ARGV[2i-1]  group i's limit: requests allowed per window (0 = no limit, only the marker is checked)
+-- ARGV[2i]    group i's window length in milliseconds
 --
--- Returns {code, retry_after_ms}: 0 allowed, 1 over the limit (retry after the window's remaining time),
--- 2 account deleted. The codes are mapped to coupon.adapters.rate_limit.LimitOutcome; keep both in step.
+-- Returns {code_1, retry_after_ms_1, code_2, retry_after_ms_2, ...}, one pair per group, in order:
+-- 0 allowed, 1 over the limit (retry after the window's remaining time), 2 account deleted.
+-- The codes are mapped to coupon.adapters.rate_limit.LimitOutcome; keep both in step.
+-- Groups run in order, so the same counter twice in one call counts twice, exactly as two calls would.
 
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
-  return {2, 0}
-end
-local limit = tonumber(ARGV[1])
-if limit <= 0 then
-  return {0, 0}
-end
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-if count > limit then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then
-    -- A counter without expiry would block forever: give it a window.
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    ttl = tonumber(ARGV[2])
+local function decide(counter, marker, limit, window_ms)
+  if redis.call('EXISTS', marker) == 1 then
+    return 2, 0
   end
-  return {1, ttl}
+  if limit <= 0 then
+    return 0, 0
+  end
+  local count = redis.call('INCR', counter)
+  if count == 1 then
+    redis.call('PEXPIRE', counter, window_ms)
+  end
+  if count > limit then
+    local ttl = redis.call('PTTL', counter)
+    if ttl < 0 then
+      -- A counter without expiry would block forever: give it a window.
+      redis.call('PEXPIRE', counter, window_ms)
+      ttl = tonumber(window_ms)
+    end
+    return 1, ttl
+  end
+  return 0, 0
 end
-return {0, 0}
+
+local out = {}
+for i = 1, #KEYS / 2 do
+  local code, ttl = decide(KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[2 * i - 1]), ARGV[2 * i])
+  out[2 * i - 1] = code
+  out[2 * i] = ttl
+end
+return out
