@@ -96,13 +96,13 @@ class RateLimiter:
         as the cluster slots allow (one on a single Redis). Never raises: a Redis failure lets the items pass."""
         groups: list[tuple[list[str], list[int]]] = []
         owners: list[int] = []
+        user_args, address_args = self._args(self.user), self._args(self.address)
         for index, item in enumerate(items):
             if item.user_id is not None:
-                groups.append(([keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], self._args(self.user)))
+                groups.append(([keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], user_args))
                 owners.append(index)
             if item.address is not None and self.address.enabled:
-                groups.append(([keys.rl_address(item.address), keys.address_blocked(item.address)],
-                               self._args(self.address)))
+                groups.append(([keys.rl_address(item.address), keys.address_blocked(item.address)], address_args))
                 owners.append(index)
         try:
             replies = run_grouped(self.client, "rate_limit", groups)
@@ -114,7 +114,10 @@ class RateLimiter:
             if isinstance(reply, BaseException):
                 self._warn(reply)  # fail open for this call only
                 continue
-            decision = LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
+            code = int(reply[0])
+            if code == 0:
+                continue  # allowed: the common case costs no objects
+            decision = LimitDecision(LimitOutcome(code), int(reply[1]) / 1000.0)
             current = results[index]
             # The worst verdict wins: deleted beats limited beats allowed; the longest wait is reported.
             if decision.outcome.value > current.outcome.value or (
@@ -122,7 +125,7 @@ class RateLimiter:
             ):
                 results[index] = decision
         for decision in results:
-            if decision.outcome is not LimitOutcome.ALLOWED:
+            if decision is not ALLOWED:
                 _REFUSED[decision.outcome].inc()
         return results
 
