@@ -44,6 +44,19 @@ def test_concurrent_submits_share_batches_and_keep_their_own_results() -> None:
     assert len(rec.batches) < 20  # far fewer round trips than requests
 
 
+def test_greenlets_that_become_ready_in_the_same_turn_join_the_first_batch() -> None:
+    rec = Recorder()
+    c = _greenlet_mode(Coalescer(rec))
+
+    def late(item: int) -> int:
+        gevent.sleep(0)  # ready again only after the flusher was scheduled (a request still being parsed)
+        return c.submit(item, 5, 5)
+
+    jobs = [gevent.spawn(late, 1), gevent.spawn(c.submit, 0, 5, 5)]
+    gevent.joinall(jobs, raise_error=True)
+    assert rec.batches == [[0, 1]]
+
+
 def test_max_batch_is_respected() -> None:
     rec = Recorder()
     c = _greenlet_mode(Coalescer(rec, max_batch=7))
