@@ -49,7 +49,9 @@ def test_greenlets_that_become_ready_in_the_same_turn_join_the_first_batch() -> 
     c = _greenlet_mode(Coalescer(rec))
 
     def late(item: int) -> int:
-        gevent.sleep(0)  # ready again only after the flusher was scheduled (a request still being parsed)
+        # Ready again only in the turn after the flusher was scheduled (a request still being parsed).
+        gevent.sleep(0)
+        gevent.sleep(0)
         return c.submit(item, 5, 5)
 
     jobs = [gevent.spawn(late, 1), gevent.spawn(c.submit, 0, 5, 5)]
