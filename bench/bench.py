@@ -162,11 +162,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test of the harness")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=100)
-    ap.add_argument("--only", default="ceiling,issue,openloop,flash,drain",
+    ap.add_argument("--crowd-connections", type=int, default=256,
+                    help="the crowd stage repeats ceiling and issue at this many connections")
+    ap.add_argument("--only", default="ceiling,issue,crowd,openloop,flash,drain",
                     help="comma-separated stages to run (RESULTS.md is written only when all run)")
     args = ap.parse_args()
     stages = set(args.only.split(","))
-    full = stages >= {"ceiling", "issue", "openloop", "flash", "drain"}
+    full = stages >= {"ceiling", "issue", "crowd", "openloop", "flash", "drain"}
     scale = 0.2 if args.quick else 1.0
     if not shutil.which("wrk"):
         say("installing wrk (apt)")
@@ -204,7 +206,7 @@ def main() -> None:
         api = Api(stack.start_api(workers=results["workers"]))
         offset_warm = int(80_000 * scale)  # warm-up users; they take part in the warm-up coupon only
 
-        if "ceiling" in stages or "issue" in stages:
+        if stages & {"ceiling", "issue", "crowd"}:
             # A broker that has just started runs its produce path interpreted: its CPU per request fell about 3x
             # within minutes in our runs. Warm the whole path (API workers, Redis, Kafka) before measuring.
             say("0. warm-up: 5 s of issue requests (not measured)")
@@ -218,10 +220,14 @@ def main() -> None:
         offset = int(60_000 * scale) + 10_000
         if "issue" in stages:
             throughput(args, api, admin_token, pairs[:offset], results, stack.procs[0].pid)
+        if "crowd" in stages:
+            crowd(args, api, admin_token, pairs[:offset], results, stack.procs[0].pid)
         # The endpoint was measured on its own; the consumer now drains what it accepted (and stays for the rest).
         stack.start_consumer()
         if "issue" in stages:
-            check_throughput_run(args, results, engine)
+            check_throughput_run(results["issue"], args.connections, engine)
+        if "crowd" in stages:
+            check_throughput_run(results["crowd"]["issue"], args.crowd_connections, engine)
 
         if "openloop" in stages:
             openloop(args, api, admin_token, pairs[offset: offset + 10_000], results)
@@ -261,16 +267,32 @@ def main() -> None:
 
 def throughput(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
                results: dict[str, Any], api_pid: int) -> None:
-    say("2. issue throughput: distinct users, stock never runs out")
-    throughput_tokens = write_tokens(LOG_DIR / "tokens-throughput.txt", pairs)
+    say(f"2. issue throughput: distinct users, stock never runs out, {args.connections} connections")
+    results["issue"] = issue_run(args, api, admin_token, pairs, results["ceiling"], args.connections, api_pid, "")
+
+
+def crowd(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
+          results: dict[str, Any], api_pid: int) -> None:
+    """Ceiling and issue again at a flash sale's crowd: more connections, so bigger batches."""
+    n = args.crowd_connections
+    say(f"2b. crowd: GET /health, then the issue run, at {n} connections")
+    ceiling = wrk(api.base + "/health", "health.lua", args.seconds, n, api_pid=api_pid)
+    say(f"   ceiling {ceiling['rps']:.0f} req/s")
+    results["crowd"] = {"connections": n, "ceiling": ceiling,
+                        "issue": issue_run(args, api, admin_token, pairs, ceiling, n, api_pid, "-crowd")}
+
+
+def issue_run(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
+              ceiling: dict[str, Any], connections: int, api_pid: int, tag: str) -> dict[str, Any]:
+    tokens = write_tokens(LOG_DIR / f"tokens-throughput{tag}.txt", pairs)
     big = api.create_coupon(admin_token, 10_000_000)
-    issue = wrk(api.base, "issue.lua", args.seconds, args.connections,
-                {"TOKENS": str(throughput_tokens), "COUPON_ID": big["id"]}, api_pid=api_pid)
-    issue["ratio_to_ceiling"] = round(issue["rps"] / results["ceiling"]["rps"], 3)
-    results["issue"] = issue
+    before = grouping(api.base)
+    issue = wrk(api.base, "issue.lua", args.seconds, connections,
+                {"TOKENS": str(tokens), "COUPON_ID": big["id"]}, api_pid=api_pid)
+    issue["ratio_to_ceiling"] = round(issue["rps"] / ceiling["rps"], 3)
     issue["coupon_id"] = big["id"]
-    issue["grouping"] = grouping(api.base)
-    ceiling_cpu, issue_cpu = results["ceiling"].get("cpu_us_per_request", {}), issue.get("cpu_us_per_request", {})
+    issue["grouping"] = grouping(api.base, since=before)
+    ceiling_cpu, issue_cpu = ceiling.get("cpu_us_per_request", {}), issue.get("cpu_us_per_request", {})
     if ceiling_cpu.get("api") and issue_cpu:
         # CPU per request, API plus the Redis and Kafka it drives: the throughput ratio a quiet box would give.
         def total(cpu: dict[str, float]) -> float:
@@ -279,25 +301,29 @@ def throughput(args: argparse.Namespace, api: Api, admin_token: str, pairs: list
         issue["cpu_ratio_to_ceiling"] = round(total(ceiling_cpu) / total(issue_cpu), 3)
     say(f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')},"
         f" grouping {issue['grouping']}, cpu µs/request {issue.get('cpu_us_per_request')}"
-        f" vs ceiling {results['ceiling'].get('cpu_us_per_request')}, cpu ratio {issue.get('cpu_ratio_to_ceiling')}")
+        f" vs ceiling {ceiling.get('cpu_us_per_request')}, cpu ratio {issue.get('cpu_ratio_to_ceiling')}")
+    return issue
 
 
-def grouping(base: str) -> dict[str, float]:
-    """Mean requests per gate round trip and per Kafka record, from the API's own /metrics."""
+def grouping(base: str, since: dict[str, float] | None = None) -> dict[str, float]:
+    """Mean requests per gate round trip and per Kafka record, from the API's own /metrics (since an earlier
+    reading, when given)."""
     import requests
 
     text = requests.get(base + "/metrics", timeout=10).text
+    since = since or {}
     out: dict[str, float] = {}
     for name, label in (("coupon_gate_batch_size", "per_gate_call"), ("coupon_kafka_record_events", "per_kafka_record")):
         total = sum(float(v) for v in re.findall(rf"^{name}_sum(?:{{[^}}]*}})? (\S+)$", text, re.M))
         count = sum(float(v) for v in re.findall(rf"^{name}_count(?:{{[^}}]*}})? (\S+)$", text, re.M))
+        out[f"{name}_sum"], out[f"{name}_count"] = total, count
+        total -= since.get(f"{name}_sum", 0.0)
+        count -= since.get(f"{name}_count", 0.0)
         out[label] = round(total / count, 1) if count else 0.0
-        out[f"{name}_count"] = count
     return out
 
 
-def check_throughput_run(args: argparse.Namespace, results: dict[str, Any], engine: sa.Engine) -> None:
-    issue = results["issue"]
+def check_throughput_run(issue: dict[str, Any], connections: int, engine: sa.Engine) -> None:
     big = {"id": issue["coupon_id"]}
     accepted = issue["status"]["accepted"]
     rdb = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -307,7 +333,7 @@ def check_throughput_run(args: argparse.Namespace, results: dict[str, Any], engi
     wait_for(lambda: rdb.zcard(keys.participants(big["id"])) == issued_rows(engine, big["id"]), 60,
              "the last in-flight requests to drain")
     holders = rdb.zrange(keys.participants(big["id"]), 0, -1)
-    assert accepted <= len(holders) <= accepted + args.connections, (len(holders), accepted)
+    assert accepted <= len(holders) <= accepted + connections, (len(holders), accepted)
     check_invariants(engine, rdb, big["id"], holders)
 
 
@@ -357,7 +383,7 @@ def _cpu(stage: dict[str, Any]) -> str:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    fs, ol, issue = r["flash_sale"], r["open_loop_1000rps"], r["issue"]
+    fs, ol, issue, cr = r["flash_sale"], r["open_loop_1000rps"], r["issue"], r["crowd"]
     lat = issue.get("latency", {})
     rows = [
         f"# Benchmark results\n\n{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; "
@@ -371,6 +397,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"{_cpu(r['ceiling'])} → {_cpu(issue)}; ratio {issue.get('cpu_ratio_to_ceiling')} | |",
         f"| requests per gate call / per Kafka record (issue stage) | {issue['grouping']['per_gate_call']} / "
         f"{issue['grouping']['per_kafka_record']} | |",
+        f"| crowd: {cr['connections']} connections, ceiling / issue | {cr['ceiling']['rps']:.0f} / "
+        f"{cr['issue']['rps']:.0f} req/s, ratio **{cr['issue']['ratio_to_ceiling']}** (CPU ratio "
+        f"{cr['issue'].get('cpu_ratio_to_ceiling')}; {cr['issue']['grouping']['per_gate_call']} requests per batch; "
+        f"issue p99 {cr['issue'].get('latency', {}).get('p99')} ms) | |",
         f"| open loop 1,000 req/s offered | achieved {ol['achieved_rps']} req/s, p50 {ol['p50_ms']} ms, p99 {ol['p99_ms']} ms"
         f" (p99 per second: {', '.join(str(v) for v in ol.get('p99_ms_by_second', []))}) | p99 ≤ 50 ms |",
         f"| flash sale {fs['users']} users / 1,000 | {fs['statuses']}, 5xx {fs['five_xx']}, exact {fs['exact']} | 0 errors, exact |",
