@@ -98,7 +98,8 @@ def main() -> None:
     if args.mode == "noop":
         issuer._flush = lambda items: [GateDecision(GateOutcome.ACCEPTED, 1) for _ in items]
     elif args.mode == "gate":
-        issuer._flush = partial(decide_and_publish, app.extensions["coupon.gate"], _NoKafka())
+        issuer._flush = partial(decide_and_publish, app.extensions["coupon.limiter"], app.extensions["coupon.gate"],
+                                _NoKafka())
     n, health_us, statuses = _run(app, lambda: _environ("GET", "/health"), args.seconds, args.concurrency)
     print(f"health: {n} requests, {health_us:.1f} µs CPU per request, {statuses}")
     it = iter(range(10**9))
