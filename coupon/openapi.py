@@ -161,6 +161,10 @@ def _op(endpoint: str, summary: str, ok: tuple[int, Schema], codes: list[str], *
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if params:
         op["parameters"] = params
+        if any(p["in"] == "query" for p in params):
+            # gunicorn refuses a request line over limit_request_line (4094 bytes) before the app sees it.
+            op["responses"]["414"] = {"description": "URI Too Long: the HTTP server's own answer (not the envelope)",
+                                      "content": {"text/html": {"schema": {"type": "string"}}}}
     return op
 
 
