@@ -145,16 +145,27 @@ def drain(env: dict[str, str], engine: sa.Engine, api: Api, admin: str, messages
     producer.close()
     stack = Stack(denv, LOG_DIR)
     try:
-        procs = [stack.start_consumer(wait_assigned=False) for _ in range(consumers)]
-        for proc in procs:
-            stack.wait_assigned(proc, timeout=120)
-        started = time.monotonic()
-        wait_for(lambda: issued_rows(engine, coupon["id"]) >= messages, 600, "the drain", interval=0.05)
-        seconds = time.monotonic() - started
+        launched = time.monotonic()
+        for _ in range(consumers):
+            stack.start_consumer(wait_assigned=False)
+        # The clock runs from the first committed batch to the last row: a consumer drains as soon as it has
+        # partitions, so waiting for every consumer's assignment first could miss most of the drain.
+        seen = [0]
+
+        def some_rows() -> bool:
+            seen[0] = issued_rows(engine, coupon["id"])
+            return seen[0] > 0
+
+        wait_for(some_rows, 120, "the first rows", interval=0.02)
+        started, done_before = time.monotonic(), seen[0]
+        wait_for(lambda: issued_rows(engine, coupon["id"]) >= messages, 600, "the drain", interval=0.02)
+        finished = time.monotonic()
     finally:
         stack.stop()
+    seconds = finished - started
     return {"messages": messages, "consumers": consumers, "seconds": round(seconds, 2),
-            "rows_per_s": round(messages / seconds, 1)}
+            "rows_per_s": round((messages - done_before) / seconds, 1),
+            "seconds_from_launch": round(finished - launched, 2)}
 
 
 def main() -> None:
@@ -407,8 +418,11 @@ def markdown(r: dict[str, Any]) -> str:
         f"| flash sale latency | p50 {fs['latency_ms']['p50']} ms, p99 {fs['latency_ms']['p99']} ms, max {fs['latency_ms']['max']} ms | |",
         f"| flash sale: DB holds all 1,000 rows after | {fs['seconds_until_db_has_all_rows']} s | |",
         f"| flash sale: last of the replies read after | {fs['seconds_until_last_reply']} s | |",
-        f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} in {r['drain_1']['seconds']} s) | ≥ 10,000 rows/s |",
-        f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s | |",
+        f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} rows, first batch to last"
+        f" row {r['drain_1']['seconds']} s; {r['drain_1']['seconds_from_launch']} s from process start) | ≥ 10,000 rows/s |",
+        f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s (first batch to last row"
+        f" {r['drain_2']['seconds']} s, including the rebalance when the second joins;"
+        f" {r['drain_2']['seconds_from_launch']} s from process start) | |",
     ]
     return "\n".join(rows) + "\n"
 
