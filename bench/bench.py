@@ -45,6 +45,28 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 LOG_DIR = ROOT / ".local" / "bench"
 
 
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_quiet(limit_s: float = 30.0, busy_below: float = 0.25) -> float:
+    """Wait (at most limit_s) until the machine is mostly idle for a second: after a drain, MariaDB's
+    background flushing and the broker's GC can take a core for seconds and would land in a latency stage."""
+    started = time.monotonic()
+    busy, total = _cpu_jiffies()
+    while time.monotonic() - started < limit_s:
+        time.sleep(1.0)  # a one-second sample of the machine's load: there is no event to wait for
+        busy2, total2 = _cpu_jiffies()
+        share = (busy2 - busy) / max(total2 - total, 1)
+        busy, total = busy2, total2
+        if share < busy_below:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
@@ -241,10 +263,12 @@ def main() -> None:
             check_throughput_run(results["crowd"]["issue"], args.crowd_connections, engine)
 
         if "openloop" in stages:
+            say(f"   machine quiet after {wait_quiet()} s")
             openloop(args, api, admin_token, pairs[offset: offset + 10_000], results)
         offset += 10_000
 
         if "flash" in stages:
+            say(f"   machine quiet after {wait_quiet()} s")
             flash_sale(api, admin_token, pairs[offset: offset + 10_000], results, engine)
         stack.stop()
 
