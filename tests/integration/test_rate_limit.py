@@ -234,6 +234,20 @@ def test_address_limit_uses_forwarded_for_only_from_a_trusted_proxy(start) -> No
     assert direct.call("GET", "/health").status_code == 200  # health checks are never limited
 
 
+def test_issue_requests_count_against_their_address_inside_the_batch(start, admin_token: str, mint, rdb) -> None:
+    api, _ = start(RATE_LIMIT_ADDRESS_REQUESTS="3", RATE_LIMIT_ADDRESS_WINDOW_SECONDS="60", TRUSTED_PROXIES="127.0.0.1")
+    coupon = api.create_coupon(admin_token, 10)
+    path = f"/api/coupon/{coupon['id']}/issue"
+    users = mint(5)
+    # Four different users behind one client address: the address has room for three.
+    got = [api.call("POST", path, token, headers={"X-Forwarded-For": "198.51.100.7"}) for _, token in users[:4]]
+    assert [r.status_code for r in got] == [202, 202, 202, 429] and _code(got[3]) == "E429"
+    assert 1 <= int(got[3].headers["Retry-After"]) <= 60
+    assert rdb.zscore(keys.participants(coupon["id"]), users[3][0]) is None  # refused before the gate
+    assert api.call("POST", path, users[4][1], headers={"X-Forwarded-For": "198.51.100.8"}).status_code == 202
+    assert rdb.zcard(keys.participants(coupon["id"])) == 4
+
+
 def test_login_brute_force_is_stopped_per_username(start) -> None:
     api, _ = start(LOGIN_MAX_ATTEMPTS="4", LOGIN_ATTEMPT_WINDOW_SECONDS="300")
     api.signup("victim", "the-real-password")
