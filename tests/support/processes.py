@@ -88,10 +88,10 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_api(self, workers: int = 2, port: int | None = None) -> str:
+    def start_api(self, workers: int = 2, port: int | None = None, app: str = "wsgi:app") -> str:
         port = port or free_port()
         env = dict(self.env, API_PORT=str(port), WEB_CONCURRENCY=str(workers))
-        proc = self._spawn("api", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env)
+        proc = self._spawn("api", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], env)
         url = f"http://127.0.0.1:{port}"
 
         def up() -> bool:
