@@ -48,21 +48,21 @@ class Coalescer(Generic[T, R]):
         self._flushers = 0
         self._gevent = _gevent_active()
         if self._gevent:
-            # Bound once: imports inside submit() cost a lookup per request on the hot path.
-            from gevent import Timeout, sleep, spawn
-            from gevent.event import AsyncResult
+            self._bind_gevent()
 
-            self._Timeout, self._spawn, self._AsyncResult, self._sleep = Timeout, spawn, AsyncResult, sleep
+    def _bind_gevent(self) -> None:
+        # Bound once: imports inside submit() cost a lookup per request on the hot path.
+        from gevent import Timeout, sleep, spawn
+        from gevent.event import AsyncResult
+
+        self._Timeout, self._spawn, self._AsyncResult, self._sleep = Timeout, spawn, AsyncResult, sleep
 
     def submit(self, item: T, queue_timeout: float | None = None, flush_timeout: float | None = None) -> R:
         """Run `item` in the next batch; `flush_timeout` must bound the flush function itself."""
         if not self._gevent:
             return self._unwrap(self._flush([item])[0])
         if not hasattr(self, "_AsyncResult"):  # switched to greenlet mode after construction (tests)
-            from gevent import Timeout, sleep, spawn
-            from gevent.event import AsyncResult
-
-            self._Timeout, self._spawn, self._AsyncResult, self._sleep = Timeout, spawn, AsyncResult, sleep
+            self._bind_gevent()
         queue_timeout = self.queue_timeout if queue_timeout is None else queue_timeout
         flush_timeout = self.flush_timeout if flush_timeout is None else flush_timeout
         slot = self._AsyncResult()

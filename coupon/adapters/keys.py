@@ -31,7 +31,8 @@ def gate_keys(coupon_id: str) -> list[str]:
     return [meta(coupon_id), issued(coupon_id), participants(coupon_id)]
 
 
-# Rate limiting: every script call touches the keys of ONE hash tag (one slot on Redis Cluster).
+# Rate limiting: each counter and its marker share ONE hash tag, so a rate_limit.lua group stays in one
+# Redis Cluster slot (lua.run_grouped packs the groups of one slot into one call).
 def rl_user(user_id: str) -> str:
     return "rl:{user:" + user_id + "}:requests"
 

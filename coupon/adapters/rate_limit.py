@@ -54,6 +54,14 @@ _REFUSED = {LimitOutcome.LIMITED: ADMISSION_REFUSED.labels("rate_limited"),
             LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted")}
 
 
+def _decision(reply: list[int]) -> LimitDecision:
+    """One group's {code, retry_after_ms} from rate_limit.lua; allowed (the common case) costs no object."""
+    code = int(reply[0])
+    if code == 0:
+        return ALLOWED
+    return LimitDecision(LimitOutcome(code), int(reply[1]) / 1000.0)
+
+
 @dataclass(frozen=True)
 class Admission:
     """One request to admit: the authenticated user (or None) and the client address (or None)."""
@@ -114,10 +122,9 @@ class RateLimiter:
             if isinstance(reply, BaseException):
                 self._warn(reply)  # fail open for this call only
                 continue
-            code = int(reply[0])
-            if code == 0:
-                continue  # allowed: the common case costs no objects
-            decision = LimitDecision(LimitOutcome(code), int(reply[1]) / 1000.0)
+            decision = _decision(reply)
+            if decision is ALLOWED:
+                continue
             current = results[index]
             # The worst verdict wins: deleted beats limited beats allowed; the longest wait is reported.
             if decision.outcome.value > current.outcome.value or (
@@ -143,7 +150,7 @@ class RateLimiter:
         if isinstance(reply, BaseException):
             self._warn(reply)
             return ALLOWED
-        return LimitDecision(LimitOutcome(int(reply[0])), int(reply[1]) / 1000.0)
+        return _decision(reply)
 
     @staticmethod
     def _args(limit: Limit) -> list[int]:

@@ -96,17 +96,13 @@ def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublish
     the record holding its request. If the publish fails, every reservation of the batch is undone before anyone
     hears about it, so a 503 leaves stock and participation as they were (invariant 4).
     """
-    decisions: list[GateDecision | BaseException] = [RedisUnavailable()] * len(tickets)
     counted = [i for i, t in enumerate(tickets) if t.admit]
     verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address) for i in counted])
     refused = {i: error for i, verdict in zip(counted, verdicts) if (error := refusal(verdict)) is not None}
-    for i, error in refused.items():
-        decisions[i] = error
     admitted = [i for i in range(len(tickets)) if i not in refused]
-    if admitted:
-        pairs = [(tickets[i].coupon_id, tickets[i].user_id) for i in admitted]
-        for i, decision in zip(admitted, gate.reserve_many(pairs)):
-            decisions[i] = decision
+    reserved = gate.reserve_many([(tickets[i].coupon_id, tickets[i].user_id) for i in admitted]) if admitted else []
+    by_index: dict[int, GateDecision | BaseException] = {**dict(zip(admitted, reserved)), **refused}
+    decisions = [by_index[i] for i in range(len(tickets))]
     accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
     if not accepted:
         return decisions

@@ -66,9 +66,13 @@ def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Se
              for chunk in members]
     out: list[Any] = [None] * len(groups)
     for chunk, reply in zip(members, run_many(client, name, calls)):
-        width = 0 if isinstance(reply, BaseException) else len(reply) // len(chunk)
+        if isinstance(reply, BaseException):
+            for i in chunk:
+                out[i] = reply
+            continue
+        width = len(reply) // len(chunk)
         for n, i in enumerate(chunk):
-            out[i] = reply if isinstance(reply, BaseException) else reply[n * width:(n + 1) * width]
+            out[i] = reply[n * width:(n + 1) * width]
     return out
 
 
