@@ -140,6 +140,16 @@ class KafkaUnavailable(AppError):
     status, code, message = 503, "E5032", "The issue queue (Kafka) is unavailable; nothing was reserved, try again"
 
 
+class IssueNotConfirmed(AppError):
+    """A dependency timed out mid-request: the reservation or its record may exist. Settled later, never lost."""
+
+    status, code, message = (
+        503, "E5034",
+        "Your request could not be confirmed in time (a dependency is slow); its outcome is being settled. Check"
+        " GET /api/coupon/{id}/issue, or retry with the same Idempotency-Key header",
+    )
+
+
 class DatabaseUnavailable(AppError):
     status, code, message = 503, "E5033", "The database is unavailable; try again"
 
