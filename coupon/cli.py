@@ -185,10 +185,24 @@ def rebuild_gate(coupon_id: str) -> None:
 
 @click.command("reconcile")
 @click.argument("coupon_id")
-def reconcile_coupon(coupon_id: str) -> None:
-    """Compare Redis with the DB for a coupon; exit 1 on any mismatch (run it once the consumers drained)."""
+@click.option("--repair", is_flag=True, help="First settle the unconfirmed reservations (the sweeper, now).")
+@click.option("--older-than", type=float, default=None,
+              help="With --repair: settle reservations older than this many seconds (default SETTLE_AFTER_SECONDS).")
+def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> None:
+    """Compare Redis with the DB for a coupon, naming the users behind a mismatch; exit 1 on any mismatch (run it
+    once the consumers drained)."""
+    from workers.jobs import sweep  # the sweeper's wiring lives with the job that runs it periodically
+
     try:
-        result = reconcile.reconcile(db.session, current_app.extensions["coupon.gate"], parse_uuid(coupon_id))
+        cid = parse_uuid(coupon_id)
+        if repair:
+            click.echo("[reconcile] settling unconfirmed reservations (waits for the consumers to drain)", err=True)
+            report = sweep(current_app, older_than)
+            if report.lagging:
+                click.echo(f"[reconcile] the consumers are {report.lagging} records behind: nothing settled", err=True)
+            for item in report.settled:
+                click.echo(f"settled {item.coupon_id} {item.user_id} {item.event_id}: {item.outcome}")
+        result = reconcile.reconcile(db.session, current_app.extensions["coupon.gate"], cid)
     except AppError as exc:
         _fail(exc)
         return
@@ -200,6 +214,10 @@ def reconcile_coupon(coupon_id: str) -> None:
         return
     for problem in result.problems:
         click.echo(f"MISMATCH: {problem}", err=True)
+    for user, state in result.redis_only.items():
+        click.echo(f"redis-only {user} hold={state}", err=True)
+    for user in result.db_only:
+        click.echo(f"db-only {user}", err=True)
     sys.exit(1)
 
 

@@ -62,6 +62,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "FAILURE_MAX_RETRIES": _int("FAILURE_MAX_RETRIES", 5),
         "REPUBLISH_INTERVAL_SECONDS": _int("REPUBLISH_INTERVAL_SECONDS", 10),
         "CONSUMER_BATCH_SIZE": _int("CONSUMER_BATCH_SIZE", 1000),
+        # The sweeper settles reservations nobody confirmed (503 E5034, a worker killed mid-request) once they are
+        # this old and the consumers have drained the topic (waiting at most SETTLE_LAG_WAIT_SECONDS for them).
+        "SETTLE_AFTER_SECONDS": _int("SETTLE_AFTER_SECONDS", 30),
+        "SETTLE_INTERVAL_SECONDS": _int("SETTLE_INTERVAL_SECONDS", 10),
+        "SETTLE_LAG_WAIT_SECONDS": _int("SETTLE_LAG_WAIT_SECONDS", 10),
         "API_PORT": _int("API_PORT", 8000),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),

@@ -122,6 +122,10 @@ class UnsupportedMediaType(AppError):
     status, code, message = 415, "E4006", "The request body must be sent as Content-Type: application/json"
 
 
+class InvalidIdempotencyKey(AppError):
+    status, code, message = 400, "E4007", "The Idempotency-Key header must be 1-100 letters, digits or _ . : -"
+
+
 # --- E429 and E503x: load and dependencies ---------------------------------------------------
 class RateLimited(AppError):
     status, code, message = 429, "E429", "Too many requests; slow down"

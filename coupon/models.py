@@ -1,4 +1,4 @@
-"""SQLAlchemy models: the four tables of the design plus the record of rejected requests."""
+"""SQLAlchemy models: the four tables of the design plus the records of rejected and cancelled requests."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -109,5 +109,19 @@ class IssueRejection(db.Model):
     coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class IssueCancellation(db.Model):
+    """The fence: a reservation the sweeper released. Its Kafka record, should it still arrive, is skipped."""
+
+    __tablename__ = "issue_cancellations"
+    __table_args__ = (UniqueConstraint("coupon_id", "event_id", name="uq_cancellation_coupon_event"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)

@@ -20,7 +20,18 @@ def init_app(app: Flask) -> None:
     client = build_redis(cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"],
                          cfg["REDIS_CLUSTER_NODES"])
     app.extensions["coupon.redis"] = client
-    app.extensions["coupon.gate"] = Gate(client)
+    publisher = IssuePublisher(
+        cfg["KAFKA_BOOTSTRAP_SERVERS"],
+        cfg["KAFKA_ISSUE_TOPIC"],
+        delivery_timeout_ms=cfg["KAFKA_DELIVERY_TIMEOUT_MS"],
+        linger_ms=cfg["KAFKA_LINGER_MS"],
+    )
+    # The longest a caller can wait for its batch: the admission and gate round trips (the gate's run once more
+    # after a timeout), each with a possible script reload and a wait for a pooled connection, the publish, and
+    # the round trip that confirms or releases the holds. A hold older than that belongs to a finished request.
+    queue_timeout = publisher.delivery_timeout_ms / 1000
+    flush_timeout = 2 * (2 * SOCKET_TIMEOUT) + 2 * (2 * SOCKET_TIMEOUT) + publisher.max_wait_s + 2 * SOCKET_TIMEOUT + 1
+    app.extensions["coupon.gate"] = Gate(client, adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000)
     app.extensions["coupon.limiter"] = RateLimiter(
         client,
         user=Limit(cfg["RATE_LIMIT_USER_REQUESTS"], cfg["RATE_LIMIT_USER_WINDOW_SECONDS"]),
@@ -29,22 +40,15 @@ def init_app(app: Flask) -> None:
         # A deleted account's tokens are refused for as long as any of them can still be valid.
         deleted_marker_ttl_s=cfg["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] + 60,
     )
-    publisher = IssuePublisher(
-        cfg["KAFKA_BOOTSTRAP_SERVERS"],
-        cfg["KAFKA_ISSUE_TOPIC"],
-        delivery_timeout_ms=cfg["KAFKA_DELIVERY_TIMEOUT_MS"],
-        linger_ms=cfg["KAFKA_LINGER_MS"],
-    )
     app.extensions["coupon.publisher"] = publisher
     # Group commit: the requests that arrive while a batch is in flight share the next rate-limit and gate round
-    # trips and the next Kafka record. A batch takes at most four Redis socket timeouts (two round trips, each with
-    # a possible script reload) plus the publish wait.
+    # trips and the next Kafka record.
     app.extensions["coupon.issuer"] = Coalescer(
         partial(decide_and_publish, app.extensions["coupon.limiter"], app.extensions["coupon.gate"], publisher),
         max_batch=cfg["ISSUE_MAX_BATCH"],
         max_in_flight=cfg["ISSUE_MAX_IN_FLIGHT"],
-        queue_timeout=publisher.delivery_timeout_ms / 1000,
-        flush_timeout=4 * SOCKET_TIMEOUT + publisher.max_wait_s + 1,
+        queue_timeout=queue_timeout,
+        flush_timeout=flush_timeout,
     )
     # Flush what is buffered when a worker exits, so no acked-by-us-but-unsent record exists.
     atexit.register(publisher.close)

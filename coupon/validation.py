@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from coupon.domain import CouponType, DiscountType
-from coupon.errors import InvalidId, MalformedJson, ValidationFailed
+from coupon.errors import InvalidId, InvalidIdempotencyKey, MalformedJson, ValidationFailed
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
 MAX_QUANTITY = 10_000_000
@@ -66,6 +66,18 @@ def parse_uuid(value: str) -> str:
     except (ValueError, AttributeError, TypeError):
         raise InvalidId(data={"id": value[:64] if isinstance(value, str) else None}) from None
     return str(parsed)
+
+
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header: absent, or 1-100 characters of letters, digits and _ . : -"""
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY_RE.fullmatch(value):
+        raise InvalidIdempotencyKey(data={"header": "Idempotency-Key"})
+    return value
 
 
 def _reject_unknown(body: dict[str, Any], allowed: set[str], problems: _Problems) -> None:

@@ -5,10 +5,11 @@ from functools import cache
 from typing import Any
 
 from coupon import create_app
+from coupon.adapters.kafka_progress import ConsumerProgress
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.domain import utcnow
 from coupon.extensions import db
-from coupon.services import failures
+from coupon.services import failures, settlement
 
 QUEUE = "coupon-retry"
 
@@ -44,3 +45,27 @@ def retry_failure(failure_id: int) -> bool:
             return failures.retry_one(db.session, _publisher(app), failure_id, utcnow())
         finally:
             db.session.remove()
+
+
+def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
+    """The periodic sweep over unconfirmed reservations (scheduled by workers.schedule)."""
+    app = _app()
+    with app.app_context():
+        try:
+            report = sweep(app, older_than_s)
+        finally:
+            db.session.remove()
+    return {"candidates": report.candidates, "lagging": report.lagging, "settled": len(report.settled),
+            "fenced": report.count("fenced")}
+
+
+def sweep(app: Any, older_than_s: float | None = None) -> settlement.SettlementReport:
+    """One sweep with the app's collaborators (also what `flask reconcile --repair` runs)."""
+    cfg = app.config
+    progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
+    now = utcnow()
+    return settlement.settle_reservations(
+        db.session, app.extensions["coupon.gate"], progress, now, int(now.timestamp() * 1000),
+        cfg["SETTLE_AFTER_SECONDS"] if older_than_s is None else older_than_s,
+        lag_wait_s=cfg["SETTLE_LAG_WAIT_SECONDS"],
+    )

@@ -1,5 +1,7 @@
-"""Registers the periodic republish job with rq-scheduler, idempotently: `python -m workers.schedule`.
+"""Registers the periodic jobs with rq-scheduler, idempotently: `python -m workers.schedule`.
 
+The jobs: republish failure records (REPUBLISH_INTERVAL_SECONDS), settle unconfirmed reservations
+(SETTLE_INTERVAL_SECONDS).
 Run it before (or beside) `rqscheduler`; running it again replaces nothing unless the interval changed.
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 import signal
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -16,27 +19,28 @@ from rq_scheduler import Scheduler
 
 from coupon.config import load_config
 from coupon.logging_setup import configure
-from workers.jobs import QUEUE, republish_failed
+from workers.jobs import QUEUE, republish_failed, settle_reservations
 
 JOB_ID = "coupon-republish-failed"
+SETTLE_JOB_ID = "coupon-settle-reservations"
 WATCH_SECONDS = 15
 log = logging.getLogger("workers.schedule")
 
 
-def register(redis_url: str, interval: int) -> str:
+def register(redis_url: str, interval: int, job_id: str = JOB_ID, func: Any = republish_failed) -> str:
     """Returns 'created', 'unchanged' or 'replaced'."""
     scheduler = Scheduler(queue_name=QUEUE, connection=Redis.from_url(redis_url))
-    existing = [job for job in scheduler.get_jobs() if job.id == JOB_ID]
+    existing = [job for job in scheduler.get_jobs() if job.id == job_id]
     if existing and existing[0].meta.get("interval") == interval:
         return "unchanged"
     for job in existing:
         scheduler.cancel(job)
     scheduler.schedule(
         scheduled_time=datetime.now(timezone.utc),
-        func=republish_failed,
+        func=func,
         interval=interval,
         repeat=None,
-        id=JOB_ID,
+        id=job_id,
         meta={"interval": interval},
         result_ttl=interval * 10,
     )
@@ -55,9 +59,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     while True:
         try:
-            outcome = register(cfg["RQ_REDIS_URL"], cfg["REPUBLISH_INTERVAL_SECONDS"])
-            if outcome != "unchanged" or not args.watch:
-                log.info("periodic job %s every %ss: %s", JOB_ID, cfg["REPUBLISH_INTERVAL_SECONDS"], outcome)
+            for job_id, func, interval in ((JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
+                                           (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"])):
+                outcome = register(cfg["RQ_REDIS_URL"], interval, job_id, func)
+                if outcome != "unchanged" or not args.watch:
+                    log.info("periodic job %s every %ss: %s", job_id, interval, outcome)
         except RedisError as exc:
             if not args.watch:
                 raise

@@ -1,6 +1,8 @@
 """Coupons in the DB, and what the gate needs to be rebuilt from them."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -21,6 +23,11 @@ def get(session: Session, coupon_id: str) -> Coupon | None:
 
 def find_by_name(session: Session, name: str) -> Coupon | None:
     return session.execute(select(Coupon).where(Coupon.name == name).limit(1)).scalar_one_or_none()
+
+
+def ids_expiring_after(session: Session, since: datetime) -> list[str]:
+    """Coupons whose issue window ended after `since` (or has not ended): the ones that can hold reservations."""
+    return list(session.execute(select(Coupon.id).where(Coupon.expires_at > since)).scalars())
 
 
 def remove(session: Session, coupon_id: str) -> None:

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import enum
+import logging
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, NamedTuple
 
 import redis
 
 from coupon.adapters import keys
 from coupon.adapters.lua import run_many, source
 from coupon.adapters.redis_client import RedisClient
-from coupon.errors import RedisUnavailable
+from coupon.errors import AppError, IssueNotConfirmed, RedisUnavailable
 from coupon.telemetry import GATE_BATCH, GATE_LATENCY
+
+log = logging.getLogger(__name__)
 
 REBUILD_LOCK_MS = 10_000
 REBUILD_WAIT_S = 5.0
@@ -29,12 +33,42 @@ class GateOutcome(enum.Enum):
     ENDED = 4
     DISABLED = 5
     NEEDS_REBUILD = 6
+    SETTLING = 7
+    REPLAYED = 8
 
 
-@dataclass(frozen=True)
+class HoldMode(enum.Enum):
+    """What release.lua does to a hold (see its header)."""
+
+    CONFIRM = "confirm"
+    RESTORE = "restore"
+    UNCONFIRM = "unconfirm"
+    REVOKE = "revoke"
+    RELEASE = "release"
+
+
+class GateRequest(NamedTuple):
+    """One request at the gate: the token makes a re-run of it return the same decision."""
+
+    coupon_id: str
+    user_id: str
+    token: str
+    event_id: str
+
+
+class Hold(NamedTuple):
+    """A reservation as the sweeper and the publish path name it: by the event id its record carries."""
+
+    coupon_id: str
+    user_id: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class GateDecision:
     outcome: GateOutcome
     rank: int
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,63 +89,167 @@ class GateSnapshot:
     participants: dict[str, int]  # user id -> rank
 
 
+@dataclass(frozen=True)
+class HeldReservation:
+    """A participant as Redis knows it; state None = rebuilt from the DB (confirmed)."""
+
+    user_id: str
+    rank: int
+    state: str | None
+    event_id: str | None
+    touched_ms: int | None
+
+
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """After this Redis error, may the command have run? Only a refused connection proves it did not."""
+    if isinstance(exc, redis.TimeoutError):
+        return True
+    return not (isinstance(exc, redis.ConnectionError) and "connecting to" in str(exc))
+
+
+def _failure(exc: BaseException) -> AppError:
+    error: AppError = IssueNotConfirmed() if outcome_unknown(exc) else RedisUnavailable()
+    error.__cause__ = exc
+    return error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse_hold(raw: bytes | str | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    state, _, rest = _text(raw).partition("|")
+    return state, rest.partition("|")[2]
 
 
 class Gate:
     """One object per process; safe to share between greenlets (the client pools connections)."""
 
-    def __init__(self, client: RedisClient, timeout_s: float = 5.0) -> None:
+    def __init__(self, client: RedisClient, timeout_s: float = 5.0, adopt_after_ms: int = 30_000) -> None:
         self.client = client
         self.timeout_s = timeout_s
-        self._release = client.register_script(source("release"))
+        self.adopt_after_ms = adopt_after_ms
         self._unlock = client.register_script(source("unlock"))
 
-    def reserve(self, coupon_id: str, user_id: str) -> GateDecision:
+    def reserve(self, coupon_id: str, user_id: str, token: str | None = None) -> GateDecision:
         """One request on its own (CLI, tests); the API decides its concurrent requests with reserve_many."""
-        result = self.reserve_many([(coupon_id, user_id)])[0]
+        event_id = uuid.uuid4().hex
+        result = self.reserve_many([GateRequest(coupon_id, user_id, token or event_id, event_id)])[0]
         if isinstance(result, BaseException):
             raise result
         return result
 
-    def reserve_many(self, requests: list[tuple[str, str]]) -> list[GateDecision | BaseException]:
-        """Decide many requests: one reserve.lua call per coupon, all calls in one pipeline; results in order."""
+    def reserve_many(self, requests: list[GateRequest]) -> list[GateDecision | BaseException]:
+        """Decide many requests: one reserve.lua call per coupon, all calls in one pipeline; results in order.
+
+        A timeout leaves the outcome unknown: the calls are run once more, which the tokens make safe (a reservation
+        that was made is returned again). Still failing: IssueNotConfirmed, or RedisUnavailable when Redis refused
+        the connection (then nothing ran).
+        """
         by_coupon: dict[str, list[int]] = {}
-        for index, (coupon_id, _) in enumerate(requests):
-            by_coupon.setdefault(coupon_id, []).append(index)
+        for index, request in enumerate(requests):
+            by_coupon.setdefault(request.coupon_id, []).append(index)
         GATE_BATCH.observe(len(requests))
         started = time.perf_counter()
-        calls = [(keys.gate_keys(coupon_id), [requests[i][1] for i in indexes]) for coupon_id, indexes in by_coupon.items()]
+        adopt = str(self.adopt_after_ms)
+        calls = [(keys.gate_keys(coupon_id), [adopt, *(a for i in indexes for a in requests[i][1:])])
+                 for coupon_id, indexes in by_coupon.items()]
         try:
-            replies = run_many(self.client, "reserve", calls)
+            replies = self._run_reserve(calls)
         except REDIS_ERRORS as exc:
-            raise RedisUnavailable() from exc
+            error = _failure(exc)
+            return [error] * len(requests)
         GATE_LATENCY.observe(time.perf_counter() - started)
-        results: list[GateDecision | BaseException] = [RedisUnavailable()] * len(requests)
+        results: list[GateDecision | BaseException] = [None] * len(requests)  # type: ignore[list-item]
         for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):
                 for i in indexes:
-                    results[i] = RedisUnavailable(f"The coupon gate failed: {reply}")
+                    results[i] = _failure(reply) if isinstance(reply, REDIS_ERRORS) else RedisUnavailable(
+                        f"The coupon gate failed: {reply}")
                 continue
             for n, i in enumerate(indexes):
-                results[i] = GateDecision(GateOutcome(int(reply[2 * n])), int(reply[2 * n + 1]))
+                results[i] = GateDecision(GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]),
+                                          _text(reply[3 * n + 2]))
         return results
 
-    def release(self, coupon_id: str, user_id: str) -> bool:
-        released = self._release(keys=[keys.issued(coupon_id), keys.participants(coupon_id)], args=[user_id])
-        return bool(released)
+    def _run_reserve(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
+        try:
+            return run_many(self.client, "reserve", calls)
+        except REDIS_ERRORS as exc:
+            if not outcome_unknown(exc):
+                raise
+            log.warning("gate call timed out (%s); running it once more with the same tokens", exc)
+        return run_many(self.client, "reserve", calls)
 
-    def release_many(self, pairs: list[tuple[str, str]]) -> int:
-        """Undo the reservations of a batch whose publish failed, in one pipeline; returns how many were held."""
-        calls = [([keys.issued(coupon_id), keys.participants(coupon_id)], [user_id]) for coupon_id, user_id in pairs]
+    def settle_many(self, mode: HoldMode, holds: list[Hold], cutoff_ms: int = 0) -> list[bool]:
+        """Apply one release.lua mode to many holds (one call per coupon, one pipeline); a flag per hold."""
+        if not holds:
+            return []
+        by_coupon: dict[str, list[int]] = {}
+        for index, hold in enumerate(holds):
+            by_coupon.setdefault(hold.coupon_id, []).append(index)
+        calls = [(keys.hold_keys(coupon_id),
+                  [mode.value, str(cutoff_ms), *(a for i in indexes for a in (holds[i].user_id, holds[i].event_id))])
+                 for coupon_id, indexes in by_coupon.items()]
         try:
             replies = run_many(self.client, "release", calls)
         except REDIS_ERRORS as exc:
             raise RedisUnavailable() from exc
-        for reply in replies:
+        flags = [False] * len(holds)
+        for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):
                 raise RedisUnavailable(f"The coupon gate failed: {reply}")
-        return sum(int(r) for r in replies)
+            for n, i in enumerate(indexes):
+                flags[i] = bool(int(reply[n]))
+        return flags
+
+    def release_many(self, holds: list[Hold]) -> int:
+        """Undo reservations whose record was never written; returns how many were undone."""
+        return sum(self.settle_many(HoldMode.RELEASE, holds))
+
+    def release(self, coupon_id: str, user_id: str, event_id: str) -> bool:
+        return self.release_many([Hold(coupon_id, user_id, event_id)]) == 1
+
+    def unconfirmed_before(self, coupon_id: str, cutoff_ms: int, limit: int = 1000) -> list[HeldReservation]:
+        """Holds not confirmed and untouched since cutoff_ms: the sweeper's candidates, oldest first."""
+        try:
+            touched = self.client.zrangebyscore(keys.unconfirmed(coupon_id), "-inf", cutoff_ms, start=0, num=limit,
+                                                withscores=True)
+            if not touched:
+                return []
+            users = [_text(u) for u, _ in touched]
+            raw = self.client.hmget(keys.holds(coupon_id), users)
+            ranks = [self.client.zscore(keys.participants(coupon_id), u) for u in users]
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        out = []
+        for user, (_, score), hold, rank in zip(users, touched, raw, ranks):
+            state, event = _parse_hold(hold)
+            if state is not None and rank is not None:
+                out.append(HeldReservation(user, int(rank), state, event, int(score)))
+        return out
+
+    def reservations(self, coupon_id: str) -> list[HeldReservation]:
+        """Every participant with its hold, for reconcile (one coupon's whole gate state)."""
+        try:
+            ranks = self.client.zrange(keys.participants(coupon_id), 0, -1, withscores=True)
+            raw = self.client.hgetall(keys.holds(coupon_id))
+            touched = dict(self.client.zrange(keys.unconfirmed(coupon_id), 0, -1, withscores=True))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        holds = {_text(k): v for k, v in raw.items()}
+        stamps = {_text(k): int(v) for k, v in touched.items()}
+        out = []
+        for member, rank in ranks:
+            user = _text(member)
+            state, event = _parse_hold(holds.get(user))
+            out.append(HeldReservation(user, int(rank), state, event, stamps.get(user)))
+        return out
 
     def write_meta(self, coupon_id: str, meta: GateMeta) -> None:
         try:
@@ -162,7 +300,8 @@ class Gate:
     def install(self, coupon_id: str, snapshot: GateSnapshot) -> None:
         """Replace the gate's state with a snapshot; meta is written last so readers never see half."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(keys.meta(coupon_id), keys.participants(coupon_id))
+        pipe.delete(keys.meta(coupon_id), keys.participants(coupon_id), keys.holds(coupon_id),
+                    keys.unconfirmed(coupon_id))
         pipe.set(keys.issued(coupon_id), len(snapshot.participants))
         items = list(snapshot.participants.items())
         for start in range(0, len(items), _CHUNK):

@@ -9,7 +9,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from coupon.errors import KafkaUnavailable
+from coupon.errors import IssueNotConfirmed, KafkaUnavailable
 from coupon.messages import IssueEvent, encode_batch
 from coupon.request_ids import KAFKA_HEADER
 from coupon.telemetry import PRODUCE_BATCH, PRODUCE_LATENCY
@@ -22,8 +22,36 @@ def request_id_header(event: IssueEvent) -> list[tuple[str, bytes]] | None:
     return [(KAFKA_HEADER, event.request_id.encode())] if event.request_id else None
 
 
+def _batch_of(producer: KafkaProducer, future: Any) -> Any:
+    """The accumulator batch holding a just-sent record, or None.
+
+    kafka-python does not say whether a failed record ever left the process; its batch does (`drained`,
+    `attempts`). Read right after send(), before the sender greenlet can run, so the batch is still queued.
+    Any change in those internals gives None, which the caller treats as "maybe sent".
+    """
+    try:
+        produce_future = future._produce_future
+        for batch in producer._accumulator._batches.get(produce_future.topic_partition, ()):
+            if batch.produce_future is produce_future:
+                return batch
+    except Exception:  # internals moved: fall back to the safe answer
+        return None
+    return None
+
+
+def never_sent(batch: Any) -> bool:
+    """True only when the batch provably never went to a broker (so the broker cannot append it later)."""
+    return batch is not None and batch.drained is None and batch.attempts == 0
+
+
 class IssuePublisher:
-    """A lazily created producer: the API starts even when Kafka is down, and answers 503 until it is back."""
+    """A lazily created producer: the API starts even when Kafka is down, and answers 503 until it is back.
+
+    A publish fails in one of two ways. KafkaUnavailable (E5032): the record provably never reached a broker.
+    IssueNotConfirmed (E5034): it was sent but not acknowledged in time, so a broker may still append it (a stalled
+    broker does, when it resumes). After the second kind the producer is replaced: kafka-python's idempotent
+    producer can stay wedged after expiring in-flight batches, failing every later record.
+    """
 
     def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout_ms: int = 5000, linger_ms: int = 0) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -32,6 +60,8 @@ class IssuePublisher:
         self.linger_ms = linger_ms
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        self.failing_since: float | None = None  # monotonic time of the first failure since the last success
+        self.last_failure: float | None = None
 
     def _get(self) -> KafkaProducer:
         producer = self._producer
@@ -57,6 +87,7 @@ class IssuePublisher:
                         metrics_enabled=False,
                     )
                 except KafkaError as exc:
+                    self._failed(exc, sent=False)
                     raise KafkaUnavailable() from exc
             return self._producer
 
@@ -69,8 +100,9 @@ class IssuePublisher:
 
     @property
     def max_wait_s(self) -> float:
-        """The longest publish_events can take: the producer fails a record by delivery_timeout, we wait 2 s more."""
-        return self.delivery_timeout_ms / 1000 + 2
+        """The longest publish_events can take: send() may wait max_block_ms for metadata, the producer fails a
+        record by delivery_timeout, and we wait 2 s more."""
+        return 2 * self.delivery_timeout_ms / 1000 + 2
 
     def publish_events(self, events: list[IssueEvent]) -> None:
         """Publish accepted requests as one record and return once the broker has acknowledged it."""
@@ -84,15 +116,50 @@ class IssuePublisher:
         PRODUCE_BATCH.observe(len(events))
 
     def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
-        """Send one record and wait (cooperatively under gevent) for its ack; KafkaUnavailable on any failure."""
+        """Send one record and wait (cooperatively under gevent) for its ack.
+
+        KafkaUnavailable when the record never left this process, IssueNotConfirmed when it may still be appended.
+        """
         producer = self._get()
         try:
             future = producer.send(self.topic, key=key.encode(), value=value, headers=headers or [])
-            # A little beyond delivery_timeout_ms: by then the producer itself has failed the record.
-            return future.get(timeout=self.max_wait_s)
-        except KafkaError as exc:
-            log.warning("kafka publish failed: %s", exc)
+        except KafkaError as exc:  # before the record was queued: no metadata within max_block_ms, buffer full
+            self._failed(exc, sent=False)
             raise KafkaUnavailable() from exc
+        batch = _batch_of(producer, future)
+        try:
+            # A little beyond delivery_timeout_ms: by then the producer itself has failed the record.
+            result = future.get(timeout=self.delivery_timeout_ms / 1000 + 2)
+        except KafkaError as exc:
+            sent = not (future.is_done and never_sent(batch))
+            self._failed(exc, sent=sent)
+            raise (IssueNotConfirmed() if sent else KafkaUnavailable()) from exc
+        self.failing_since = None
+        return result
+
+    def _failed(self, exc: BaseException, sent: bool) -> None:
+        now = time.monotonic()
+        self.last_failure = now
+        if self.failing_since is None:
+            self.failing_since = now
+        log.warning("kafka publish failed (%s): %s", "outcome unknown" if sent else "never sent", exc)
+        if sent:
+            self._replace()
+
+    def _replace(self) -> None:
+        """Drop the producer; the next publish builds a fresh one. The old one is closed without waiting."""
+        with self._lock:
+            old, self._producer = self._producer, None
+        if old is not None:
+            threading.Thread(target=_close_quietly, args=(old,), daemon=True).start()
+
+    def check(self, recent_s: float = 10.0) -> None:
+        """Readiness of the producer itself: DOWN while publishes fail (a broker can answer metadata and still not
+        take records), and for recent_s after the last failure."""
+        if self.failing_since is not None and self.last_failure is not None \
+                and time.monotonic() - self.last_failure < recent_s:
+            raise KafkaUnavailable(
+                f"Kafka publishes are failing (for {time.monotonic() - self.failing_since:.0f}s)")
 
     def ping(self, timeout_ms: int = 2000) -> None:
         """A fresh metadata request (not the producer's cache): proves a broker answers right now."""
@@ -118,3 +185,10 @@ class IssuePublisher:
         if self._producer is not None:
             self._producer.close(timeout=5)
             self._producer = None
+
+
+def _close_quietly(producer: KafkaProducer) -> None:
+    try:
+        producer.close(timeout=0)
+    except Exception as exc:
+        log.info("closing a replaced producer: %s", exc)

@@ -18,6 +18,14 @@ def participants(coupon_id: str) -> str:
     return _tag(coupon_id) + ":participants"
 
 
+def holds(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":holds"
+
+
+def unconfirmed(coupon_id: str) -> str:
+    return _tag(coupon_id) + ":unconfirmed"
+
+
 def rebuild_lock(coupon_id: str) -> str:
     return _tag(coupon_id) + ":rebuild-lock"
 
@@ -28,7 +36,12 @@ def pair_lock(coupon_id: str, user_id: str) -> str:
 
 def gate_keys(coupon_id: str) -> list[str]:
     """KEYS of reserve.lua, in its order."""
-    return [meta(coupon_id), issued(coupon_id), participants(coupon_id)]
+    return [meta(coupon_id), issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id)]
+
+
+def hold_keys(coupon_id: str) -> list[str]:
+    """KEYS of release.lua, in its order."""
+    return [issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id)]
 
 
 # Rate limiting: each counter and its marker share ONE hash tag, so a rate_limit.lua group stays in one

@@ -1,7 +1,7 @@
 """Coupons: administration, the issue request and its status, usage and the user's wallet."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from coupon import request_ids
 from coupon.api import deps
@@ -12,7 +12,7 @@ from coupon.auth import admin_required, current_user_id, user_required
 from coupon.domain import iso, utcnow
 from coupon.envelope import success
 from coupon.services import coupons, issuing, usage
-from coupon.validation import parse_coupon_draft, parse_uuid
+from coupon.validation import parse_coupon_draft, parse_idempotency_key, parse_uuid
 
 bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
 
@@ -44,7 +44,7 @@ def detail(coupon_id: str) -> Response:
 def issue(coupon_id: str) -> Response:
     accepted = issuing.request_issue(
         deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow(),
-        request_ids.current(), deferred_address(),
+        request_ids.current(), deferred_address(), parse_idempotency_key(request.headers.get("Idempotency-Key")),
     )
     return success(
         {

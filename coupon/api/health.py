@@ -23,7 +23,7 @@ def ready() -> Response:
         {
             "redis": lambda: gate.client.ping(),
             "database": lambda: session.execute(text("SELECT 1")),
-            "kafka": publisher.ping,
+            "kafka": lambda: (publisher.check(), publisher.ping()),
         }
     )
     body = {"status": "UP" if ok else "DOWN", "checks": report}

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from coupon.adapters import issued_repo
 from coupon.adapters.coalescer import QueueTimeout
-from coupon.adapters.gate import Gate, GateDecision, GateOutcome
+from coupon.adapters.gate import Gate, GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Admission, RateLimiter
 from coupon.domain import IssueStatus, iso
@@ -22,6 +22,7 @@ from coupon.errors import (
     CouponDisabled,
     CouponNotFound,
     IssueEnded,
+    IssueNotConfirmed,
     IssueNotStarted,
     KafkaUnavailable,
     RateLimited,
@@ -52,9 +53,13 @@ class IssueAccepted:
     requested_at: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IssueTicket:
-    """One issue request waiting for its batch; `address` is the client's, for the per-address limit."""
+    """One issue request waiting for its batch; `address` is the client's, for the per-address limit.
+
+    `token` makes the request idempotent at the gate (the client's Idempotency-Key, or the event id);
+    `event_id` is the id its Kafka record gets if this request makes the reservation.
+    """
 
     coupon_id: str
     user_id: str
@@ -62,6 +67,8 @@ class IssueTicket:
     request_id: str | None = None
     address: str | None = None
     admit: bool = True  # False when the limiter already counted this request (a retry after a gate rebuild)
+    token: str = ""
+    event_id: str = ""
 
 
 class IssueBatcher(Protocol):
@@ -79,6 +86,7 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
     CouponNotFound: "not_found",
     KafkaUnavailable: "unavailable",
     RedisUnavailable: "unavailable",
+    IssueNotConfirmed: "unconfirmed",
     RateLimited: "rate_limited",
     AccountDeleted: "account_deleted",
 }
@@ -89,47 +97,91 @@ _COUNTERS = {label: ISSUE_OUTCOMES.labels(label) for label in {*_OUTCOME_LABELS.
 def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublisher,
                        tickets: list[IssueTicket]) -> list[GateDecision | BaseException]:
     """One batch of concurrent requests: one rate-limit round trip, one gate round trip, one Kafka record for the
-    accepted ones.
+    accepted ones, one round trip to confirm their holds.
 
     The limiter runs here rather than before the view, so its Redis round trip is shared by the whole batch; a
     refused request never reaches the gate. Each caller's decision is returned only after the broker acknowledged
-    the record holding its request. If the publish fails, every reservation of the batch is undone before anyone
-    hears about it, so a 503 leaves stock and participation as they were (invariant 4).
+    the record holding its request. A publish that provably never reached a broker is undone before anyone hears
+    about it (503 E5032, invariant 4); one that may still be appended keeps its reservation, unconfirmed, for the
+    consumer or the sweeper to settle (503 E5034).
     """
     counted = [i for i, t in enumerate(tickets) if t.admit]
     verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address) for i in counted])
     refused = {i: error for i, verdict in zip(counted, verdicts) if (error := refusal(verdict)) is not None}
     admitted = [i for i in range(len(tickets)) if i not in refused]
-    reserved = gate.reserve_many([(tickets[i].coupon_id, tickets[i].user_id) for i in admitted]) if admitted else []
+    requests = [GateRequest(tickets[i].coupon_id, tickets[i].user_id, tickets[i].token or tickets[i].event_id,
+                            tickets[i].event_id) for i in admitted]
+    reserved = gate.reserve_many(requests) if admitted else []
     by_index: dict[int, GateDecision | BaseException] = {**dict(zip(admitted, reserved)), **refused}
     decisions = [by_index[i] for i in range(len(tickets))]
     accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
     if not accepted:
         return decisions
-    events = []
+    events, holds = [], []
     for i in accepted:
         ticket, decision = tickets[i], decisions[i]
-        events.append(IssueEvent(uuid.uuid4().hex, ticket.coupon_id, ticket.user_id, decision.rank,  # type: ignore[union-attr]
+        event_id = decision.event_id  # type: ignore[union-attr]
+        events.append(IssueEvent(event_id, ticket.coupon_id, ticket.user_id, decision.rank,  # type: ignore[union-attr]
                                  ticket.requested_at, request_id=ticket.request_id))
+        holds.append(Hold(ticket.coupon_id, ticket.user_id, event_id))
     try:
         publisher.publish_events(events)
     except Exception as exc:
-        failure = exc if isinstance(exc, AppError) else KafkaUnavailable()
-        if failure is not exc:
-            failure.__cause__ = exc
-        _release(gate, [(tickets[i].coupon_id, tickets[i].user_id) for i in accepted])
+        failure = _publish_failure(gate, holds, exc)
         for i in accepted:
             decisions[i] = failure
+        return decisions
+    # 202 only for a confirmed hold: once confirmed the sweeper can no longer fence it, and a hold the sweeper is
+    # already settling (it waited past the settle bound) is answered as unknown, which it is.
+    try:
+        confirmed = gate.settle_many(HoldMode.CONFIRM, holds)
+    except Exception as exc:
+        confirmed = [False] * len(holds)
+        log.warning("could not confirm %d acknowledged holds (%s); answered as not confirmed", len(holds), exc)
+    for i, ok in zip(accepted, confirmed):
+        if not ok:
+            decisions[i] = IssueNotConfirmed(data={"couponId": tickets[i].coupon_id})
     return decisions
+
+
+def _publish_failure(gate: Gate, holds: list[Hold], exc: Exception) -> AppError:
+    """What the callers of a failed publish are told, after the reservations were undone or marked unknown."""
+    if isinstance(exc, KafkaUnavailable):  # the record never left: nothing can turn up later
+        try:
+            gate.release_many(holds)
+            return exc
+        except Exception:
+            log.exception("could not release %d reservations after a failed publish; the sweeper will", len(holds))
+            return _unconfirmed(exc)
+    _settle_quietly(gate, HoldMode.UNCONFIRM, holds)
+    return exc if isinstance(exc, IssueNotConfirmed) else _unconfirmed(exc)
+
+
+def _unconfirmed(cause: BaseException) -> IssueNotConfirmed:
+    error = IssueNotConfirmed()
+    error.__cause__ = cause
+    return error
+
+
+def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
+    # Best effort: a hold left unconfirmed is settled later by the sweeper (its record is on Kafka or it is not).
+    try:
+        gate.settle_many(mode, holds)
+    except Exception as exc:
+        log.warning("could not %s %d holds (%s); the sweeper settles them", mode.value, len(holds), exc)
 
 
 def request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None = None, address: str | None = None,
+    request_id: str | None = None, address: str | None = None, idempotency_key: str | None = None,
 ) -> IssueAccepted:
-    """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail."""
+    """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail.
+
+    With an idempotency key, a retry of the same request (same user, coupon and key) is answered as the first was.
+    """
     try:
-        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id, address)
+        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id, address,
+                                  idempotency_key)
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -139,9 +191,11 @@ def request_issue(
 
 def _request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None, address: str | None,
+    request_id: str | None, address: str | None, idempotency_key: str | None,
 ) -> IssueAccepted:
-    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address)
+    event_id = uuid.uuid4().hex
+    token = "k" + idempotency_key if idempotency_key else event_id
+    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id)
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):
@@ -149,6 +203,8 @@ def _request_issue(
         decision = _submit(batcher, replace(ticket, admit=False))
         if decision.outcome is GateOutcome.NEEDS_REBUILD:
             raise RedisUnavailable("The coupon gate could not be rebuilt; try again")
+    if decision.outcome is GateOutcome.SETTLING:
+        raise IssueNotConfirmed(data={"couponId": coupon_id})
     rejection = _REJECTIONS.get(decision.outcome)
     if rejection is not None:
         raise rejection(data={"couponId": coupon_id})
@@ -156,21 +212,14 @@ def _request_issue(
 
 
 def _submit(batcher: IssueBatcher, ticket: IssueTicket) -> GateDecision:
-    # A ticket that waited too long in the queue is dropped unsent (nothing reserved). A batch is bounded by the
-    # Redis socket timeout plus the producer's delivery timeout, which the batcher's flush timeout exceeds.
+    # A ticket that waited too long in the queue is dropped unsent (nothing reserved). One that was sent but whose
+    # batch outlived the caller's wait may still have reserved and published: its outcome is unknown.
     try:
         return batcher.submit(ticket)
     except QueueTimeout:
         raise KafkaUnavailable("Too many issue requests are waiting; nothing was reserved, try again") from None
     except TimeoutError as exc:
-        raise KafkaUnavailable() from exc
-
-
-def _release(gate: Gate, pairs: list[tuple[str, str]]) -> None:
-    try:
-        gate.release_many(pairs)
-    except Exception:
-        log.exception("could not release %d reservations after a failed publish (flask reconcile finds them)", len(pairs))
+        raise _unconfirmed(exc) from exc
 
 
 def issue_status(session: Session, gate: Gate, coupon_id: str, user_id: str) -> IssueStatus:

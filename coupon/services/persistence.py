@@ -43,6 +43,7 @@ class BatchReport:
     rejected: int = 0
     failed: int = 0
     resolved: int = 0
+    cancelled: int = 0
     failures: list[tuple[IssueEvent, str]] = field(default_factory=list)
     # What became of each event, for the consumer's per-event log line: (event, result, failure record id).
     outcomes: list[tuple[IssueEvent, str, int | None]] = field(default_factory=list)
@@ -54,6 +55,12 @@ _LOCK_COUPONS = text(
 _EXISTING = text(
     "SELECT user_id FROM issued_coupons WHERE coupon_id = :coupon_id AND user_id IN :users"
 ).bindparams(bindparam("users", expanding=True))
+_FENCED_COUPONS = text(
+    "SELECT DISTINCT coupon_id FROM issue_cancellations WHERE coupon_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+_FENCED_EVENTS = text(
+    "SELECT event_id FROM issue_cancellations WHERE coupon_id = :coupon_id AND event_id IN :events"
+).bindparams(bindparam("events", expanding=True))
 _OPEN_FAILURES = text("SELECT 1 FROM failed_issued_coupons WHERE coupon_id = :coupon_id AND is_resolved = 0 LIMIT 1")
 _RAISE_COUNT = text("UPDATE coupons SET issued_count = issued_count + :n WHERE id = :coupon_id")
 _RESOLVE = text(
@@ -107,19 +114,39 @@ def _has_open_failures(session: Session, coupon_id: str) -> bool:
     return session.execute(_OPEN_FAILURES, {"coupon_id": coupon_id}).first() is not None
 
 
+def _without_fenced(session: Session, events: list[IssueEvent], coupon_ids: list[str],
+                    report: BatchReport) -> list[IssueEvent]:
+    """Drop the events of reservations the sweeper cancelled; run under the coupon row locks it takes too."""
+    fenced_coupons = [row.coupon_id for row in session.execute(_FENCED_COUPONS, {"ids": coupon_ids})]
+    if not fenced_coupons:  # the usual case: one cheap query, nothing to drop
+        return events
+    fenced: set[tuple[str, str]] = set()
+    for coupon_id in fenced_coupons:
+        ids = [e.event_id for e in events if e.coupon_id == coupon_id]
+        fenced.update((coupon_id, r.event_id) for r in session.execute(
+            _FENCED_EVENTS, {"coupon_id": coupon_id, "events": ids}))
+    kept = [e for e in events if (e.coupon_id, e.event_id) not in fenced]
+    if len(kept) != len(events):
+        dropped = [e for e in events if (e.coupon_id, e.event_id) in fenced]
+        log.warning("skipped %d records of cancelled reservations", len(dropped))
+        report.cancelled += len(dropped)
+        report.outcomes.extend((e, "cancelled", None) for e in dropped)
+    return kept
+
+
 def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
     """All events or none; raises the DB's error on any failure (the caller decides what it means)."""
     report = BatchReport()
-    grouped = _dedupe(events)
-    report.duplicates += len(events) - sum(len(g) for g in grouped.values())
-    if report.duplicates:
-        kept = {id(e) for group in grouped.values() for e in group}
-        report.outcomes.extend((e, "duplicate", None) for e in events if id(e) not in kept)
     try:
-        coupons = {
-            row.id: row
-            for row in session.execute(_LOCK_COUPONS, {"ids": sorted(grouped)})
-        }
+        coupon_ids = sorted({e.coupon_id for e in events})
+        coupons = {row.id: row for row in session.execute(_LOCK_COUPONS, {"ids": coupon_ids})}
+        events = _without_fenced(session, events, coupon_ids, report)
+        grouped = _dedupe(events)
+        duplicates = len(events) - sum(len(g) for g in grouped.values())
+        report.duplicates += duplicates
+        if duplicates:
+            kept = {id(e) for group in grouped.values() for e in group}
+            report.outcomes.extend((e, "duplicate", None) for e in events if id(e) not in kept)
         for coupon_id in sorted(grouped):
             group = grouped[coupon_id]
             coupon = coupons.get(coupon_id)
@@ -280,6 +307,7 @@ def _one_by_one(session: Session, events: list[IssueEvent], now: datetime) -> Ba
         total.duplicates += report.duplicates
         total.rejected += report.rejected
         total.resolved += report.resolved
+        total.cancelled += report.cancelled
         total.outcomes.extend(report.outcomes)
     return total
 

@@ -9,6 +9,10 @@ from sqlalchemy.orm import Session
 from coupon.adapters.gate import Gate
 from coupon.services.coupons import get_coupon
 
+_HOLDERS = text(
+    "SELECT user_id FROM issued_coupons WHERE coupon_id = :c"
+    " UNION SELECT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0"
+)
 _COUNTS = text(
     "SELECT"
     " (SELECT COUNT(*) FROM issued_coupons WHERE coupon_id = :c) AS issued_rows,"
@@ -29,6 +33,9 @@ class Reconciliation:
     redis_reserved: int
     redis_participants: int
     problems: list[str] = field(default_factory=list)
+    # Who is behind a mismatch: user id -> their hold state in Redis (P/U/R/C, or "rebuilt").
+    redis_only: dict[str, str] = field(default_factory=dict)
+    db_only: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +65,16 @@ def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
             f"Redis reserved {result.redis_reserved} != DB issued {result.issued_rows}"
             f" + unresolved failures {result.unresolved_failures} (requests still on Kafka count here too)"
         )
+    in_db = {r.user_id for r in session.execute(_HOLDERS, {"c": coupon_id})}
+    in_redis = {h.user_id: h.state or "rebuilt" for h in gate.reservations(coupon_id)}
+    result.redis_only = {u: state for u, state in sorted(in_redis.items()) if u not in in_db}
+    result.db_only = sorted(u for u in in_db if u not in in_redis)
+    if result.redis_only:
+        result.problems.append(
+            f"{len(result.redis_only)} Redis reservations have no DB row or failure record (in flight, or unconfirmed:"
+            " `flask reconcile --repair` settles those older than SETTLE_AFTER_SECONDS)")
+    if result.db_only:
+        result.problems.append(f"{len(result.db_only)} DB holders have no Redis reservation")
     if result.redis_participants != result.redis_reserved:
         result.problems.append(
             f"Redis participants {result.redis_participants} != Redis reserved {result.redis_reserved}"

@@ -35,7 +35,7 @@ from tests.support.processes import ROOT, Stack
 TEST_DB_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon_test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "coupons", "users")
+TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "issue_cancellations", "coupons", "users")
 HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
 TEST_REDIS_CLUSTER_NODES = os.environ.get("TEST_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
 HOW_TO_START_CLUSTER = (

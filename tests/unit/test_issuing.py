@@ -11,7 +11,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from functools import partial
 
 from coupon.adapters.coalescer import Coalescer
-from coupon.adapters.gate import GateDecision, GateOutcome
+from coupon.adapters.gate import GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.rate_limit import ALLOWED, Admission, LimitDecision, LimitOutcome
 from coupon.errors import (
     AccountDeleted,
@@ -20,6 +20,7 @@ from coupon.errors import (
     CouponDisabled,
     CouponNotFound,
     IssueEnded,
+    IssueNotConfirmed,
     IssueNotStarted,
     KafkaUnavailable,
     RateLimited,
@@ -48,23 +49,42 @@ class FakeLimiter:
 
 
 class FakeGate:
-    """Answers reserve_many() from a script of decisions and records every request."""
+    """Answers reserve_many() from a script of decisions (an accepted one carries the request's event id, as
+    reserve.lua's does) and records every request and every hold change."""
 
-    def __init__(self, *decisions: GateDecision, release_error: Exception | None = None) -> None:
+    def __init__(self, *decisions: GateDecision, release_error: Exception | None = None,
+                 confirm: list[bool] | None = None) -> None:
         self.decisions = list(decisions)
+        self.requests: list[GateRequest] = []
         self.reserve_calls: list[tuple[str, str]] = []
         self.release_calls: list[tuple[str, str]] = []
+        self.settle_calls: list[tuple[HoldMode, list[Hold]]] = []
         self.release_error = release_error
+        self.confirm = confirm
 
-    def reserve_many(self, requests: list[tuple[str, str]]) -> list[GateDecision]:
-        self.reserve_calls.extend(requests)
-        return [self.decisions.pop(0) for _ in requests]
+    def reserve_many(self, requests: list[GateRequest]) -> list[GateDecision]:
+        self.requests.extend(requests)
+        self.reserve_calls.extend((r.coupon_id, r.user_id) for r in requests)
+        out = []
+        for request in requests:
+            decision = self.decisions.pop(0)
+            if decision.outcome is GateOutcome.ACCEPTED and not decision.event_id:
+                decision = GateDecision(decision.outcome, decision.rank, request.event_id)
+            out.append(decision)
+        return out
 
-    def release_many(self, pairs: list[tuple[str, str]]) -> int:
-        self.release_calls.extend(pairs)
-        if self.release_error is not None:
-            raise self.release_error
-        return len(pairs)
+    def settle_many(self, mode: HoldMode, holds: list[Hold], cutoff_ms: int = 0) -> list[bool]:
+        self.settle_calls.append((mode, holds))
+        if mode is HoldMode.RELEASE:
+            self.release_calls.extend((h.coupon_id, h.user_id) for h in holds)
+            if self.release_error is not None:
+                raise self.release_error
+        if mode is HoldMode.CONFIRM and self.confirm is not None:
+            return self.confirm
+        return [True] * len(holds)
+
+    def release_many(self, holds: list[Hold]) -> int:
+        return sum(self.settle_many(HoldMode.RELEASE, holds))
 
 
 class FakePublisher:
@@ -197,17 +217,29 @@ PUBLISH_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("error", PUBLISH_FAILURES, ids=lambda e: type(e).__name__)
-def test_failed_publish_releases_the_reservation_once(error: Exception) -> None:
+def test_a_publish_that_never_left_releases_the_reservation_once() -> None:
     gate = FakeGate(accepted(9))
     with pytest.raises(KafkaUnavailable):
-        issue(gate, FakePublisher(error))
+        issue(gate, FakePublisher(KafkaUnavailable()))
     assert gate.release_calls == [(COUPON_ID, USER_ID)]
+
+
+MAYBE_SENT = PUBLISH_FAILURES[1:] + [IssueNotConfirmed()]
+
+
+@pytest.mark.parametrize("error", MAYBE_SENT, ids=lambda e: type(e).__name__)
+def test_a_publish_that_may_have_reached_the_broker_keeps_the_reservation_unconfirmed(error: Exception) -> None:
+    gate = FakeGate(accepted(9))
+    with pytest.raises(IssueNotConfirmed):
+        issue(gate, FakePublisher(error))
+    assert gate.release_calls == []
+    [(mode, holds)] = gate.settle_calls
+    assert mode is HoldMode.UNCONFIRM and [(h.coupon_id, h.user_id) for h in holds] == [(COUPON_ID, USER_ID)]
 
 
 @pytest.mark.parametrize("error", PUBLISH_FAILURES[1:], ids=lambda e: type(e).__name__)
 def test_failed_publish_keeps_the_original_error_as_cause(error: Exception) -> None:
-    with pytest.raises(KafkaUnavailable) as exc_info:
+    with pytest.raises(IssueNotConfirmed) as exc_info:
         issue(FakeGate(accepted(9)), FakePublisher(error))
     assert exc_info.value.__cause__ is error
 
@@ -219,11 +251,43 @@ def test_an_app_error_from_the_publisher_is_passed_through_unchanged() -> None:
     assert exc_info.value is error
 
 
-def test_a_release_failure_does_not_hide_the_publish_failure() -> None:
+def test_a_release_failure_turns_nothing_reserved_into_not_confirmed() -> None:
+    # The reservation is still there: telling the caller "nothing was reserved" would be a lie.
     gate = FakeGate(accepted(9), release_error=ConnectionError("redis gone"))
-    with pytest.raises(KafkaUnavailable):
-        issue(gate, FakePublisher(KafkaError("down")))
+    with pytest.raises(IssueNotConfirmed):
+        issue(gate, FakePublisher(KafkaUnavailable()))
     assert gate.release_calls == [(COUPON_ID, USER_ID)]
+
+
+def test_an_acknowledged_record_is_answered_only_once_its_hold_is_confirmed() -> None:
+    gate = FakeGate(accepted(9), confirm=[False])  # the sweeper got there first
+    with pytest.raises(IssueNotConfirmed):
+        issue(gate, FakePublisher())
+    assert [mode for mode, _ in gate.settle_calls] == [HoldMode.CONFIRM]
+
+
+def test_a_hold_being_settled_is_answered_not_confirmed_and_publishes_nothing() -> None:
+    publisher = FakePublisher()
+    with pytest.raises(IssueNotConfirmed):
+        issue(FakeGate(GateDecision(GateOutcome.SETTLING, 4, "e1")), publisher)
+    assert publisher.records == []
+
+
+def test_a_replayed_request_gets_its_first_answer_and_publishes_nothing() -> None:
+    publisher = FakePublisher()
+    result = issue(FakeGate(GateDecision(GateOutcome.REPLAYED, 4, "e1")), publisher)
+    assert result.rank == 4 and publisher.records == []
+
+
+def test_the_idempotency_key_is_the_gate_token_and_a_fresh_request_uses_its_event_id() -> None:
+    gate = FakeGate(accepted(1), accepted(2))
+    batcher = Coalescer(partial(decide_and_publish, FakeLimiter(), gate, FakePublisher()))
+    batcher._gevent = False
+    request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, idempotency_key="order-17")  # type: ignore[arg-type]
+    request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+    keyed, fresh = gate.requests
+    assert keyed.token == "korder-17" and keyed.event_id != keyed.token
+    assert fresh.token == fresh.event_id
 
 
 class Killed(BaseException):
@@ -241,19 +305,20 @@ def test_a_killed_publish_re_raises_as_is_and_keeps_the_reservation() -> None:
 
 # --- batches -------------------------------------------------------------------------------------
 
+A = GateOutcome.ACCEPTED
 OTHER = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 THIRD = "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
 
 
 def tickets(*users: str) -> list[IssueTicket]:
-    return [IssueTicket(COUPON_ID, u, "2026-11-27T09:00:00.250Z") for u in users]
+    return [IssueTicket(COUPON_ID, u, "2026-11-27T09:00:00.250Z", event_id=uuid.uuid4().hex) for u in users]
 
 
 def test_a_batch_publishes_one_record_with_only_the_accepted_requests() -> None:
     gate = FakeGate(accepted(1), GateDecision(GateOutcome.DUPLICATE, 7), accepted(2))
     publisher = FakePublisher()
     results = decide_and_publish(FakeLimiter(), gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
-    assert results == [accepted(1), GateDecision(GateOutcome.DUPLICATE, 7), accepted(2)]
+    assert [(r.outcome, r.rank) for r in results] == [(A, 1), (GateOutcome.DUPLICATE, 7), (A, 2)]  # type: ignore[union-attr]
     assert len(publisher.records) == 1
     events = decode_record(publisher.records[0][1])
     assert [(e.user_id, e.rank) for e in events] == [(USER_ID, 1), (THIRD, 2)]
@@ -269,7 +334,7 @@ def test_a_batch_without_accepted_requests_publishes_nothing() -> None:
 
 def test_a_failed_publish_releases_every_accepted_request_of_the_batch_and_fails_only_them() -> None:
     gate = FakeGate(accepted(1), GateDecision(GateOutcome.SOLD_OUT, 0), accepted(2))
-    results = decide_and_publish(FakeLimiter(), gate, FakePublisher(KafkaError("down")), tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
+    results = decide_and_publish(FakeLimiter(), gate, FakePublisher(KafkaUnavailable()), tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert gate.release_calls == [(COUPON_ID, USER_ID), (COUPON_ID, THIRD)]
     assert isinstance(results[0], KafkaUnavailable) and results[0] is results[2]
     assert results[1] == GateDecision(GateOutcome.SOLD_OUT, 0)
@@ -285,7 +350,7 @@ def test_refused_requests_never_reach_the_gate_and_the_others_go_on() -> None:
     results = decide_and_publish(limiter, gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert [a.user_id for a in limiter.admitted] == [USER_ID, OTHER, THIRD]
     assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
-    assert results[0] == accepted(1)
+    assert (results[0].outcome, results[0].rank) == (A, 1)  # type: ignore[union-attr]
     assert isinstance(results[1], RateLimited) and results[1].retry_after == 3  # whole seconds, rounded up
     assert isinstance(results[2], AccountDeleted)
     assert [e.user_id for e in decode_record(publisher.records[0][1])] == [USER_ID]

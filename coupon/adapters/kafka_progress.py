@@ -1,0 +1,61 @@
+"""How far the consumer group has got: end offsets of the issue topic against the group's committed offsets."""
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from coupon.errors import KafkaUnavailable
+
+
+class ConsumerProgress:
+    """Asks the brokers afresh on every call (the sweeper runs every few seconds, not per request)."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, group: str, timeout_ms: int = 5000) -> None:
+        self.servers = bootstrap_servers.split(",")
+        self.topic = topic
+        self.group = group
+        self.timeout_ms = timeout_ms
+
+    def end_offsets(self) -> dict[int, int]:
+        try:
+            consumer = KafkaConsumer(bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
+                                     request_timeout_ms=max(self.timeout_ms, 1000) + 1000,
+                                     client_id="coupon-sweeper")
+        except KafkaError as exc:
+            raise KafkaUnavailable() from exc
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            ends = consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+            return {tp.partition: int(offset) for tp, offset in ends.items()}
+        except KafkaError as exc:
+            raise KafkaUnavailable() from exc
+        finally:
+            consumer.close()
+
+    def committed(self) -> dict[int, int]:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.servers, request_timeout_ms=self.timeout_ms,
+                                     client_id="coupon-sweeper")
+        except KafkaError as exc:
+            raise KafkaUnavailable() from exc
+        try:
+            offsets = admin.list_consumer_group_offsets(self.group)
+            return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == self.topic}
+        except KafkaError as exc:
+            raise KafkaUnavailable() from exc
+        finally:
+            admin.close()
+
+    def caught_up(self, wait_s: float) -> int:
+        """Wait until the group has committed everything appended before this call; 0, or how many records it
+        was still behind when wait_s ran out."""
+        target = self.end_offsets()
+        deadline = time.monotonic() + wait_s
+        while True:
+            done = self.committed()
+            behind = sum(max(end - done.get(p, 0), 0) for p, end in target.items())
+            if behind == 0 or time.monotonic() >= deadline:
+                return behind
+            time.sleep(0.5)
