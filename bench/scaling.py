@@ -68,7 +68,8 @@ def benchmark_cmd(host: str, port: int, db: int, sha: str, coupon_id: str, users
                   pipeline: int, requests: int, clients: int) -> list[str]:
     return ["redis-benchmark", "-h", host, "-p", str(port), "--dbnum", str(db), "-n", str(requests),
             "-c", str(clients), "-P", str(pipeline), "-r", "1000000000", "--csv",
-            "EVALSHA", sha, "3", *keys.gate_keys(coupon_id), *(["u:__rand_int__"] * users_per_call)]
+            "EVALSHA", sha, str(len(keys.gate_keys(coupon_id))), *keys.gate_keys(coupon_id), "30000",
+            *(["u:__rand_int__", "tok", "ev"] * users_per_call)]
 
 
 def parse_csv(out: str) -> dict[str, float]:

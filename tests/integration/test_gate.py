@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from coupon.adapters import keys
-from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateSnapshot
+from coupon.adapters.gate import Gate, GateDecision, GateMeta, GateOutcome, GateRequest, GateSnapshot, Hold, HoldMode
 from tests.integration.conftest import TEST_REDIS_CLUSTER_NODES, TEST_REDIS_URL
 from tests.support.processes import ROOT
 
@@ -28,6 +28,15 @@ def gate(gate_client: Any) -> Gate:
     return Gate(gate_client)
 
 
+def _reserve(gate: Gate, pairs: list[tuple[str, str]]) -> list[Any]:
+    """Each (coupon, user) as a fresh request: its own token and event id."""
+    requests = []
+    for coupon_id, user_id in pairs:
+        event_id = uuid.uuid4().hex
+        requests.append(GateRequest(coupon_id, user_id, event_id, event_id))
+    return gate.reserve_many(requests)
+
+
 def _coupon(gate: Gate, total: int, starts_in_s: float = -60, ends_in_s: float = 3600, status: str = "ACTIVE") -> str:
     cid = str(uuid.uuid4())
     now_ms = int(time.time() * 1000)
@@ -38,7 +47,7 @@ def _coupon(gate: Gate, total: int, starts_in_s: float = -60, ends_in_s: float =
 
 def test_one_call_decides_in_order_with_duplicates_and_stock(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 3)
-    got = gate.reserve_many([(cid, u) for u in ("u1", "u2", "u1", "u3", "u4", "u2")])
+    got = _reserve(gate, [(cid, u) for u in ("u1", "u2", "u1", "u3", "u4", "u2")])
     assert [(d.outcome, d.rank) for d in got] == [(A, 1), (A, 2), (D, 1), (A, 3), (S, 0), (D, 2)]
     assert rdb.get(keys.issued(cid)) == "3"
     assert rdb.zrange(keys.participants(cid), 0, -1, withscores=True) == [("u1", 1), ("u2", 2), ("u3", 3)]
@@ -46,7 +55,7 @@ def test_one_call_decides_in_order_with_duplicates_and_stock(gate: Gate, rdb) ->
 
 def test_requests_for_several_coupons_in_one_batch(gate: Gate, rdb) -> None:
     c1, c2 = _coupon(gate, 1), _coupon(gate, 5)
-    got = gate.reserve_many([(c1, "a"), (c2, "a"), (c1, "b"), (c2, "b")])
+    got = _reserve(gate, [(c1, "a"), (c2, "a"), (c1, "b"), (c2, "b")])
     assert [d.outcome for d in got] == [A, A, S, A]
     assert (rdb.get(keys.issued(c1)), rdb.get(keys.issued(c2))) == ("1", "2")
 
@@ -58,29 +67,30 @@ def test_closed_windows_and_disabled_change_nothing(gate: Gate, rdb) -> None:
         GateOutcome.DISABLED: _coupon(gate, 5, status="DISABLED"),
     }
     for outcome, cid in cases.items():
-        assert [d.outcome for d in gate.reserve_many([(cid, "x"), (cid, "y")])] == [outcome, outcome]
+        assert [d.outcome for d in _reserve(gate, [(cid, "x"), (cid, "y")])] == [outcome, outcome]
         assert rdb.get(keys.issued(cid)) == "0" and rdb.zcard(keys.participants(cid)) == 0
 
 
 def test_missing_meta_asks_for_a_rebuild(gate: Gate) -> None:
-    got = gate.reserve_many([(str(uuid.uuid4()), "x")])
+    got = _reserve(gate, [(str(uuid.uuid4()), "x")])
     assert got[0].outcome is GateOutcome.NEEDS_REBUILD
 
 
 def test_release_undoes_exactly_one_reservation(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
-    gate.reserve_many([(cid, "u1"), (cid, "u2")])
-    assert gate.release(cid, "u1") is True
-    assert gate.release(cid, "u1") is False  # nothing left to release: nothing changes
-    assert gate.release(cid, "stranger") is False
+    first, _ = _reserve(gate, [(cid, "u1"), (cid, "u2")])
+    assert gate.release(cid, "u1", "another-event") is False  # a newer reservation is never undone by an old caller
+    assert gate.release(cid, "u1", first.event_id) is True
+    assert gate.release(cid, "u1", first.event_id) is False  # nothing left to release: nothing changes
+    assert gate.release(cid, "stranger", first.event_id) is False
     assert rdb.get(keys.issued(cid)) == "1" and rdb.zrange(keys.participants(cid), 0, -1) == ["u2"]
-    assert gate.reserve_many([(cid, "u3")])[0].outcome is A
+    assert _reserve(gate, [(cid, "u3")])[0].outcome is A
 
 
 def test_script_cache_lost_is_reloaded(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
     rdb.script_flush()
-    assert gate.reserve_many([(cid, "u1")])[0].outcome is A
+    assert _reserve(gate, [(cid, "u1")])[0].outcome is A
 
 
 def _coupons_on_distinct_slots(gate: Gate, rdb: Any, redis_mode: str, totals: list[int]) -> list[str]:
@@ -157,9 +167,10 @@ def test_racing_processes_reserve_exactly_the_stock_once_per_user(gate: Gate, rd
 
 def test_release_many_undoes_exactly_the_held_reservations_across_coupons(gate: Gate, rdb) -> None:
     c1, c2 = _coupon(gate, 5), _coupon(gate, 5)
-    gate.reserve_many([(c1, "a"), (c1, "b"), (c2, "a"), (c2, "c")])
+    d = _reserve(gate, [(c1, "a"), (c1, "b"), (c2, "a"), (c2, "c")])
     # "z" never reserved and a second release of ("c1", "a") change nothing.
-    assert gate.release_many([(c1, "a"), (c2, "c"), (c1, "z"), (c1, "a")]) == 2
+    holds = [Hold(c1, "a", d[0].event_id), Hold(c2, "c", d[3].event_id), Hold(c1, "z", "x"), Hold(c1, "a", d[0].event_id)]
+    assert gate.release_many(holds) == 2
     assert rdb.get(keys.issued(c1)) == "1" and rdb.get(keys.issued(c2)) == "1"
     assert rdb.zrange(keys.participants(c1), 0, -1) == ["b"]
     assert rdb.zrange(keys.participants(c2), 0, -1) == ["a"]
@@ -167,7 +178,45 @@ def test_release_many_undoes_exactly_the_held_reservations_across_coupons(gate: 
 
 def test_release_many_reloads_a_lost_script(gate: Gate, rdb, gate_client: Any) -> None:
     cid = _coupon(gate, 5)
-    gate.reserve_many([(cid, "a")])
+    [d] = _reserve(gate, [(cid, "a")])
     gate_client.script_flush()
-    assert gate.release_many([(cid, "a")]) == 1
+    assert gate.release_many([Hold(cid, "a", d.event_id)]) == 1
     assert rdb.get(keys.issued(cid)) == "0"
+
+
+# --- idempotent decisions (issue: slow faults) ----------------------------------------------------------------------
+
+
+def test_the_same_request_run_twice_gets_the_same_decision_rank_and_event(gate: Gate, rdb) -> None:
+    cid = _coupon(gate, 1)
+    request = GateRequest(cid, "u1", "tok-1", "ev-1")
+    first = gate.reserve_many([request])[0]
+    again = gate.reserve_many([request, GateRequest(cid, "u1", "tok-2", "ev-2")])  # a re-run, then another request
+    assert first == GateDecision(A, 1, "ev-1")
+    assert again[0] == first, "a re-run of the same reservation must not turn into a duplicate"
+    assert again[1].outcome is D
+    assert _reserve(gate, [(cid, "u2")])[0].outcome is S  # the re-run did not take a second unit
+    assert rdb.get(keys.issued(cid)) == "1"
+
+
+def test_a_confirmed_request_replays_and_a_settling_one_says_so(gate: Gate, rdb) -> None:
+    cid = _coupon(gate, 5)
+    request = GateRequest(cid, "u1", "tok", "ev")
+    gate.reserve_many([request])
+    assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "u1", "ev")]) == [True]
+    assert gate.reserve_many([request])[0] == GateDecision(GateOutcome.REPLAYED, 1, "ev")
+    other = GateRequest(cid, "u2", "tok2", "ev2")
+    gate.reserve_many([other])
+    assert gate.settle_many(HoldMode.REVOKE, [Hold(cid, "u2", "ev2")], cutoff_ms=int(time.time() * 1000) + 1000) == [True]
+    assert gate.reserve_many([other])[0].outcome is GateOutcome.SETTLING
+    assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "u2", "ev2")]) == [False], "a revoked hold can't be confirmed"
+
+
+def test_an_unconfirmed_hold_is_taken_over_by_the_users_next_request(gate: Gate, rdb) -> None:
+    cid = _coupon(gate, 5)
+    gate.reserve_many([GateRequest(cid, "u1", "tok", "ev")])
+    assert gate.reserve_many([GateRequest(cid, "u1", "tok2", "ev2")])[0].outcome is D  # still in flight
+    gate.settle_many(HoldMode.UNCONFIRM, [Hold(cid, "u1", "ev")])
+    taken = gate.reserve_many([GateRequest(cid, "u1", "tok2", "ev2")])[0]
+    assert taken == GateDecision(A, 1, "ev"), "the take-over republishes the first record's event"
+    assert rdb.get(keys.issued(cid)) == "1"
