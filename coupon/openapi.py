@@ -173,6 +173,12 @@ def _path_id(name: str) -> Schema:
 
 
 COUPON_ID = [_path_id("coupon_id")]
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Retry a request with the same key (after a timeout or a 503 E5034) and get the same answer:"
+                   " the same 202 and rank while the reservation stands, never 409 duplicate.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,100}$"},
+}
 USER_ONLY = AUTH + LIMITED
 ADMIN_ONLY = AUTH + ["E1004"] + LIMITED
 
@@ -219,8 +225,9 @@ def document() -> Schema:
         "/api/coupon/{coupon_id}/issue": {
             "post": _op(
                 "coupons.issue", "Request the coupon: 202 PENDING with the arrival rank", (202, _ref("IssueAccepted")),
-                ID + USER_ONLY + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E5031", "E5032", "E5033"],
-                auth=True, params=COUPON_ID),
+                ID + USER_ONLY + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007", "E5031", "E5032",
+                                  "E5033", "E5034"],
+                auth=True, params=COUPON_ID + [IDEMPOTENCY_KEY]),
             "get": _op(
                 "coupons.issue_status", "My issue status", (200, _ref("IssueStatus")), ID + USER_ONLY + ["E3001", "E5031", "E5033"],
                 auth=True, params=COUPON_ID),

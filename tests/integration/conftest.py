@@ -271,4 +271,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
             f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
+            + (f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
+               if "unconfirmed" in row else "")
         )

@@ -1,7 +1,8 @@
 """A burst load generator: N HTTP requests fired at once from one gevent process.
 
 Run as `python -m tests.support.burst < spec.json`; spec = {"base": url, "requests": [[method, path,
-token], ...]}; a request may name its own base URL as a fourth item (clients split over several servers). Every connection is opened first, then all requests go out together. Prints a JSON
+token], ...]}; a request may name its own base URL as a fourth item (clients split over several servers, or
+null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first, then all requests go out together. Prints a JSON
 list of [status, error code or null, data] per request, in order.
 """
 from __future__ import annotations
@@ -27,7 +28,8 @@ def main() -> None:
     results: list[object] = [None] * len(spec["requests"])
     ready = [0]
 
-    def one(i: int, method: str, path: str, token: str | None, base: str | None = None) -> None:
+    def one(i: int, method: str, path: str, token: str | None, base: str | None = None,
+            extra: dict[str, str] | None = None) -> None:
         conn = None
         target = urlparse(base) if base else url
         for attempt in range(20):
@@ -42,6 +44,7 @@ def main() -> None:
         started = time.perf_counter()
         try:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
+            headers.update(extra or {})
             assert conn is not None
             conn.request(method, path, headers=headers)
             resp = conn.getresponse()
