@@ -41,7 +41,7 @@ class ConsumerProgress:
         except KafkaError as exc:
             raise KafkaUnavailable() from exc
         try:
-            offsets = admin.list_consumer_group_offsets(self.group)
+            offsets = admin.list_group_offsets({self.group: None}).get(self.group, {})
             return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == self.topic}
         except KafkaError as exc:
             raise KafkaUnavailable() from exc

@@ -67,6 +67,7 @@ def _first_accepted_after(api: Api, coupon_id: str, fresh: list[tuple[str, str]]
         if resp.status_code == 202:
             return time.monotonic() - since, user_id
         assert time.monotonic() - since < limit, f"no fresh user accepted {limit}s after the stall: {resp.text}"
+        assert resp.status_code == 503, resp.text
         time.sleep(0.2)
     raise AssertionError("ran out of fresh users before one was accepted")
 
@@ -92,6 +93,7 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
     stack, api = stall_stack
     coupon = api.create_coupon(admin_token, 200)
     cid = coupon["id"]
+    probe = api.create_coupon(admin_token, 100)["id"]  # recovery is timed on a coupon that can't sell out
     users, fresh = mint(500), mint(40)
     idem = {u: uuid.uuid4().hex for u, _ in users}
     answers: dict[str, list[tuple[int, Any]]] = {u: [] for u, _ in users}
@@ -100,24 +102,25 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
         for (u, _), r in zip(group, burst(api.base, _issue_requests(cid, group, idem))):
             answers[u].append((r[0], r[1]))
 
-    with ThreadPoolExecutor(2) as pool:
-        early = pool.submit(fire, users[:250]) if when == "during" else None
-        if early is not None:
-            time.sleep(0.3)  # the first wave is on its way when the service freezes
+    if when == "during":
+        fire(users[:100])  # the sale is running: half the stock is gone when the service freezes
+    late = users[100:] if when == "during" else users
+    with ThreadPoolExecutor(1) as pool:
         with frozen(service):
             frozen_at = time.monotonic()
-            late = pool.submit(fire, users[250:] if early is not None else users)
+            wave = pool.submit(fire, late)
             time.sleep(max(seconds - (time.monotonic() - frozen_at), 0))  # the stall itself is what is under test
         resumed_at = time.monotonic()
-        recovery, fresh_user = _first_accepted_after(api, cid, fresh, resumed_at, limit=10)
-        for job in (early, late):
-            if job is not None:
-                job.result(timeout=120)
+        recovery, fresh_user = _first_accepted_after(api, probe, fresh, resumed_at, limit=10)
+        wave.result(timeout=120)
 
-    first = Counter(a[0] for a in answers.values())
+    first = Counter(a[0] for a in answers.values() if a)
     unconfirmed = [u for u, a in answers.items() if a[0][1] == "E5034"]
-    # Everyone whose request failed retries with the same Idempotency-Key, as the E5034 message tells them to.
-    retrying = [(u, t) for u, t in users if answers[u][0][0] != 202 and answers[u][0][1] != "E3003"]
+    # Those told "nothing reserved" retry; of those told "not confirmed", half retry with the same Idempotency-Key
+    # (as the E5034 message says) and half only wait for the outcome (the sweeper settles theirs).
+    waiting = set(unconfirmed[1::2])
+    retrying = [(u, t) for u, t in users
+                if answers[u][0][0] != 202 and answers[u][0][1] != "E3003" and u not in waiting]
     fire(retrying)
     told_duplicate = [u for u, a in answers.items() if any(code == "E3002" for _, code in a)]
     assert not told_duplicate, f"{len(told_duplicate)} users told 'duplicate' after a 503, e.g. {told_duplicate[:3]}"
@@ -126,20 +129,27 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
     wait_for(lambda: not _in_flight(rdb, engine, cid), 120, "every confirmed reservation to reach the DB",
              interval=0.2)
     repair = _flask(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
-    settled = repair.stdout.count("settled ")
+    settled = {o: repair.stdout.count(f": {o}\n") for o in ("issued", "fenced", "failure-record", "rejected")}
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert rdb.zcard(keys.unconfirmed(cid)) == 0, "someone is still PENDING after the sweep"
+    tokens = dict(users)
+    statuses = Counter(api.call("GET", f"/api/coupon/{cid}/issue", tokens[u]).json()["data"]["status"]
+                       for u in waiting)
+    assert set(statuses) <= {"ISSUED", "NONE"}, statuses
 
     owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=cid)}
     refused = {u for u, a in answers.items() if a and all(code in NOT_RESERVED for _, code in a if code)
                and not any(status == 202 for status, _ in a)}
     assert not (owners & refused), f"{len(owners & refused)} users told 'nothing reserved' own the coupon"
-    check_invariants(engine, rdb, cid, accepted | set(unconfirmed) | {fresh_user})
+    check_invariants(engine, rdb, cid, accepted | set(unconfirmed))
+    wait_drained(engine, probe, 1)
+    check_invariants(engine, rdb, probe, [fresh_user])
     assert accepted <= owners, "a 202 did not become a coupon"
     fault_report.append({
         "case": f"7 {service} frozen {seconds:.0f} s {when} the sale", "sent": len(users), "accepted": len(accepted),
         "issued": issued_rows(engine, cid), "rejected": 0, "recovery_s": round(recovery, 1),
-        "unconfirmed": len(unconfirmed), "settled": settled, "first": dict(first),
+        "unconfirmed": len(unconfirmed), "settled": {o: n for o, n in settled.items() if n},
+        "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
     })
 
 
