@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from coupon.adapters.gate import Gate
 from coupon.services.coupons import get_coupon
 
+# Unresolved = PENDING or DEAD (domain.HOLDING_FAILURE_STATUSES): both still hold their stock unit in Redis.
 _COUNTS = text(
     "SELECT"
     " (SELECT COUNT(*) FROM issued_coupons WHERE coupon_id = :c) AS issued_rows,"
@@ -56,7 +57,8 @@ def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
     if result.redis_reserved != held:
         result.problems.append(
             f"Redis reserved {result.redis_reserved} != DB issued {result.issued_rows}"
-            f" + unresolved failures {result.unresolved_failures} (requests still on Kafka count here too)"
+            f" + unresolved (PENDING or DEAD) failures {result.unresolved_failures}"
+            " (requests still on Kafka count here too)"
         )
     if result.redis_participants != result.redis_reserved:
         result.problems.append(
