@@ -248,8 +248,9 @@ class Consumer:
         self.report_lag(polled)
         log_outcomes(report)
         log.info(
-            "batch: %d events, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
-            len(events), report.inserted, report.duplicates, report.rejected, report.failed, report.resolved,
+            "batch: %d events in %d chunks, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
+            len(events), report.chunks, report.inserted, report.duplicates, report.rejected, report.failed,
+            report.resolved,
         )
         if blocked:
             # The DLQ did not take a record: this partition resumes at it, after a pause, like a DB outage.

@@ -47,6 +47,8 @@ class BatchReport:
     failures: list[tuple[IssueEvent, str]] = field(default_factory=list)
     # What became of each event, for the consumer's per-event log line: (event, result, failure record id).
     outcomes: list[tuple[IssueEvent, str, int | None]] = field(default_factory=list)
+    # Transactions the events were persisted in (persist_in_chunks).
+    chunks: int = 0
 
     def add(self, other: BatchReport) -> None:
         self.inserted += other.inserted
@@ -319,6 +321,7 @@ def persist_in_chunks(
     total = BatchReport()
     for chunk in plan_chunks(events, chunk_events):
         total.add(persist(session, locks, chunk, now, lock_wait_s=lock_wait_s))
+        total.chunks += 1
     return total
 
 

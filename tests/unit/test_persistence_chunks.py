@@ -87,7 +87,7 @@ def test_every_chunk_is_persisted_on_its_own_and_the_reports_are_summed() -> Non
     persist = FakePersist()
     report = persist_in_chunks(None, None, events, NOW, chunk_events=50, persist=persist)  # type: ignore[arg-type]
     assert [len(c) for c in persist.chunks] == [50, 50, 25]
-    assert report.inserted == 125 and len(report.outcomes) == 125
+    assert report.inserted == 125 and len(report.outcomes) == 125 and report.chunks == 3
 
 
 @pytest.mark.parametrize("fail_at", [0, 1, 2])
