@@ -103,6 +103,8 @@ def parcels_of(record: Any, decoded: DecodedRecord | None, reason: str = "") -> 
     The original headers (x-request-id) stay, so a parked record can still be traced; `source` and `index`
     say where it came from.
     """
+    if decoded is not None and not decoded.bad:
+        return []
     tp = TopicPartition(record.topic, record.partition)
     source = ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())
     original = list(record.headers or [])

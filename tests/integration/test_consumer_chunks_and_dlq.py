@@ -2,22 +2,29 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
 import pytest
+import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from coupon.messages import IssueEvent
-from tests.integration.conftest import KAFKA
+from tests.integration.conftest import KAFKA, ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, wait_drained
 from tests.support.processes import Stack, wait_for
 
 POISON = b"{not json at all"
+
+
+def _services(*args: str) -> None:
+    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _accept(api: Api, coupon_id: str, users: list[tuple[str, str]]) -> list[str]:
@@ -168,3 +175,24 @@ def test_one_bad_event_of_a_batch_record_is_parked_alone_and_the_others_become_r
     assert b"user_id must be a UUID" in headers["error"]
     assert headers["x-request-id"] == b"req-batch"
     assert stack.procs[-1].alive()
+
+
+def test_the_consumer_rides_out_a_kafka_restart_and_drains_what_came_after(
+    stack: Stack, engine, rdb, admin_token: str, mint
+) -> None:
+    api = Api(stack.base_url)
+    consumer = stack.procs[-1]
+    coupon = api.create_coupon(admin_token, 200)
+    users = mint(100)
+    accepted = _accept(api, coupon["id"], users[:50])
+    wait_drained(engine, coupon["id"], len(accepted))
+    _services("restart", "kafka")  # its own broker (KAFKA_PORT), stopped cleanly and back: the log is kept
+    assert consumer.alive()
+    wait_for(lambda: requests.get(api.base + "/health/ready", timeout=2).status_code == 200, 60, "the API ready")
+    # A request refused while the API's producer reconnects reserved nothing (503): it is simply not accepted.
+    accepted += _accept(api, coupon["id"], users[50:])
+    assert len(accepted) > 50
+    wait_drained(engine, coupon["id"], len(accepted))
+    assert consumer.alive()
+    counts = check_invariants(engine, rdb, coupon["id"], accepted)
+    assert counts["issued"] == len(accepted)
