@@ -67,6 +67,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SETTLE_AFTER_SECONDS": _int("SETTLE_AFTER_SECONDS", 30),
         "SETTLE_INTERVAL_SECONDS": _int("SETTLE_INTERVAL_SECONDS", 10),
         "SETTLE_LAG_WAIT_SECONDS": _int("SETTLE_LAG_WAIT_SECONDS", 10),
+        # Events per DB transaction: a poll of up to CONSUMER_BATCH_SIZE records, each up to 10,000 events, is
+        # persisted in chunks of this many, so one INSERT stays far below max_allowed_packet.
+        "CONSUMER_CHUNK_EVENTS": _int("CONSUMER_CHUNK_EVENTS", 2000),
         "API_PORT": _int("API_PORT", 8000),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
@@ -88,6 +91,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                  "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS", "LOGIN_ATTEMPT_WINDOW_SECONDS"):
         if cfg[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
+    for name in ("CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS"):
+        if cfg[name] < 1:
+            raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much
     _check_secrets(cfg)
     return cfg

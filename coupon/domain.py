@@ -44,6 +44,12 @@ class FailureStatus(str, enum.Enum):
     DEAD = "DEAD"
 
 
+# A failure record that is not RESOLVED still holds its stock unit: a DEAD one (out of automatic retries) keeps
+# its reservation until an operator retries it (`flask failures retry ID`), so the gate rebuild, reconcile and
+# the user's status (PENDING) all count it as a holder. These are exactly the rows with is_resolved = 0.
+HOLDING_FAILURE_STATUSES = (FailureStatus.PENDING, FailureStatus.DEAD)
+
+
 def utcnow() -> datetime:
     """Naive UTC: what the DB's DATETIME columns hold."""
     return datetime.now(timezone.utc).replace(tzinfo=None)

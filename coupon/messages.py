@@ -84,15 +84,39 @@ def decode(raw: bytes | None) -> IssueEvent:
     return _event(_load(raw))
 
 
-def decode_record(raw: bytes | None) -> list[IssueEvent]:
-    """A record's events: one, or a batch. All or nothing: one bad event makes the record undecodable."""
+@dataclass(frozen=True)
+class BadEvent:
+    """One event of a batch record that can never be processed: parked on its own, its neighbours go on."""
+
+    index: int
+    raw: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class DecodedRecord:
+    events: list[IssueEvent]
+    bad: list[BadEvent]
+    batch: bool
+
+
+def decode_record(raw: bytes | None) -> DecodedRecord:
+    """A record's events: one, or a batch. A batch's bad events are set apart one by one (with their JSON and
+    index); a record that is not JSON, not a valid envelope, or a single bad event is UndecodableMessage."""
     data = _load(raw)
     if isinstance(data, dict) and "events" in data:
-        events = data["events"]
-        if not isinstance(events, list) or not events or len(events) > MAX_BATCH:
+        items = data["events"]
+        if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
             raise UndecodableMessage(f"events must be a list of 1 to {MAX_BATCH} events")
-        return [_event(item) for item in events]
-    return [_event(data)]
+        events: list[IssueEvent] = []
+        bad: list[BadEvent] = []
+        for index, item in enumerate(items):
+            try:
+                events.append(_event(item))
+            except UndecodableMessage as exc:
+                bad.append(BadEvent(index, orjson.dumps(item), str(exc)))
+        return DecodedRecord(events, bad, batch=True)
+    return DecodedRecord([_event(data)], [], batch=False)
 
 
 def _event(data: object) -> IssueEvent:

@@ -31,7 +31,7 @@ PRODUCE_BATCH = Histogram(
 
 CONSUMED = Counter("coupon_consumer_messages_total", "Issue events read from Kafka")
 PERSISTED = Counter(
-    "coupon_consumer_rows_total", "What became of consumed events: inserted, duplicate, rejected, failed", ["result"]
+    "coupon_consumer_rows_total", "What became of consumed events: inserted, duplicate, rejected, failed, cancelled (fenced by the sweeper)", ["result"]
 )
 UNDECODABLE = Counter("coupon_consumer_dlq_total", "Records parked in the DLQ")
 BATCH_SIZE = Histogram(

@@ -1,8 +1,9 @@
 """The issue consumer: `python -m workers.consumer`. Any number may run in the group `coupon-issuer`.
 
-Poll a batch, persist it (services.persistence), and only then commit the offsets. When the DB or
-Redis is unreachable nothing is committed: seek back, back off, try again. SIGTERM/SIGINT finish the
-current batch, commit it and close.
+Poll a batch, park what can never be processed in the DLQ, persist the rest in chunks of
+CONSUMER_CHUNK_EVENTS events (services.persistence), and only then commit the offsets. When the DB, Redis
+or the DLQ is unreachable nothing past it is committed: seek back, back off, try again; no error of Kafka,
+Redis or the DB ends the process. SIGTERM/SIGINT finish the current batch, commit it and close.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import REGISTRY, start_http_server
@@ -22,16 +23,18 @@ from coupon import create_app
 from coupon.adapters.locks import PairLocks
 from coupon.domain import utcnow
 from coupon.extensions import db
-from coupon.messages import IssueEvent, UndecodableMessage, decode_record
+from coupon.messages import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
 from coupon.request_ids import KAFKA_HEADER
 from coupon.request_ids import accept as accept_request_id
-from coupon.services.persistence import BatchReport, TransientFailure, persist_batch
+from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
 from coupon.telemetry import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
 from workers.gauges import FailureCounts, StockGauges
 
 log = logging.getLogger("workers.consumer")
 
 MAX_BACKOFF_S = 5.0
+# One wait for the DLQ's acks of a whole batch's parcels, not one per parcel.
+DLQ_ACK_TIMEOUT_S = 30.0
 
 
 class _AssignmentLog(ConsumerRebalanceListener):
@@ -77,6 +80,71 @@ def log_outcomes(report: BatchReport) -> None:
         log.info("events persisted", extra={"count": len(chunk), "events": chunk})
 
 
+@dataclass(frozen=True)
+class Parcel:
+    """Something to park in the DLQ: a whole record (index None) or one bad event of a batch record."""
+
+    tp: TopicPartition
+    offset: int
+    index: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    reason: str
+
+    @property
+    def where(self) -> tuple[str, int, int, int | None]:
+        return (self.tp.topic, self.tp.partition, self.offset, self.index)
+
+
+def parcels_of(record: Any, decoded: DecodedRecord | None, reason: str = "") -> list[Parcel]:
+    """What of a record goes to the DLQ: the whole record when it did not decode, else each bad event alone.
+
+    The original headers (x-request-id) stay, so a parked record can still be traced; `source` and `index`
+    say where it came from.
+    """
+    if decoded is not None and not decoded.bad:
+        return []
+    tp = TopicPartition(record.topic, record.partition)
+    source = ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())
+    original = list(record.headers or [])
+    if decoded is None:
+        headers = [*original, ("error", reason.encode()[:500]), source]
+        return [Parcel(tp, record.offset, None, record.key, record.value, headers, reason)]
+    return [
+        Parcel(tp, record.offset, bad.index, record.key, bad.raw,
+               [*original, ("error", bad.reason.encode()[:500]), source, ("index", str(bad.index).encode())],
+               bad.reason)
+        for bad in decoded.bad
+    ]
+
+
+def commit_points(polled: dict[Any, list[Any]], blocked: dict[Any, int]) -> dict[Any, int]:
+    """The offset to commit per partition: past the whole poll, or up to (never past) the first record of a
+    partition that is not yet in the DLQ. A partition blocked at its first polled record commits nothing."""
+    points: dict[Any, int] = {}
+    for tp, records in polled.items():
+        if not records:
+            continue
+        if tp not in blocked:
+            points[tp] = records[-1].offset + 1
+        elif blocked[tp] > records[0].offset:
+            points[tp] = blocked[tp]
+    return points
+
+
+def still_uncommitted(
+    parked: set[tuple[str, int, int, int | None]], blocked: dict[Any, int]
+) -> set[tuple[str, int, int, int | None]]:
+    """The parked parcels at or past a partition's commit point: they are read again, and must not be parked twice."""
+    return {w for w in parked if w[2] >= blocked.get(TopicPartition(w[0], w[1]), w[2] + 1)}
+
+
+def next_backoff(current: float) -> float:
+    """0.2 s, doubling, at most MAX_BACKOFF_S."""
+    return min(max(current * 2, 0.2), MAX_BACKOFF_S)
+
+
 class Consumer:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -84,11 +152,12 @@ class Consumer:
         self.topic = cfg["KAFKA_ISSUE_TOPIC"]
         self.dlq_topic = cfg["KAFKA_DLQ_TOPIC"]
         self.batch_size = cfg["CONSUMER_BATCH_SIZE"]
+        self.chunk_events = cfg["CONSUMER_CHUNK_EVENTS"]
         self.stopping = threading.Event()
         self.locks = PairLocks(app.extensions["coupon.redis"])
-        servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        self.servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
         self.consumer = KafkaConsumer(
-            bootstrap_servers=servers,
+            bootstrap_servers=self.servers,
             group_id=cfg["KAFKA_CONSUMER_GROUP"],
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -103,64 +172,99 @@ class Consumer:
             client_id="coupon-consumer",
         )
         self.consumer.subscribe([self.topic], listener=_AssignmentLog())
-        self.dlq = KafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True, linger_ms=5)
+        self.dlq: KafkaProducer | None = None
         self.backoff = 0.0
-        # Records already parked in the DLQ; a rewound batch must not park them twice.
-        self.parked: set[tuple[str, int, int]] = set()
+        # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
+        self.parked: set[tuple[str, int, int, int | None]] = set()
 
     def stop(self, signum: int, _frame: Any) -> None:
         log.info("signal %s: finishing the current batch, then stopping", signum)
         self.stopping.set()
 
     def run(self) -> None:
+        """Poll and handle until SIGTERM/SIGINT; an outage of Kafka, Redis or the DB is waited out, never fatal."""
         log.info("consuming %s as group %s", self.topic, self.app.config["KAFKA_CONSUMER_GROUP"])
         try:
             while not self.stopping.is_set():
-                polled = self.consumer.poll(timeout_ms=500, max_records=self.batch_size)
-                if polled:
-                    self.handle(polled)
+                polled: dict[TopicPartition, list[Any]] = {}
+                try:
+                    polled = self.consumer.poll(timeout_ms=500, max_records=self.batch_size)
+                    if polled:
+                        self.handle(polled)
+                except Exception:
+                    # Nothing of this poll is committed: read it again, or its records would be skipped.
+                    log.exception("consumer loop error; retrying in %.1fs", next_backoff(self.backoff))
+                    self.rewind(polled)
+                    self.back_off()
         finally:
             self.close()
 
+    def back_off(self) -> None:
+        self.backoff = next_backoff(self.backoff)
+        self.stopping.wait(self.backoff)
+
     def handle(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        events: list[IssueEvent] = []
-        for records in polled.values():
+        decoded_records: list[tuple[TopicPartition, int, list[IssueEvent]]] = []
+        parcels: list[Parcel] = []
+        for tp, records in polled.items():
             for record in records:
                 try:
                     decoded = decode_record(record.value)
                 except UndecodableMessage as exc:
-                    self.to_dlq(record, str(exc))
+                    parcels.extend(parcels_of(record, None, str(exc)))
                     continue
-                if len(decoded) == 1 and decoded[0].request_id is None and record.headers:
-                    decoded = [replace(decoded[0], request_id=_header_request_id(record.headers))]
-                events.extend(decoded)
+                events = decoded.events
+                if len(events) == 1 and not decoded.bad and events[0].request_id is None and record.headers:
+                    events = [replace(events[0], request_id=_header_request_id(record.headers))]
+                parcels.extend(parcels_of(record, decoded))
+                decoded_records.append((tp, record.offset, events))
+        blocked = self.park(parcels) if parcels else {}
+        events = [
+            event for tp, offset, record_events in decoded_records
+            if tp not in blocked or offset < blocked[tp]
+            for event in record_events
+        ]
         started = time.perf_counter()
         try:
             with self.app.app_context():
-                report = persist_batch(db.session, self.locks, events, utcnow())
-                db.session.remove()
+                try:
+                    report = persist_in_chunks(db.session, self.locks, events, utcnow(), self.chunk_events)
+                finally:
+                    db.session.remove()
         except TransientFailure as exc:
             self.rewind(polled)
-            self.backoff = min(max(self.backoff * 2, 0.2), MAX_BACKOFF_S)
+            self.backoff = next_backoff(self.backoff)
             log.warning("batch of %d not persisted (%s); retrying in %.1fs", len(events), exc, self.backoff)
             self.stopping.wait(self.backoff)
             return
-        self.backoff = 0.0
-        self.commit(polled)
-        self.parked.clear()
+        points = commit_points(polled, blocked)
+        self.commit(points)
+        self.parked = still_uncommitted(self.parked, blocked)
         PERSIST_LATENCY.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(events))
         CONSUMED.inc(len(events))
         for result, count in (("inserted", report.inserted), ("duplicate", report.duplicates),
-                              ("rejected", report.rejected), ("failed", report.failed)):
+                              ("rejected", report.rejected), ("failed", report.failed),
+                              ("cancelled", report.cancelled)):
             if count:
                 PERSISTED.labels(result).inc(count)
         self.report_lag(polled)
         log_outcomes(report)
         log.info(
-            "batch: %d events, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
-            len(events), report.inserted, report.duplicates, report.rejected, report.failed, report.resolved,
+            "batch: %d events in %d chunks, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
+            len(events), report.chunks, report.inserted, report.duplicates, report.rejected, report.failed,
+            report.resolved,
         )
+        if blocked:
+            # The DLQ did not take a record: this partition resumes at it, after a pause, like a DB outage.
+            for tp, offset in blocked.items():
+                self.consumer.seek(tp, offset)
+            self.backoff = next_backoff(self.backoff)
+            log.warning("DLQ unavailable: %d partition(s) held at the record not yet parked; retrying in %.1fs",
+                        len(blocked), self.backoff)
+            self.stopping.wait(self.backoff)
+        else:
+            self.backoff = 0.0
 
     def report_lag(self, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in polled.items():
@@ -168,40 +272,86 @@ class Consumer:
             if end is not None and records:
                 LAG.labels(str(tp.partition)).set(max(end - (records[-1].offset + 1), 0))
 
-    def to_dlq(self, record: Any, reason: str) -> None:
-        where = (record.topic, record.partition, record.offset)
-        if where in self.parked:
-            return
-        log.error("undecodable record %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, reason)
-        # The original headers (x-request-id) stay, so a parked record can still be traced.
-        headers = [*(record.headers or []),
-            ("error", reason.encode()[:500]),
-            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        # Waiting for the ack: the offset is committed past this record only once the DLQ has it.
-        self.dlq.send(self.dlq_topic, key=record.key, value=record.value, headers=headers).get(timeout=30)
-        self.parked.add(where)
-        UNDECODABLE.inc()
+    def park(self, parcels: list[Parcel]) -> dict[TopicPartition, int]:
+        """Send the parcels to the DLQ and wait for its acks; returns, per partition, the lowest offset that is
+        not in the DLQ yet (the offset is committed past a record only once the DLQ has all of it)."""
+        pending = [p for p in parcels if p.where not in self.parked]
+        sent: list[tuple[Parcel, Any, BaseException | None]] = []
+        for parcel in pending:
+            try:
+                producer = self.dlq_producer()
+                future = producer.send(self.dlq_topic, key=parcel.key, value=parcel.value, headers=parcel.headers)
+            except Exception as exc:
+                sent.append((parcel, None, exc))
+                continue
+            sent.append((parcel, future, None))
+        deadline = time.monotonic() + DLQ_ACK_TIMEOUT_S
+        blocked: dict[TopicPartition, int] = {}
+        errors: list[BaseException] = []
+        for parcel, future, error in sent:
+            if error is None:
+                try:
+                    future.get(timeout=max(deadline - time.monotonic(), 0.1))
+                except Exception as exc:
+                    error = exc
+            if error is not None:
+                errors.append(error)
+                blocked[parcel.tp] = min(blocked.get(parcel.tp, parcel.offset), parcel.offset)
+                continue
+            self.parked.add(parcel.where)
+            UNDECODABLE.inc()
+            log.error("undecodable %s %s[%d]@%d → DLQ: %s",
+                      "record" if parcel.index is None else f"event #{parcel.index} of record",
+                      parcel.tp.topic, parcel.tp.partition, parcel.offset, parcel.reason)
+        if errors:
+            log.warning("%d of %d DLQ publishes failed (%s: %s); the producer is rebuilt before the next try",
+                        len(errors), len(pending), type(errors[0]).__name__, errors[0])
+            self.drop_dlq_producer()
+        return blocked
+
+    def dlq_producer(self) -> KafkaProducer:
+        # Built on first use, and again after a failure: an idempotent producer may not recover from some errors.
+        if self.dlq is None:
+            self.dlq = KafkaProducer(bootstrap_servers=self.servers, acks="all", enable_idempotence=True, linger_ms=5)
+        return self.dlq
+
+    def drop_dlq_producer(self) -> None:
+        producer, self.dlq = self.dlq, None
+        if producer is not None:
+            try:
+                producer.close(timeout=5)
+            except Exception:
+                log.warning("could not close the DLQ producer", exc_info=True)
 
     def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in polled.items():
-            if records:
+            if not records:
+                continue
+            try:
                 self.consumer.seek(tp, records[0].offset)
+            except Exception as exc:
+                # Not ours any more after a rebalance: its new owner reads from the committed offset.
+                log.warning("could not seek %s back to %d: %s", tp, records[0].offset, exc)
 
-    def commit(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in polled.items() if records}
+    def commit(self, points: dict[TopicPartition, int]) -> None:
+        if not points:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in points.items()}
         try:
             self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
-            # A rebalance moved the partition: its new owner re-reads these records, and the DB makes that harmless.
+            # A rebalance moved the partition, or Kafka is down: the records are in the DB, so whoever reads
+            # them again finds them already there.
             log.warning("offset commit failed (%s); the batch will be redelivered and deduplicated", exc)
 
     def close(self) -> None:
         log.info("closing consumer")
         try:
             self.consumer.close()
+        except Exception:
+            log.warning("could not close the Kafka consumer cleanly", exc_info=True)
         finally:
-            self.dlq.close(timeout=5)
+            self.drop_dlq_producer()
 
 
 def main() -> None:

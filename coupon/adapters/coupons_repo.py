@@ -7,7 +7,7 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coupon.domain import FailureStatus
+from coupon.domain import HOLDING_FAILURE_STATUSES
 from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon
 
 
@@ -36,15 +36,16 @@ def remove(session: Session, coupon_id: str) -> None:
 
 
 def holders(session: Session, coupon_id: str) -> dict[str, int]:
-    """Every user who holds a claim on the coupon's stock: issued rows and unresolved failures, with ranks."""
+    """Every user who holds a claim on the coupon's stock: issued rows and unresolved (PENDING or DEAD)
+    failures, with ranks."""
     result: dict[str, int] = {}
-    pending = session.execute(
+    unresolved = session.execute(
         select(FailedIssuedCoupon.user_id, FailedIssuedCoupon.payload).where(
             FailedIssuedCoupon.coupon_id == coupon_id,
-            FailedIssuedCoupon.status == FailureStatus.PENDING,
+            FailedIssuedCoupon.status.in_(HOLDING_FAILURE_STATUSES),
         )
     )
-    for user_id, payload in pending:
+    for user_id, payload in unresolved:
         try:
             rank = int(orjson.loads(payload).get("rank", 0))
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):

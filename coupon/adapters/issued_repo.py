@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from coupon.domain import FailureStatus
+from coupon.domain import HOLDING_FAILURE_STATUSES
 from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
 
 
@@ -18,19 +18,23 @@ def find(session: Session, coupon_id: str, user_id: str) -> IssuedCoupon | None:
 
 
 def is_rejected(session: Session, coupon_id: str, user_id: str) -> bool:
+    """Only the DB stock guard rejects (issue_rejections); a DEAD failure record is held, not rejected."""
     hit = session.execute(
         select(IssueRejection.id).where(IssueRejection.coupon_id == coupon_id, IssueRejection.user_id == user_id)
     ).first()
-    if hit:
-        return True
-    dead = session.execute(
+    return hit is not None
+
+
+def holds_failure(session: Session, coupon_id: str, user_id: str) -> bool:
+    """An unresolved (PENDING or DEAD) failure record of this pair: its request still holds its unit."""
+    hit = session.execute(
         select(FailedIssuedCoupon.id).where(
             FailedIssuedCoupon.coupon_id == coupon_id,
             FailedIssuedCoupon.user_id == user_id,
-            FailedIssuedCoupon.status == FailureStatus.DEAD,
-        )
+            FailedIssuedCoupon.status.in_(HOLDING_FAILURE_STATUSES),
+        ).limit(1)
     ).first()
-    return dead is not None
+    return hit is not None
 
 
 def mark_used(session: Session, coupon_id: str, user_id: str, now: datetime) -> bool:

@@ -230,4 +230,7 @@ def issue_status(session: Session, gate: Gate, coupon_id: str, user_id: str) -> 
         return IssueStatus.REJECTED
     if gate.rank_of(coupon_id, user_id) is not None:
         return IssueStatus.PENDING
+    # Accepted and awaiting a retry (or an operator, if DEAD), even while Redis has lost the reservation.
+    if issued_repo.holds_failure(session, coupon_id, user_id):
+        return IssueStatus.PENDING
     return IssueStatus.NONE

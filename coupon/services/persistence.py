@@ -1,4 +1,4 @@
-"""The consumer's side of issuance: a batch of accepted requests becomes issued rows in one transaction.
+"""The consumer's side of issuance: a chunk of accepted requests becomes issued rows in one transaction.
 
 The coupon row is locked, so per coupon only one transaction at a time decides; rows are inserted with
 INSERT IGNORE against UNIQUE(coupon_id, user_id); issued_count rises by the rows really inserted and never
@@ -10,6 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import DBAPIError
@@ -47,6 +48,18 @@ class BatchReport:
     failures: list[tuple[IssueEvent, str]] = field(default_factory=list)
     # What became of each event, for the consumer's per-event log line: (event, result, failure record id).
     outcomes: list[tuple[IssueEvent, str, int | None]] = field(default_factory=list)
+    # Transactions the events were persisted in (persist_in_chunks).
+    chunks: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.failed += other.failed
+        self.resolved += other.resolved
+        self.cancelled += other.cancelled
+        self.failures.extend(other.failures)
+        self.outcomes.extend(other.outcomes)
 
 
 _LOCK_COUPONS = text(
@@ -303,12 +316,40 @@ def _one_by_one(session: Session, events: list[IssueEvent], now: datetime) -> Ba
             total.failures.append((event, reason))
             total.outcomes.append((event, "failed", failure_id))
             continue
-        total.inserted += report.inserted
-        total.duplicates += report.duplicates
-        total.rejected += report.rejected
-        total.resolved += report.resolved
-        total.cancelled += report.cancelled
-        total.outcomes.extend(report.outcomes)
+        total.add(report)
+    return total
+
+
+def plan_chunks(events: list[IssueEvent], size: int) -> list[list[IssueEvent]]:
+    """Split a poll's events into transactions of at most `size` events.
+
+    A poll that fits is one chunk, in its own order (the fast path, unchanged). A bigger one is ordered by
+    (coupon, rank) first: when the DB stock guard has to refuse someone, the earlier ranks of the whole poll
+    win, not those of whichever partition came first, and one coupon's events share as few chunks as possible.
+    """
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, got {size}")
+    if len(events) <= size:
+        return [events] if events else []
+    ordered = sorted(events, key=lambda e: (e.coupon_id, e.rank))
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+
+def persist_in_chunks(
+    session: Session, locks: PairLocks, events: list[IssueEvent], now: datetime, chunk_events: int,
+    lock_wait_s: float = 10.0, persist: Callable[..., BatchReport] | None = None,
+) -> BatchReport:
+    """Persist a poll chunk by chunk, each its own transaction and pair locks (persist_batch).
+
+    A TransientFailure of any chunk propagates: the caller rewinds the whole poll and commits nothing, and the
+    chunks already durable are persisted again later, which INSERT IGNORE, UNIQUE(coupon_id, user_id) and the
+    stock guard make harmless.
+    """
+    persist = persist or persist_batch
+    total = BatchReport()
+    for chunk in plan_chunks(events, chunk_events):
+        total.add(persist(session, locks, chunk, now, lock_wait_s=lock_wait_s))
+        total.chunks += 1
     return total
 
 

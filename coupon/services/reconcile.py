@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from coupon.adapters.gate import Gate
 from coupon.services.coupons import get_coupon
 
+# Unresolved = PENDING or DEAD (domain.HOLDING_FAILURE_STATUSES): both still hold their stock unit in Redis.
 _HOLDERS = text(
     "SELECT user_id FROM issued_coupons WHERE coupon_id = :c"
     " UNION SELECT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0"
@@ -63,7 +64,8 @@ def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
     if result.redis_reserved != held:
         result.problems.append(
             f"Redis reserved {result.redis_reserved} != DB issued {result.issued_rows}"
-            f" + unresolved failures {result.unresolved_failures} (requests still on Kafka count here too)"
+            f" + unresolved (PENDING or DEAD) failures {result.unresolved_failures}"
+            " (requests still on Kafka count here too)"
         )
     in_db = {r.user_id for r in session.execute(_HOLDERS, {"c": coupon_id})}
     in_redis = {h.user_id: h.state or "rebuilt" for h in gate.reservations(coupon_id)}

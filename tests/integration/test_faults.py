@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
+from coupon.adapters import keys
 from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
@@ -139,8 +140,9 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
                              cwd=ROOT, env=stack.env, capture_output=True, text=True)
         assert cli.returncode == 0 and users[0][0] in cli.stdout and "injected fault" in cli.stdout
+        # DEAD still holds its unit (an operator may retry it): accepted and waiting, not rejected.
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
-        assert status == "REJECTED"
+        assert status == "PENDING"
         check_invariants(engine, rdb, coupon["id"], accepted)
         _report(fault_report, "5 keeps failing → DEAD", 5, len(accepted), engine, coupon["id"],
                 time.monotonic() - started)
@@ -152,6 +154,37 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 1}, 60, "the retried record to resolve")
         assert issued_rows(engine, coupon["id"]) == 5
         check_invariants(engine, rdb, coupon["id"], accepted)
+
+
+def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
+    pipeline_env, tmp_path, engine, rdb, admin_token, mint, fault_table
+) -> None:
+    with _retry_stack(pipeline_env, tmp_path, max_retries=1) as (stack, api):
+        coupon = api.create_coupon(admin_token, 3)
+        users = mint(4)
+        dead_user, dead_token = users[0]
+        _break_users(engine, [dead_user])
+        accepted, _ = _issue(api, coupon["id"], users[:3])
+        assert len(accepted) == 3
+        stack.start_retry_machinery()
+        wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"DEAD": 1}, 90, "the record to be DEAD")
+        wait_for(lambda: issued_rows(engine, coupon["id"]) == 2, 30, "the two healthy requests issued")
+        # The gate's keys are gone (as after a Redis restart without persistence); rq's keys are left alone.
+        rdb.delete(*keys.gate_keys(coupon["id"]))
+        cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "rebuild-gate", coupon["id"]],
+                             cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        assert cli.returncode == 0, cli.stderr
+        assert "reserved=3" in cli.stdout, cli.stdout
+        assert dead_user in set(rdb.zrange(keys.participants(coupon["id"]), 0, -1))
+        late = api.call("POST", f"/api/coupon/{coupon['id']}/issue", users[3][1])
+        assert (late.status_code, late.json()["errorMessage"]["code"]) == (409, "E3003")
+        status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", dead_token).json()["data"]["status"]
+        assert status == "PENDING"
+        reconciled = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"]],
+                                    cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+        counts = check_invariants(engine, rdb, coupon["id"], accepted)
+        assert counts == {"total": 3, "issued": 2, "rejected": 0, "pending": 1}
 
 
 def test_database_down_for_10s_consumer_holds_offsets_and_catches_up(

@@ -20,6 +20,7 @@ INT_SETTINGS = [
     ("FAILURE_MAX_RETRIES", lambda c: c["FAILURE_MAX_RETRIES"]),
     ("REPUBLISH_INTERVAL_SECONDS", lambda c: c["REPUBLISH_INTERVAL_SECONDS"]),
     ("CONSUMER_BATCH_SIZE", lambda c: c["CONSUMER_BATCH_SIZE"]),
+    ("CONSUMER_CHUNK_EVENTS", lambda c: c["CONSUMER_CHUNK_EVENTS"]),
     ("API_PORT", lambda c: c["API_PORT"]),
     ("RATE_LIMIT_USER_REQUESTS", lambda c: c["RATE_LIMIT_USER_REQUESTS"]),
     ("RATE_LIMIT_USER_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_USER_WINDOW_SECONDS"]),
@@ -218,4 +219,16 @@ def test_production_refuses_to_switch_off_the_login_limit(production: pytest.Mon
 def test_production_refuses_an_invalid_trusted_proxy(production: pytest.MonkeyPatch) -> None:
     production.setenv("TRUSTED_PROXIES", "10.0.0.0/8,my-proxy")
     with pytest.raises(RuntimeError, match="TRUSTED_PROXIES"):
+        load_config()
+
+
+def test_consumer_chunk_events_defaults_to_2000() -> None:
+    assert load_config()["CONSUMER_CHUNK_EVENTS"] == 2000
+
+
+@pytest.mark.parametrize("name", ["CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_consumer_sizes_below_one_stop_the_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match=f"{name} must be at least 1"):
         load_config()

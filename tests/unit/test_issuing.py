@@ -320,7 +320,7 @@ def test_a_batch_publishes_one_record_with_only_the_accepted_requests() -> None:
     results = decide_and_publish(FakeLimiter(), gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert [(r.outcome, r.rank) for r in results] == [(A, 1), (GateOutcome.DUPLICATE, 7), (A, 2)]  # type: ignore[union-attr]
     assert len(publisher.records) == 1
-    events = decode_record(publisher.records[0][1])
+    events = decode_record(publisher.records[0][1]).events
     assert [(e.user_id, e.rank) for e in events] == [(USER_ID, 1), (THIRD, 2)]
     assert len({e.event_id for e in events}) == 2
 
@@ -353,7 +353,7 @@ def test_refused_requests_never_reach_the_gate_and_the_others_go_on() -> None:
     assert (results[0].outcome, results[0].rank) == (A, 1)  # type: ignore[union-attr]
     assert isinstance(results[1], RateLimited) and results[1].retry_after == 3  # whole seconds, rounded up
     assert isinstance(results[2], AccountDeleted)
-    assert [e.user_id for e in decode_record(publisher.records[0][1])] == [USER_ID]
+    assert [e.user_id for e in decode_record(publisher.records[0][1]).events] == [USER_ID]
 
 
 def test_a_batch_refused_whole_calls_neither_gate_nor_kafka() -> None:

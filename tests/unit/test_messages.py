@@ -6,7 +6,9 @@ import uuid
 import orjson
 import pytest
 
-from coupon.messages import SCHEMA_FIELDS, IssueEvent, UndecodableMessage, decode
+from coupon.messages import (
+    MAX_BATCH, SCHEMA_FIELDS, DecodedRecord, IssueEvent, UndecodableMessage, decode, decode_record, encode_batch,
+)
 
 COUPON_ID = str(uuid.UUID("11111111-2222-4333-8444-555555555555"))
 USER_ID = str(uuid.UUID("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"))
@@ -138,20 +140,53 @@ def test_undecodable_message_is_a_value_error() -> None:
     assert issubclass(UndecodableMessage, ValueError)
 
 
-def test_batch_record_round_trip() -> None:
-    from coupon.messages import decode_record, encode_batch
-
-    events = [
+def _batch_events(count: int) -> list[IssueEvent]:
+    return [
         IssueEvent(f"e{i}", "00000000-0000-4000-8000-000000000001", f"00000000-0000-4000-8000-00000000001{i}", i, "t")
-        for i in range(3)
+        for i in range(count)
     ]
-    assert decode_record(encode_batch(events)) == events
-    assert decode_record(events[0].to_bytes()) == [events[0]]
 
 
-@pytest.mark.parametrize("raw", [b'{"events": []}', b'{"events": {}}', b'{"events": [{"event_id": "x"}]}'])
-def test_bad_batch_records_are_undecodable(raw: bytes) -> None:
-    from coupon.messages import UndecodableMessage, decode_record
+def test_batch_record_round_trip() -> None:
+    events = _batch_events(3)
+    assert decode_record(encode_batch(events)) == DecodedRecord(events, [], batch=True)
+    assert decode_record(events[0].to_bytes()) == DecodedRecord([events[0]], [], batch=False)
 
+
+@pytest.mark.parametrize("raw", [b'{"events": []}', b'{"events": {}}', b'{"events": "x"}', b'{"events": null}',
+                                 b"{not json", b"[1]", b'{"coupon_id": "x"}'])
+def test_a_record_that_is_not_json_or_not_a_valid_envelope_is_undecodable_whole(raw: bytes) -> None:
     with pytest.raises(UndecodableMessage):
         decode_record(raw)
+
+
+def test_a_batch_of_more_than_max_batch_events_is_undecodable_whole() -> None:
+    raw = orjson.dumps({"events": [{}] * (MAX_BATCH + 1)})
+    with pytest.raises(UndecodableMessage, match="1 to"):
+        decode_record(raw)
+
+
+def test_bad_events_of_a_batch_are_set_apart_one_by_one_with_their_json_and_index() -> None:
+    good = _batch_events(3)
+    items: list[object] = [good[0].as_dict(), {"event_id": "x"}, good[1].as_dict(), 42,
+                           dict(good[2].as_dict(), rank=-1)]
+    decoded = decode_record(orjson.dumps({"events": items}))
+    assert decoded.events == [good[0], good[1]]
+    assert [(b.index, orjson.loads(b.raw)) for b in decoded.bad] == [
+        (1, {"event_id": "x"}), (3, 42), (4, dict(good[2].as_dict(), rank=-1))
+    ]
+    assert "missing fields" in decoded.bad[0].reason
+    assert decoded.bad[1].reason == "not a JSON object"
+    assert "rank" in decoded.bad[2].reason
+    assert decoded.batch
+
+
+def test_a_batch_of_only_bad_events_has_no_events_and_every_one_set_apart() -> None:
+    decoded = decode_record(b'{"events": [{"event_id": "x"}, "y"]}')
+    assert decoded.events == []
+    assert [b.index for b in decoded.bad] == [0, 1]
+
+
+def test_a_bad_single_event_record_is_undecodable_whole() -> None:
+    with pytest.raises(UndecodableMessage, match="missing fields"):
+        decode_record(b'{"event_id": "x"}')

@@ -31,13 +31,13 @@ def test_new_ids_are_short_unique_and_acceptable() -> None:
 def test_events_carry_the_request_id_and_old_records_still_decode() -> None:
     event = make_event(request_id="req-42")
     assert orjson.loads(event.to_bytes())["request_id"] == "req-42"
-    assert decode_record(event.to_bytes())[0].request_id == "req-42"
-    assert decode_record(encode_batch([event, make_event(user_id="aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff")]))[0].request_id == "req-42"
+    assert decode_record(event.to_bytes()).events[0].request_id == "req-42"
+    assert decode_record(encode_batch([event, make_event(user_id="aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff")])).events[0].request_id == "req-42"
     assert "request_id" not in orjson.loads(make_event().to_bytes())  # no id, no field: records stay as before
-    assert decode_record(raw())[0].request_id is None
+    assert decode_record(raw()).events[0].request_id is None
     # An unsafe id is dropped; the request it belongs to is still processed.
-    assert decode_record(raw(request_id="bad id\n"))[0].request_id is None
-    assert decode_record(raw(request_id=7))[0].request_id is None
+    assert decode_record(raw(request_id="bad id\n")).events[0].request_id is None
+    assert decode_record(raw(request_id=7)).events[0].request_id is None
 
 
 def _format(msg: str, *args: object, **extra: object) -> dict:
