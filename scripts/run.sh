@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: everything needed for a working local stack, then the processes in the foreground.
 # Ctrl-C (or SIGTERM) stops every process this script started; the services stay up
-# (`make services-down` stops them).
+# (`make services-down` stops them). Auxiliary processes that exit are restarted (scripts/supervise.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,8 +13,13 @@ CONSUMERS="${CONSUMERS:-1}"
 RQ_DASHBOARD_PORT="${RQ_DASHBOARD_PORT:-9181}"
 RQ_DASHBOARD_USERNAME="${RQ_DASHBOARD_USERNAME:-$ADMIN_USERNAME}"
 RQ_DASHBOARD_PASSWORD="${RQ_DASHBOARD_PASSWORD:-$ADMIN_PASSWORD}"
-RQ_REDIS_URL="${RQ_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
-export API_PORT RQ_REDIS_URL
+# The services run on REDIS_PORT / DB_PORT / KAFKA_PORT (scripts/services.sh); the app's own defaults are the
+# standard ports, so without these a `REDIS_PORT=6382 make run` would talk to someone else's Redis on 6379.
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}"
+DATABASE_URL="${DATABASE_URL:-mysql+pymysql://${DB_USER:-coupon}:${DB_PASSWORD:-coupon}@127.0.0.1:${DB_PORT:-3306}/${DB_NAME:-coupon}}"
+KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+RQ_REDIS_URL="${RQ_REDIS_URL:-$REDIS_URL}"
+export API_PORT REDIS_URL DATABASE_URL KAFKA_BOOTSTRAP_SERVERS RQ_REDIS_URL
 
 # Outside dev/test the dev default password guards neither the admin nor rq-dashboard.
 if [[ "${APP_ENV:-dev}" != dev && "${APP_ENV:-dev}" != test ]]; then
@@ -37,6 +42,8 @@ echo "[run] creating Kafka topics"
 flask create-topics
 flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
 
+# shellcheck source=scripts/supervise.sh
+source "$ROOT/scripts/supervise.sh"
 pids=()
 stopping=0
 stop_all() {
@@ -44,30 +51,40 @@ stop_all() {
   trap - INT TERM EXIT
   echo
   echo "[run] stopping ${#pids[@]} processes"
+  # Each supervisor passes the TERM on to its process and waits for it (a consumer finishes its batch).
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "[run] stopped"
 }
 trap stop_all INT TERM EXIT
 
+# The API is not supervised: when gunicorn itself exits (its master already restarts dead workers), the
+# stack is no longer serving, so run.sh stops everything and says so rather than hide a broken API.
 gunicorn -c gunicorn.conf.py wsgi:app &
-pids+=($!)
+api_pid=$!
+pids+=("$api_pid")
+# Everything else is auxiliary: when one exits (say rqscheduler during a Redis outage), it is restarted
+# with a backoff (scripts/supervise.sh) and the API keeps serving.
 METRICS_BASE="${CONSUMER_METRICS_PORT:-9200}"
 for i in $(seq "$CONSUMERS"); do
   # Consumer metrics on 9200, 9201, ... (from CONSUMER_METRICS_PORT when set)
-  CONSUMER_METRICS_PORT=$((METRICS_BASE + i - 1)) python -m workers.consumer &
+  supervise "consumer-$i" env CONSUMER_METRICS_PORT=$((METRICS_BASE + i - 1)) python -m workers.consumer &
   pids+=($!)
 done
 # The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
-python -m workers.rq_scheduler --url "$RQ_REDIS_URL" --interval 1 &
+supervise rqscheduler python -m workers.rq_scheduler --url "$RQ_REDIS_URL" --interval 1 &
 pids+=($!)
 # Registers the periodic republish job, and registers it again should Redis lose it.
-python -m workers.schedule --watch &
+supervise schedule-watcher python -m workers.schedule --watch &
 pids+=($!)
-rq worker --url "$RQ_REDIS_URL" --worker-class workers.rq_worker.Worker coupon-retry &
+supervise rq-worker rq worker --url "$RQ_REDIS_URL" --worker-class workers.rq_worker.Worker coupon-retry &
 pids+=($!)
-rq-dashboard --bind 127.0.0.1 --port "$RQ_DASHBOARD_PORT" --redis-url "$RQ_REDIS_URL" \
-  --username "$RQ_DASHBOARD_USERNAME" --password "$RQ_DASHBOARD_PASSWORD" >/dev/null 2>&1 &
+# exec: the supervisor's TERM must reach rq-dashboard itself, not a subshell waiting on it.
+dashboard() {
+  exec rq-dashboard --bind 127.0.0.1 --port "$RQ_DASHBOARD_PORT" --redis-url "$RQ_REDIS_URL" \
+    --username "$RQ_DASHBOARD_USERNAME" --password "$RQ_DASHBOARD_PASSWORD" >/dev/null 2>&1
+}
+supervise rq-dashboard dashboard &
 pids+=($!)
 
 for _ in $(seq 100); do
@@ -79,6 +96,7 @@ cat <<MSG
 [run] coupon rush is up on http://127.0.0.1:$API_PORT: API, $CONSUMERS consumer(s), rq worker + rqscheduler.
       Metrics: http://127.0.0.1:$API_PORT/metrics (API), http://127.0.0.1:$METRICS_BASE/metrics (first consumer).
       RQ dashboard: http://127.0.0.1:$RQ_DASHBOARD_PORT (user $RQ_DASHBOARD_USERNAME, same password as the admin).
+      A worker, consumer or the dashboard that exits is restarted ("[run] NAME exited ...; restarting in Ns").
 Log in as the admin:
 
   curl -s http://127.0.0.1:$API_PORT/api/auth/login -H 'Content-Type: application/json' \\
@@ -87,5 +105,6 @@ Log in as the admin:
 Readiness: curl -s http://127.0.0.1:$API_PORT/health/ready    Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}" || true
-if [[ $stopping == 0 ]]; then echo "[run] a process exited; stopping the rest"; fi
+api_code=0
+wait "$api_pid" || api_code=$?
+if [[ $stopping == 0 ]]; then echo "[run] the API (gunicorn) exited (code $api_code); stopping the rest"; fi

@@ -1,8 +1,8 @@
-"""Registers the periodic jobs with rq-scheduler, idempotently: `python -m workers.schedule`.
+"""Registers the periodic jobs with rq-scheduler, idempotently: `python -m workers.schedule [--watch]`.
 
-The jobs: republish failure records (REPUBLISH_INTERVAL_SECONDS), settle unconfirmed reservations
-(SETTLE_INTERVAL_SECONDS).
-Run it before (or beside) `rqscheduler`; running it again replaces nothing unless the interval changed.
+The jobs: republish failure records (REPUBLISH_INTERVAL_SECONDS) and settle unconfirmed reservations
+(SETTLE_INTERVAL_SECONDS). Run it before (or beside) `rqscheduler`; running it again replaces nothing unless an
+interval changed.
 """
 from __future__ import annotations
 
@@ -19,17 +19,31 @@ from rq_scheduler import Scheduler
 
 from coupon.config import load_config
 from coupon.logging_setup import configure
+from workers.backoff import Backoff
 from workers.jobs import QUEUE, republish_failed, settle_reservations
 
 JOB_ID = "coupon-republish-failed"
 SETTLE_JOB_ID = "coupon-settle-reservations"
-WATCH_SECONDS = 15
+WATCH_SECONDS = 15.0
+# The checks are quick commands: a reply later than this is a stalled Redis, not a slow one.
+SOCKET_TIMEOUT = 5.0
 log = logging.getLogger("workers.schedule")
 
 
-def register(redis_url: str, interval: int, job_id: str = JOB_ID, func: Any = republish_failed) -> str:
+def connect(redis_url: str) -> Redis:
+    return Redis.from_url(redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
+
+
+def jobs(cfg: dict[str, Any]) -> list[tuple[str, Any, int]]:
+    """(job id, function, interval) of every periodic job."""
+    return [(JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
+            (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"])]
+
+
+def register(redis_url: str, interval: int, connection: Redis | None = None, job_id: str = JOB_ID,
+             func: Any = republish_failed) -> str:
     """Returns 'created', 'unchanged' or 'replaced'."""
-    scheduler = Scheduler(queue_name=QUEUE, connection=Redis.from_url(redis_url))
+    scheduler = Scheduler(queue_name=QUEUE, connection=connection or connect(redis_url))
     existing = [job for job in scheduler.get_jobs() if job.id == job_id]
     if existing and existing[0].meta.get("interval") == interval:
         return "unchanged"
@@ -47,29 +61,50 @@ def register(redis_url: str, interval: int, job_id: str = JOB_ID, func: Any = re
     return "replaced" if existing else "created"
 
 
+def register_all(cfg: dict[str, Any], connection: Redis | None = None, quiet: bool = False) -> None:
+    for job_id, func, interval in jobs(cfg):
+        outcome = register(cfg["RQ_REDIS_URL"], interval, connection, job_id, func)
+        if outcome != "unchanged" or not quiet:
+            log.info("periodic job %s every %ss: %s", job_id, interval, outcome)
+
+
+def watch(cfg: dict[str, Any], every: float, stop: threading.Event) -> None:
+    """Check every `every` seconds; while Redis is unreachable, check sooner (backing off up to `every`)."""
+    connection = connect(cfg["RQ_REDIS_URL"])
+    # A Redis that restarts empty has lost the job; the quicker the check after an outage, the shorter
+    # the time without retries.
+    backoff = Backoff(first=0.5, cap=every)
+    while not stop.is_set():
+        try:
+            register_all(cfg, connection, quiet=True)
+        except RedisError as exc:
+            delay = backoff.next_delay()
+            log.warning("cannot reach Redis to check the schedule (%s: %s); watcher keeps running, next check in %.1fs",
+                        type(exc).__name__, exc, delay)
+            stop.wait(delay)
+            continue
+        if backoff.failures:
+            log.info("Redis answers again after %d failed check(s)", backoff.failures)
+            backoff.reset()
+        stop.wait(every)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--watch", action="store_true",
                         help="keep running and register the job again whenever Redis has lost it")
+    parser.add_argument("--every", type=float, default=WATCH_SECONDS,
+                        help=f"with --watch: seconds between checks (default {WATCH_SECONDS:g})")
     args = parser.parse_args()
     configure()
     cfg = load_config()
+    if not args.watch:
+        register_all(cfg)
+        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while True:
-        try:
-            for job_id, func, interval in ((JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
-                                           (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"])):
-                outcome = register(cfg["RQ_REDIS_URL"], interval, job_id, func)
-                if outcome != "unchanged" or not args.watch:
-                    log.info("periodic job %s every %ss: %s", job_id, interval, outcome)
-        except RedisError as exc:
-            if not args.watch:
-                raise
-            log.warning("cannot reach Redis to check the schedule: %s", exc)
-        if not args.watch or stop.wait(WATCH_SECONDS):
-            return
+    watch(cfg, args.every, stop)
 
 
 if __name__ == "__main__":

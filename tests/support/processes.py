@@ -132,6 +132,10 @@ class Stack:
         )
         return [scheduler, worker]
 
+    def start_schedule_watcher(self, every: float = 1.0) -> Proc:
+        """`python -m workers.schedule --watch`: registers the periodic job again when Redis has lost it."""
+        return self._spawn("schedule-watcher", [sys.executable, "-m", "workers.schedule", "--watch", "--every", str(every)])
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.alive():
