@@ -128,6 +128,15 @@ await_ok() {
     sleep 0.2
   done
   log "cluster_state:ok on all $COUNT nodes after $((SECONDS - start))s"
+  # A replica that has not finished its first sync refuses to be promoted ("disconnected from master for longer
+  # than allowed"), so a master lost right after `up` would take its slots down for good: wait for every link.
+  for port in "${PORTS[@]}"; do
+    cli "$port" info replication 2>/dev/null | grep -q '^role:slave' || continue
+    until cli "$port" info replication 2>/dev/null | grep -q '^master_link_status:up'; do
+      [ $((SECONDS - start)) -lt "$TIMEOUT" ] || die "replica $port has not synced with its master after ${TIMEOUT}s"
+      sleep 0.2
+    done
+  done
 }
 
 nodes_list() {
@@ -155,8 +164,10 @@ up() {
     if timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$((port + 10000))" 2>/dev/null; then
       die "cluster bus port $HOST:$((port + 10000)) is taken; set REDIS_CLUSTER_PORT to free ports"
     fi
-    # No data survives a restart, so an old cluster config would only describe empty slots' owners.
-    rm -f "$DATA_DIR/$port/nodes-$port.conf"
+    # No data survives a restart, so an old cluster config would only describe empty slots' owners. A replica
+    # writes the RDB of its full sync to dump.rdb even with --save ""; loaded at start, its keys would make the
+    # node claim their slots and the new cluster could never be created.
+    rm -f "$DATA_DIR/$port/nodes-$port.conf" "$DATA_DIR/$port/dump.rdb"
     launch "$port"
     started=$((started + 1))
   done
@@ -201,7 +212,7 @@ stop_port() {
     sleep 0.1
     waited=$((waited + 1))
   done
-  rm -f "$(pid_file "$port")" "$DATA_DIR/$port/nodes-$port.conf"
+  rm -f "$(pid_file "$port")" "$DATA_DIR/$port/nodes-$port.conf" "$DATA_DIR/$port/dump.rdb"
   log "node $port stopped"
 }
 
