@@ -112,6 +112,8 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
             time.sleep(max(seconds - (time.monotonic() - frozen_at), 0))  # the stall itself is what is under test
         resumed_at = time.monotonic()
         recovery, fresh_user = _first_accepted_after(api, probe, fresh, resumed_at, limit=10)
+        # Readiness follows: every worker's producer publishes again (DOWN lasts while publishes fail).
+        wait_for(lambda: api.call("GET", "/health/ready").status_code == 200, 20, "/health/ready to be UP again")
         wave.result(timeout=120)
 
     first = Counter(a[0] for a in answers.values() if a)
