@@ -20,7 +20,7 @@ from tests.integration.conftest import ROOT
 from tests.integration.test_stalls import NOT_RESERVED, STALL_ENV, _flask, _issue_requests
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, wait_for
+from tests.support.processes import api_and_consumer, wait_for
 
 PORT = int(os.environ.get("TEST_REDIS_FAILOVER_PORT", "7150"))
 
@@ -53,10 +53,8 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
     ha_nodes: str, pipeline_env: dict[str, str], tmp_path: Any, engine, admin_token, mint, fault_report,
 ) -> None:
     env = dict(pipeline_env, REDIS_CLUSTER_NODES=ha_nodes, **STALL_ENV)
-    stack = Stack(env, tmp_path)
-    try:
-        api = Api(stack.start_api())
-        stack.start_consumer()
+    with api_and_consumer(env, tmp_path) as stack:
+        api = Api(stack.base_url)
         rdb = _client(ha_nodes)
         cid = api.create_coupon(admin_token, 300)["id"]
         master = rdb.get_node_from_key(keys.meta(cid))
@@ -115,5 +113,3 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
             "settled": {"repair_exit": repair.returncode},
             "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
         })
-    finally:
-        stack.stop()

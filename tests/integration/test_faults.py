@@ -16,7 +16,7 @@ from coupon.adapters import keys
 from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
-from tests.support.processes import Stack, wait_for
+from tests.support.processes import Stack, api_and_consumer, wait_for
 
 FAULT_TRIGGER = """
 CREATE TRIGGER fault_inject BEFORE INSERT ON issued_coupons FOR EACH ROW
@@ -80,13 +80,9 @@ def _failure_counts(engine: sa.Engine, coupon_id: str) -> dict[str, int]:
 @contextmanager
 def _retry_stack(pipeline_env: dict[str, str], tmp_path: Path, max_retries: int) -> Iterator[tuple[Stack, Api]]:
     """API + consumer on the test's topic, with a 1 s republish interval; the retry machinery starts on demand."""
-    stack = Stack(dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES=str(max_retries)), tmp_path)
-    try:
-        api = Api(stack.start_api())
-        stack.start_consumer()
-        yield stack, api
-    finally:
-        stack.stop()
+    env = dict(pipeline_env, REPUBLISH_INTERVAL_SECONDS="1", FAILURE_MAX_RETRIES=str(max_retries))
+    with api_and_consumer(env, tmp_path) as stack:
+        yield stack, Api(stack.base_url)
 
 
 # In cluster mode the gate and locks use the cluster while rq keeps the standalone Redis (RQ_REDIS_URL).

@@ -23,7 +23,7 @@ from coupon.messages import IssueEvent
 from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, wait_for
+from tests.support.processes import Stack, api_and_consumer, wait_for
 
 # Short bounds so a case settles in seconds: the producer gives up after 3 s, the sweeper takes anything older
 # than 2 s once the consumers have drained.
@@ -74,13 +74,8 @@ def _first_accepted_after(api: Api, coupon_id: str, fresh: list[tuple[str, str]]
 
 @pytest.fixture
 def stall_stack(pipeline_env: dict[str, str], tmp_path: Any) -> Iterator[tuple[Stack, Api]]:
-    stack = Stack(dict(pipeline_env, **STALL_ENV), tmp_path)
-    try:
-        api = Api(stack.start_api())
-        stack.start_consumer()
-        yield stack, api
-    finally:
-        stack.stop()
+    with api_and_consumer(dict(pipeline_env, **STALL_ENV), tmp_path) as stack:
+        yield stack, Api(stack.base_url)
 
 
 @pytest.mark.slow

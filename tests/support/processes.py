@@ -7,8 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import requests
 
@@ -140,3 +141,15 @@ class Stack:
         for proc in reversed(self.procs):
             if proc.alive():
                 proc.stop()
+
+
+@contextmanager
+def api_and_consumer(env: dict[str, str], log_dir: Path) -> Iterator[Stack]:
+    """A Stack with the API and one consumer running (base_url set); everything is stopped afterwards."""
+    stack = Stack(env, log_dir)
+    try:
+        stack.start_api()
+        stack.start_consumer()
+        yield stack
+    finally:
+        stack.stop()
