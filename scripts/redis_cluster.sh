@@ -7,7 +7,8 @@
 #   scripts/redis_cluster.sh nodes    print the nodes as REDIS_CLUSTER_NODES wants them (host:port,...)
 #
 # Environment (defaults):
-#   REDIS_CLUSTER_PORT=7100      port of the first node; the others follow (7100..7102, or ..7105)
+#   REDIS_CLUSTER_PORT=7100      port of the first node; the others follow (7100..7102, or ..7105); clusters whose
+#                                first ports are 50 or more apart are independent (`down` stops only its own)
 #   REDIS_CLUSTER_MASTERS=3      masters (the 16384 slots are split evenly between them)
 #   REDIS_CLUSTER_REPLICAS=0     replicas per master (1 = 3 masters + 3 replicas)
 #   REDIS_CLUSTER_TIMEOUT=60     seconds to wait for cluster_state:ok
@@ -35,6 +36,7 @@ TIMEOUT="${REDIS_CLUSTER_TIMEOUT:-60}"
 NODE_TIMEOUT="${REDIS_CLUSTER_NODE_TIMEOUT:-5000}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
 HOST=127.0.0.1
+PORT_BLOCK=50
 
 log() { printf '[cluster] %s\n' "$*"; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -218,11 +220,14 @@ stop_port() {
 
 down() {
   local port file ports=("${PORTS[@]}")
-  # Also the nodes of an earlier `up` with other settings (e.g. with replicas): every pid file of ours.
+  # Also the nodes of an earlier `up` with other settings (e.g. with replicas) from the same first port: every
+  # pid file of ours in this cluster's block of PORT_BLOCK ports. A cluster whose REDIS_CLUSTER_PORT is
+  # PORT_BLOCK or more away (the tests' failover cluster on 7150 beside 7100) is someone else's and stays up.
   for file in "$RUN_DIR"/redis-cluster-*.pid; do
     [ -e "$file" ] || continue
     port="${file##*/redis-cluster-}"
     port="${port%.pid}"
+    [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge "$PORT0" ] && [ "$port" -lt $((PORT0 + PORT_BLOCK)) ] || continue
     [[ " ${ports[*]} " == *" $port "* ]] || ports+=("$port")
   done
   for port in "${ports[@]}"; do stop_port "$port"; done

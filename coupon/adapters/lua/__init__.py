@@ -78,6 +78,15 @@ def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Se
 
 def _pipeline(client: Any, digest: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
-    for call_keys, args in calls:
-        pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args)
+    if isinstance(client, RedisCluster):
+        # Name each call's node (from the slot cache, no I/O). Without it redis-py's cluster pipeline asks its
+        # default node for EVALSHA's keys (COMMAND GETKEYS) before routing, and once that node is dead it never
+        # picks another: after a master's failover every gate call failed for good. A redirected or failed call is
+        # retried by redis-py with key-based routing, which reads EVALSHA's keys itself.
+        for call_keys, args in calls:
+            pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args,
+                                 target_nodes=client.get_node_from_key(call_keys[0]))
+    else:
+        for call_keys, args in calls:
+            pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args)
     return pipe.execute(raise_on_error=False)
