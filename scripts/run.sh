@@ -74,7 +74,7 @@ done
 # The retry machinery: rq-scheduler enqueues the periodic job, an rq worker runs it.
 supervise rqscheduler python -m workers.rq_scheduler --url "$RQ_REDIS_URL" --interval 1 &
 pids+=($!)
-# Registers the periodic republish job, and registers it again should Redis lose it.
+# Registers the periodic jobs (republish failures, settle reservations), again should Redis lose them.
 supervise schedule-watcher python -m workers.schedule --watch &
 pids+=($!)
 supervise rq-worker rq worker --url "$RQ_REDIS_URL" --worker-class workers.rq_worker.Worker coupon-retry &

@@ -434,3 +434,22 @@ def test_no_rebuild_when_the_gate_has_its_meta(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
     issue(FakeGate(accepted(1)), FakePublisher())
     assert rebuild.calls == []
+
+
+class TimingOutBatcher:
+    """A batcher whose caller gave up waiting: before its ticket was sent (queue) or while its batch ran (flush)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def submit(self, item: IssueTicket) -> GateDecision:
+        raise self.error
+
+
+def test_a_ticket_never_sent_is_nothing_reserved_and_a_batch_that_outlived_its_caller_is_not_confirmed() -> None:
+    from coupon.adapters.coalescer import FlushTimeout, QueueTimeout
+
+    with pytest.raises(KafkaUnavailable):
+        request_issue(None, TimingOutBatcher(QueueTimeout("queued too long")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+    with pytest.raises(IssueNotConfirmed):
+        request_issue(None, TimingOutBatcher(FlushTimeout("batch still running")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
