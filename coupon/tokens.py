@@ -1,5 +1,6 @@
 """Access-token verification for the hot path: HS256 only (algorithm pinned), constant-time signature check,
-exp/iat/sub/type required. flask-jwt-extended mints the tokens; this reads them at a fraction of the cost."""
+exp/iat/sub/jti/type required, every segment in canonical base64url. flask-jwt-extended mints the tokens; this
+reads them at a fraction of the cost."""
 from __future__ import annotations
 
 import base64
@@ -26,10 +27,16 @@ class TokenExpiredError(TokenInvalid):
 
 
 def _b64(segment: str) -> bytes:
+    """Decode canonical unpadded base64url only. Python's decoder skips characters outside the alphabet and
+    ignores non-zero trailing bits, so one token would have many spellings; re-encoding must give the segment back.
+    """
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise TokenInvalid("bad base64") from None
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment.encode():
+        raise TokenInvalid("not canonical base64url")
+    return decoded
 
 
 def verify_access_token(token: str, secret: bytes, now: float | None = None) -> dict[str, Any]:
@@ -51,7 +58,9 @@ def verify_access_token(token: str, secret: bytes, now: float | None = None) -> 
             # The same segment always decodes to the same allowed header: later tokens skip the decode.
             _KNOWN_GOOD_HEADERS.add(header_b64)
     expected = hmac.new(secret, f"{header_b64}.{payload_b64}".encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, _b64(signature_b64)):
+    # Compared as text against the canonical encoding of the expected MAC: a signature spelled any other way
+    # (trailing bits, '+' or '/', padding, extra characters) is refused, and no decode is needed.
+    if not hmac.compare_digest(base64.urlsafe_b64encode(expected).rstrip(b"="), signature_b64.encode()):
         raise TokenInvalid("bad signature")
     try:
         claims = orjson.loads(_b64(payload_b64))
@@ -59,11 +68,14 @@ def verify_access_token(token: str, secret: bytes, now: float | None = None) -> 
         raise TokenInvalid("bad payload") from None
     if not isinstance(claims, dict):
         raise TokenInvalid("bad payload")
-    exp, iat, sub = claims.get("exp"), claims.get("iat"), claims.get("sub")
+    exp, iat, sub, jti = claims.get("exp"), claims.get("iat"), claims.get("sub"), claims.get("jti")
     if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not isinstance(iat, (int, float)):
         raise TokenInvalid("exp and iat are required")
     if not isinstance(sub, str) or not sub or claims.get("type") != "access":
         raise TokenInvalid("not an access token")
+    # The jti names the token in its revocation marker (logout); every token flask-jwt-extended mints has one.
+    if not isinstance(jti, str) or not 0 < len(jti) <= 64:
+        raise TokenInvalid("jti is required")
     nbf = claims.get("nbf")
     current = time.time() if now is None else now
     if exp <= current - LEEWAY_S:

@@ -97,3 +97,15 @@ def test_user_with_valid_token_sees_empty_wallet(server: Api) -> None:
     _, token = server.user_token()
     resp = server.call("GET", "/api/coupon/owned-coupons", token)
     assert resp.status_code == 200 and resp.json()["data"] == []
+
+
+def test_only_the_canonical_spelling_of_a_token_is_accepted(server: Api) -> None:
+    _, token = server.user_token()
+    assert _bearer(server, token) == (200, None)
+    header, payload, sig = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = sig[:-1] + alphabet[alphabet.index(sig[-1]) ^ 1]  # same bytes: only the spare bits differ
+    variants = [f"{token}!!", f"{token}=", f"{header}.{payload}.{twin}", f"{header}.{payload}=.{sig}",
+                f"{header}.{payload}.{sig.replace('-', '+').replace('_', '/')}"]
+    for variant in {v for v in variants if v != token}:
+        assert _bearer(server, variant) == (401, "E1002"), variant

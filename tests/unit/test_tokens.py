@@ -7,6 +7,8 @@ import time
 
 import jwt as pyjwt
 import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 from coupon.tokens import TokenExpiredError, TokenInvalid, verify_access_token
 
@@ -66,3 +68,91 @@ def test_tampered_payload_is_refused() -> None:
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
     with pytest.raises(TokenInvalid):
         verify_access_token(f"{header}.{forged}.{sig}", SECRET)
+
+
+def _flip_plus_slash(segment: str) -> str:
+    """The same bytes spelled with the standard alphabet ('+', '/') where base64url has '-', '_'."""
+    return segment.replace("-", "+").replace("_", "/")
+
+
+def _token_with_alphabet_chars(char: str) -> str:
+    """A good token whose signature contains `char` (a '-' or '_'), found by varying the jti."""
+    for n in range(10_000):
+        token = mint(claims(jti=f"j{n}"))
+        if char in token.split(".")[2]:
+            return token
+    raise AssertionError(f"no signature with {char!r}")
+
+
+def _with_trailing_bits(segment: str) -> str:
+    """The same bytes with the unused low bits of the last character set: Python decodes both alike."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused = {0: 0, 2: 15, 3: 3}[len(segment) % 4]  # 2 chars → 4 spare bits, 3 chars → 2, a full quad none
+    last = alphabet.index(segment[-1])
+    return segment[:-1] + alphabet[last | unused]
+
+
+@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda s: s + "=", id="padding"),
+        pytest.param(lambda s: s + "==", id="double padding"),
+        pytest.param(lambda s: s + "!", id="trailing garbage"),
+        pytest.param(lambda s: s + "!!", id="trailing garbage that fakes padding"),
+        pytest.param(lambda s: s + "==!", id="padding and garbage"),
+        pytest.param(lambda s: s + "A", id="trailing alphabet char"),
+        pytest.param(lambda s: s[:5] + "\n" + s[5:], id="newline inside"),
+        pytest.param(lambda s: s[:5] + "*" + s[5:], id="junk inside"),
+        pytest.param(_with_trailing_bits, id="non-zero trailing bits"),
+    ],
+)
+def test_non_canonical_spellings_of_a_segment_are_refused(part: int, variant) -> None:
+    parts = mint(claims()).split(".")
+    changed = variant(parts[part])
+    if changed == parts[part]:
+        pytest.skip("this segment has no spare bits")
+    parts[part] = changed
+    with pytest.raises(TokenInvalid):
+        verify_access_token(".".join(parts), SECRET)
+
+
+@pytest.mark.parametrize("char", ["-", "_"])
+def test_plus_and_slash_in_place_of_dash_and_underscore_are_refused(char: str) -> None:
+    token = _token_with_alphabet_chars(char)
+    verify_access_token(token, SECRET)  # the canonical spelling is good
+    header, payload, sig = token.split(".")
+    with pytest.raises(TokenInvalid):
+        verify_access_token(f"{header}.{payload}.{_flip_plus_slash(sig)}", SECRET)
+
+
+def test_the_variants_decode_alike_so_only_the_canonical_check_refuses_them() -> None:
+    # Guards the tests above: each variant really is a second spelling Python's decoder would accept.
+    sig = mint(claims()).split(".")[2]
+    raw = base64.urlsafe_b64decode(sig + "=")
+    assert base64.urlsafe_b64decode(sig + "=" + "!") == raw
+    if _with_trailing_bits(sig) != sig:
+        assert base64.urlsafe_b64decode(_with_trailing_bits(sig) + "=") == raw
+
+
+def test_a_token_without_jti_is_refused() -> None:
+    with pytest.raises(TokenInvalid):
+        verify_access_token(mint(claims(jti=None)), SECRET)
+
+
+_GOOD = mint(claims(exp=4_000_000_000))
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# A last character that differs only in the signature's two spare bits: the rare case random search may miss.
+_SPARE_BIT_TWIN = _ALPHABET[_ALPHABET.index(_GOOD[-1]) ^ 1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(position=st.integers(min_value=0, max_value=len(_GOOD) - 1),
+       replacement=st.characters(min_codepoint=0, max_codepoint=0x2FF))
+@example(position=len(_GOOD) - 1, replacement=_SPARE_BIT_TWIN)
+@example(position=len(_GOOD) - 1, replacement="+")
+def test_any_single_changed_character_is_refused(position: int, replacement: str) -> None:
+    assume(replacement != _GOOD[position])
+    token = _GOOD[:position] + replacement + _GOOD[position + 1:]
+    with pytest.raises(TokenInvalid):
+        verify_access_token(token, SECRET)
