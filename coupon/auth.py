@@ -78,3 +78,8 @@ def admin_required(view: F) -> F:
 
 def current_user_id() -> str:
     return g.jwt_claims["sub"]
+
+
+def current_claims() -> dict[str, Any]:
+    """The verified claims of this request's access token (after user_required/admin_required)."""
+    return g.jwt_claims

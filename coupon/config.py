@@ -58,6 +58,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "ISSUE_MAX_IN_FLIGHT": _int("ISSUE_MAX_IN_FLIGHT", 1),
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": _int("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", 3600),
+        # Each refresh token is single use; rotating it gives a new one with this lifetime (default 14 days).
+        "JWT_REFRESH_TOKEN_EXPIRES_SECONDS": _int("JWT_REFRESH_TOKEN_EXPIRES_SECONDS", 14 * 24 * 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024),
         "FAILURE_MAX_RETRIES": _int("FAILURE_MAX_RETRIES", 5),
         "REPUBLISH_INTERVAL_SECONDS": _int("REPUBLISH_INTERVAL_SECONDS", 10),
@@ -76,6 +78,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Rate limits (Redis, fixed windows; 0 requests = off). Per user: every authenticated /api call.
         "RATE_LIMIT_USER_REQUESTS": _int("RATE_LIMIT_USER_REQUESTS", 60),
         "RATE_LIMIT_USER_WINDOW_SECONDS": _int("RATE_LIMIT_USER_WINDOW_SECONDS", 10),
+        # Per admin token, instead of the user limit: a dashboard polling a live sale makes many calls a second.
+        "RATE_LIMIT_ADMIN_REQUESTS": _int("RATE_LIMIT_ADMIN_REQUESTS", 600),
+        "RATE_LIMIT_ADMIN_WINDOW_SECONDS": _int("RATE_LIMIT_ADMIN_WINDOW_SECONDS", 10),
         # Per client address, every /api call: off by default (load runs and tests come from one address);
         # production behind a proxy sets it together with TRUSTED_PROXIES.
         "RATE_LIMIT_ADDRESS_REQUESTS": _int("RATE_LIMIT_ADDRESS_REQUESTS", 0),
@@ -87,11 +92,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if overrides:
         cfg.update(overrides)
-    for name in ("RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_USER_WINDOW_SECONDS", "RATE_LIMIT_ADDRESS_REQUESTS",
+    for name in ("RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_USER_WINDOW_SECONDS", "RATE_LIMIT_ADMIN_REQUESTS",
+                 "RATE_LIMIT_ADMIN_WINDOW_SECONDS", "RATE_LIMIT_ADDRESS_REQUESTS",
                  "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS", "LOGIN_ATTEMPT_WINDOW_SECONDS"):
         if cfg[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
-    for name in ("CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS"):
+    for name in ("CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS", "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
+                 "JWT_REFRESH_TOKEN_EXPIRES_SECONDS"):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much

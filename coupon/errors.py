@@ -43,6 +43,21 @@ class AccountDeleted(AppError):
     status, code, message = 401, "E1006", "The account of this access token has been deleted"
 
 
+class RefreshTokenInvalid(AppError):
+    status, code, message = 401, "E1007", "The refresh token is unknown, expired or revoked; log in again"
+
+
+class RefreshTokenReused(AppError):
+    """A rotated (already used) refresh token came back: it was stolen or replayed, so its whole family is revoked."""
+
+    status, code, message = (401, "E1008", "This refresh token was already used; every token of its session has"
+                                           " been revoked, log in again")
+
+
+class TokenRevoked(AppError):
+    status, code, message = 401, "E1009", "The access token has been revoked (logged out)"
+
+
 # --- E2xxx: users ----------------------------------------------------------------------------
 class UsernameTaken(AppError):
     status, code, message = 409, "E2001", "This username is already taken"

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: the four tables of the design plus the records of rejected and cancelled requests."""
+"""SQLAlchemy models: the four tables of the design, the records of rejected and cancelled requests, refresh tokens."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -125,3 +125,27 @@ class IssueCancellation(db.Model):
     event_id: Mapped[str] = mapped_column(String(64), nullable=False)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class RefreshToken(db.Model):
+    """One single-use refresh token, by the SHA-256 of its secret (the token itself is never stored).
+
+    A login starts a family; each rotation adds a row to it and marks the old one used. Presenting a used row again
+    revokes every row of the family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_refresh_token_hash"),
+        Index("ix_refresh_family", "family_id"),
+        Index("ix_refresh_user", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    family_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(_dt(), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+    replaced_by: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)

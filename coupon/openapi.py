@@ -17,7 +17,7 @@ Schema = dict[str, Any]
 _ERRORS: dict[str, type[AppError]] = {cls.code: cls for cls in all_error_classes()}
 
 # Codes by situation, combined per operation below.
-AUTH = ["E1001", "E1002", "E1003", "E1006"]  # 401 on every route that needs a token
+AUTH = ["E1001", "E1002", "E1003", "E1006", "E1009"]  # 401 on every route that needs a token
 BODY = ["E4000", "E4001", "E4002"]  # 400 on every route that reads a JSON body
 ID = ["E4003", "E4004"]  # {id} routes: 400 not a UUID; 404 when the raw value has a "/" (no route matches)
 LIMITED = ["E429"]  # 429: per-address limit on every /api route, per-user on authenticated ones
@@ -49,7 +49,15 @@ TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 SCHEMAS: dict[str, Schema] = {
     "User": _obj({"id": UUID, "username": STR, "role": _enum(Role)}),
     "Login": _obj({"id": UUID, "username": STR, "role": _enum(Role), "accessToken": STR,
-                   "expiresIn": {"type": "integer", "minimum": 1}}),
+                   "expiresIn": {"type": "integer", "minimum": 1}, "refreshToken": STR,
+                   "refreshExpiresIn": {"type": "integer", "minimum": 1}}),
+    "LoggedOut": _obj({"loggedOut": {"const": True}}),
+    "RefreshRequest": {
+        "type": "object",
+        "properties": {"refreshToken": {"type": "string", "minLength": 1, "maxLength": 128}},
+        "required": ["refreshToken"],
+        "additionalProperties": False,
+    },
     "Coupon": _obj({
         "id": UUID, "name": STR, "type": _enum(CouponType), "discountType": _enum(DiscountType),
         "discountValue": {"type": "number"}, "totalQuantity": INT, "issueStartsAt": TIME, "expiresAt": TIME,
@@ -213,6 +221,13 @@ def document() -> Schema:
         "/api/auth/login": {"post": _op(
             "auth.login", "Log in for an access token", (200, _ref("Login")), BODY + ["E4006", "E1005", "E5033"] + LIMITED,
             auth=False, body="Credentials", tag="auth")},
+        "/api/auth/refresh": {"post": _op(
+            "auth.refresh", "Trade a refresh token (single use) for a new access token and refresh token",
+            (200, _ref("Login")), BODY + ["E4006", "E1007", "E1008", "E5033"] + LIMITED,
+            auth=False, body="RefreshRequest", tag="auth")},
+        "/api/auth/logout": {"post": _op(
+            "auth.logout", "Revoke the refresh token's session and this access token", (200, _ref("LoggedOut")),
+            BODY + ["E4006", "E1007"] + USER_ONLY + ["E5031", "E5033"], auth=True, body="RefreshRequest", tag="auth")},
         "/api/coupon": {"post": _op(
             "coupons.create", "Create a coupon (admin) and prime its gate", (201, _ref("Coupon")),
             BODY + ["E4006"] + ADMIN_ONLY + ["E5031", "E5033"], auth=True, body="CouponDraft")},

@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
     app.extensions["coupon.limiter"] = RateLimiter(
         client,
         user=Limit(cfg["RATE_LIMIT_USER_REQUESTS"], cfg["RATE_LIMIT_USER_WINDOW_SECONDS"]),
+        admin=Limit(cfg["RATE_LIMIT_ADMIN_REQUESTS"], cfg["RATE_LIMIT_ADMIN_WINDOW_SECONDS"]),
         address=Limit(cfg["RATE_LIMIT_ADDRESS_REQUESTS"], cfg["RATE_LIMIT_ADDRESS_WINDOW_SECONDS"]),
         login=Limit(cfg["LOGIN_MAX_ATTEMPTS"], cfg["LOGIN_ATTEMPT_WINDOW_SECONDS"]),
         # A deleted account's tokens are refused for as long as any of them can still be valid.

@@ -13,7 +13,7 @@ ISSUE_OUTCOMES = Counter(
 )
 ADMISSION_REFUSED = Counter(
     "coupon_admission_refused_total",
-    "/api requests the rate limiter refused, by reason: rate_limited, account_deleted",
+    "/api requests the rate limiter refused, by reason: rate_limited, account_deleted, token_revoked",
     ["reason"],
 )
 GATE_LATENCY = Histogram(

@@ -113,6 +113,17 @@ def parse_credentials(body: Any, *, for_signup: bool) -> Credentials:
     return Credentials(username=username, password=password)
 
 
+def parse_refresh_token(body: Any) -> str:
+    """`{refreshToken}` of refresh and logout; whether it is a real token is for the service to find out."""
+    body = require_object(body)
+    problems = _Problems()
+    _reject_unknown(body, {"refreshToken"}, problems)
+    token = _string(body, "refreshToken", problems, min_len=1, max_len=128)
+    problems.raise_if_any()
+    assert token is not None
+    return token
+
+
 def parse_datetime(value: Any) -> datetime:
     """ISO-8601; without an offset it means UTC. Returns naive UTC."""
     if not isinstance(value, str) or len(value) > 40:

@@ -55,6 +55,11 @@ def user_deleted(user_id: str) -> str:
     return "rl:{user:" + user_id + "}:deleted"
 
 
+def token_revoked(user_id: str, jti: str) -> str:
+    """Marker of a logged-out access token (its jti); the user's tag, so the limiter checks it in the same call."""
+    return "rl:{user:" + user_id + "}:revoked:" + jti
+
+
 def rl_address(address: str) -> str:
     return "rl:{ip:" + address + "}:requests"
 

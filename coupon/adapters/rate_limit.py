@@ -1,4 +1,5 @@
-"""Redis rate limiter: per-user and per-address request windows, deleted-account markers, login attempts."""
+"""Redis rate limiter: per-user (or per-admin) and per-address request windows, deleted-account and revoked-token
+markers, login attempts."""
 from __future__ import annotations
 
 import enum
@@ -28,6 +29,7 @@ class LimitOutcome(enum.Enum):
     ALLOWED = 0
     LIMITED = 1
     ACCOUNT_DELETED = 2
+    TOKEN_REVOKED = 3
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class LimitDecision:
 ALLOWED = LimitDecision(LimitOutcome.ALLOWED)
 # Resolved once: a labels() lookup per refusal would cost the most exactly when a flood is being refused.
 _REFUSED = {LimitOutcome.LIMITED: ADMISSION_REFUSED.labels("rate_limited"),
-            LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted")}
+            LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted"),
+            LimitOutcome.TOKEN_REVOKED: ADMISSION_REFUSED.labels("token_revoked")}
 
 
 def _decision(reply: list[int]) -> LimitDecision:
@@ -64,10 +67,13 @@ def _decision(reply: list[int]) -> LimitDecision:
 
 @dataclass(frozen=True)
 class Admission:
-    """One request to admit: the authenticated user (or None) and the client address (or None)."""
+    """One request to admit: the authenticated user (or None), the client address (or None), the access token's
+    jti (checked against its revocation marker) and whether the token is an admin's (the admin limit applies)."""
 
     user_id: str | None
     address: str | None
+    jti: str | None = None
+    admin: bool = False
 
 
 def username_digest(username: str) -> str:
@@ -79,21 +85,24 @@ class RateLimiter:
     """One per process. Fails open: with Redis down, requests pass (the gate itself then answers 503)."""
 
     def __init__(self, client: RedisClient, user: Limit, address: Limit, login: Limit,
-                 deleted_marker_ttl_s: int, timeout_s: float = 2.0) -> None:
+                 deleted_marker_ttl_s: int, timeout_s: float = 2.0, admin: Limit | None = None) -> None:
         self.client = client
         self.user, self.address, self.login = user, address, login
+        # Admins poll live sales from dashboards: their own budget. Without one they count like users.
+        self.admin = user if admin is None else admin
         self.deleted_marker_ttl_s = deleted_marker_ttl_s
         self.timeout_s = timeout_s
         self._last_warning = 0.0
         # Concurrent admissions of a worker share one pipeline, exactly like Gate.reserve.
         self._batched: Coalescer[Admission, LimitDecision] = Coalescer(self.admit_many, max_batch=512)
 
-    def admit(self, user_id: str | None, address: str | None) -> LimitDecision:
-        """ALLOWED, LIMITED (with retry-after) or ACCOUNT_DELETED; one shared round trip at most."""
+    def admit(self, user_id: str | None, address: str | None, jti: str | None = None,
+              admin: bool = False) -> LimitDecision:
+        """ALLOWED, LIMITED (with retry-after), ACCOUNT_DELETED or TOKEN_REVOKED; one shared round trip at most."""
         if user_id is None and (address is None or not self.address.enabled):
             return ALLOWED
         try:
-            return self._batched.submit(Admission(user_id, address), queue_timeout=self.timeout_s,
+            return self._batched.submit(Admission(user_id, address, jti, admin), queue_timeout=self.timeout_s,
                                         flush_timeout=self.timeout_s)
         except REDIS_ERRORS as exc:
             self._warn(exc)
@@ -104,13 +113,19 @@ class RateLimiter:
         as the cluster slots allow (one on a single Redis). Never raises: a Redis failure lets the items pass."""
         groups: list[tuple[list[str], list[int]]] = []
         owners: list[int] = []
-        user_args, address_args = self._args(self.user), self._args(self.address)
+        user_args, admin_args = self._args(self.user), self._args(self.admin)
+        address_args = self._args(self.address)
         for index, item in enumerate(items):
             if item.user_id is not None:
-                groups.append(([keys.rl_user(item.user_id), keys.user_deleted(item.user_id)], user_args))
+                deleted = keys.user_deleted(item.user_id)
+                # The revoked-token marker rides in the same group (same hash tag): logout costs no round trip.
+                revoked = keys.token_revoked(item.user_id, item.jti) if item.jti else deleted
+                groups.append(([keys.rl_user(item.user_id), deleted, revoked],
+                               admin_args if item.admin else user_args))
                 owners.append(index)
             if item.address is not None and self.address.enabled:
-                groups.append(([keys.rl_address(item.address), keys.address_blocked(item.address)], address_args))
+                blocked = keys.address_blocked(item.address)
+                groups.append(([keys.rl_address(item.address), blocked, blocked], address_args))
                 owners.append(index)
         try:
             replies = run_grouped(self.client, "rate_limit", groups)
@@ -126,7 +141,7 @@ class RateLimiter:
             if decision is ALLOWED:
                 continue
             current = results[index]
-            # The worst verdict wins: deleted beats limited beats allowed; the longest wait is reported.
+            # The worst verdict wins: revoked and deleted beat limited beats allowed; the longest wait is reported.
             if decision.outcome.value > current.outcome.value or (
                 decision.outcome is current.outcome and decision.retry_after_s > current.retry_after_s
             ):
@@ -141,9 +156,10 @@ class RateLimiter:
         if not self.login.enabled:
             return ALLOWED
         digest = username_digest(username)
+        blocked = keys.login_blocked(digest)
         try:
             [reply] = run_grouped(self.client, "rate_limit",
-                                  [([keys.rl_login(digest), keys.login_blocked(digest)], self._args(self.login))])
+                                  [([keys.rl_login(digest), blocked, blocked], self._args(self.login))])
         except REDIS_ERRORS as exc:
             self._warn(exc)
             return ALLOWED
@@ -168,6 +184,10 @@ class RateLimiter:
     def mark_deleted(self, user_id: str) -> None:
         """Refuse the user's tokens from now on; the marker outlives every token minted before it."""
         self.client.set(keys.user_deleted(user_id), "1", ex=self.deleted_marker_ttl_s)
+
+    def revoke_token(self, user_id: str, jti: str, ttl_s: int) -> None:
+        """Refuse one access token from now on; the marker lives as long as the token could (at least 1 s)."""
+        self.client.set(keys.token_revoked(user_id, jti), "1", ex=max(1, ttl_s))
 
     def _warn(self, exc: BaseException) -> None:
         now = time.monotonic()

@@ -1,4 +1,5 @@
-"""Admission of every /api request before its view: per-user and per-address rate limits, deleted accounts.
+"""Admission of every /api request before its view: per-user (admin) and per-address limits, deleted accounts,
+revoked access tokens.
 
 One limiter call per request (one shared Redis round trip): the bearer token is verified here once and its
 claims are left on flask.g for the view's guard; a bad token is left for that guard to refuse. The issue
@@ -8,14 +9,17 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
+from typing import Any
+
 from coupon.api import deps
 from coupon.client_address import client_address, parse_trusted
+from coupon.domain import Role
 from coupon.services.admission import refusal
 from coupon.tokens import TokenInvalid, verify_access_token
 
 
 # Routes that take no token: a bearer sent to them is ignored (neither counted nor refused).
-PUBLIC_ENDPOINTS = frozenset({"users.signup", "auth.login", "docs.openapi"})
+PUBLIC_ENDPOINTS = frozenset({"users.signup", "auth.login", "auth.refresh", "docs.openapi"})
 # Routes whose service runs the limiter itself, in the batch that also calls the gate: the hot path then pays one
 # shared round trip fewer. Their view passes deferred_address() along; the limits and their answers are the same.
 DEFERRED_ENDPOINTS = frozenset({"coupons.issue"})
@@ -26,7 +30,7 @@ def init_app(app: Flask) -> None:
     app.before_request(admit)
 
 
-def _bearer_subject() -> str | None:
+def _bearer_claims() -> dict[str, Any] | None:
     scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme != "Bearer" or not token:
         return None
@@ -35,7 +39,12 @@ def _bearer_subject() -> str | None:
     except TokenInvalid:
         return None
     g.jwt_claims = claims
-    return claims["sub"]
+    return claims
+
+
+def is_admin(claims: dict[str, Any]) -> bool:
+    """Admin tokens are limited by the admin limit (a polling dashboard), every other token by the user limit."""
+    return claims.get("role") == Role.ADMIN.value
 
 
 def admit() -> None:
@@ -47,11 +56,15 @@ def admit() -> None:
         address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
                                  current_app.extensions["coupon.trusted_proxies"])
     public = request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS  # None: no such route
-    user_id = None if public else _bearer_subject()
-    if user_id is not None and request.endpoint in DEFERRED_ENDPOINTS:
+    claims = None if public else _bearer_claims()
+    if claims is not None and request.endpoint in DEFERRED_ENDPOINTS:
         g.client_address = address
         return
-    error = refusal(limiter.admit(user_id, address))
+    if claims is None:
+        decision = limiter.admit(None, address)
+    else:
+        decision = limiter.admit(claims["sub"], address, claims["jti"], is_admin(claims))
+    error = refusal(decision)
     if error is not None:
         raise error
 

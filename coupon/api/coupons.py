@@ -5,10 +5,10 @@ from flask import Blueprint, Response, request
 
 from coupon import request_ids
 from coupon.api import deps
-from coupon.api.admission import deferred_address
+from coupon.api.admission import deferred_address, is_admin
 from coupon.api.presenters import coupon_json, owned_json
 from coupon.api.requests import json_body
-from coupon.auth import admin_required, current_user_id, user_required
+from coupon.auth import admin_required, current_claims, current_user_id, user_required
 from coupon.domain import iso, utcnow
 from coupon.envelope import success
 from coupon.services import coupons, issuing, usage
@@ -42,9 +42,11 @@ def detail(coupon_id: str) -> Response:
 @bp.post("/<coupon_id>/issue")
 @user_required
 def issue(coupon_id: str) -> Response:
+    claims = current_claims()
     accepted = issuing.request_issue(
-        deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), current_user_id(), utcnow(),
+        deps.session(), deps.issuer(), deps.gate(), parse_uuid(coupon_id), claims["sub"], utcnow(),
         request_ids.current(), deferred_address(), parse_idempotency_key(request.headers.get("Idempotency-Key")),
+        claims["jti"], is_admin(claims),
     )
     return success(
         {

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from coupon.adapters.rate_limit import LimitDecision, LimitOutcome
-from coupon.errors import AccountDeleted, AppError, RateLimited
+from coupon.errors import AccountDeleted, AppError, RateLimited, TokenRevoked
 
 
 def refusal(decision: LimitDecision) -> AppError | None:
-    """None when the request may go on; otherwise the 429 or 401 that answers it."""
+    """None when the request may go on; otherwise the 429 or 401 (deleted account, revoked token) that answers it."""
     if decision.outcome is LimitOutcome.LIMITED:
         return RateLimited(retry_after=decision.retry_after_s)
     if decision.outcome is LimitOutcome.ACCOUNT_DELETED:
         return AccountDeleted()
+    if decision.outcome is LimitOutcome.TOKEN_REVOKED:
+        return TokenRevoked()
     return None

@@ -28,6 +28,7 @@ from coupon.errors import (
     RateLimited,
     RedisUnavailable,
     SoldOut,
+    TokenRevoked,
 )
 from coupon.messages import IssueEvent
 from coupon.telemetry import ISSUE_OUTCOMES
@@ -55,7 +56,8 @@ class IssueAccepted:
 
 @dataclass(frozen=True, slots=True)
 class IssueTicket:
-    """One issue request waiting for its batch; `address` is the client's, for the per-address limit.
+    """One issue request waiting for its batch; `address` is the client's, for the per-address limit; `jti` names the
+    access token (its revocation marker is checked in the limiter call); `admin` picks the admin limit.
 
     `token` makes the request idempotent at the gate (the client's Idempotency-Key, or the event id);
     `event_id` is the id its Kafka record gets if this request makes the reservation.
@@ -69,6 +71,8 @@ class IssueTicket:
     admit: bool = True  # False when the limiter already counted this request (a retry after a gate rebuild)
     token: str = ""
     event_id: str = ""
+    jti: str | None = None
+    admin: bool = False
 
 
 class IssueBatcher(Protocol):
@@ -89,6 +93,7 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
     IssueNotConfirmed: "unconfirmed",
     RateLimited: "rate_limited",
     AccountDeleted: "account_deleted",
+    TokenRevoked: "token_revoked",
 }
 # Resolved once: a labels() lookup per request is measurable on the hot path.
 _COUNTERS = {label: ISSUE_OUTCOMES.labels(label) for label in {*_OUTCOME_LABELS.values(), "accepted", "error"}}
@@ -106,7 +111,8 @@ def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublish
     consumer or the sweeper to settle (503 E5034).
     """
     counted = [i for i, t in enumerate(tickets) if t.admit]
-    verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address) for i in counted])
+    verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address, tickets[i].jti, tickets[i].admin)
+                                   for i in counted])
     refused = {i: error for i, verdict in zip(counted, verdicts) if (error := refusal(verdict)) is not None}
     admitted = [i for i in range(len(tickets)) if i not in refused]
     requests = [GateRequest(tickets[i].coupon_id, tickets[i].user_id, tickets[i].token or tickets[i].event_id,
@@ -174,14 +180,16 @@ def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
 def request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
     request_id: str | None = None, address: str | None = None, idempotency_key: str | None = None,
+    jti: str | None = None, admin: bool = False,
 ) -> IssueAccepted:
     """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail.
 
     With an idempotency key, a retry of the same request (same user, coupon and key) is answered as the first was.
+    `jti` and `admin` describe the caller's access token for the limiter (revocation marker, admin limit).
     """
     try:
         accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id, address,
-                                  idempotency_key)
+                                  idempotency_key, jti, admin)
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -191,11 +199,12 @@ def request_issue(
 
 def _request_issue(
     session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None, address: str | None, idempotency_key: str | None,
+    request_id: str | None, address: str | None, idempotency_key: str | None, jti: str | None, admin: bool,
 ) -> IssueAccepted:
     event_id = uuid.uuid4().hex
     token = "k" + idempotency_key if idempotency_key else event_id
-    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id)
+    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id,
+                         jti=jti, admin=admin)
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):

@@ -38,7 +38,8 @@ TEST_DB_URL = os.environ.get(
     "TEST_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/1")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
-TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "issue_cancellations", "coupons", "users")
+TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "issue_cancellations", "refresh_tokens",
+          "coupons", "users")
 HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
 TEST_REDIS_CLUSTER_NODES = os.environ.get("TEST_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
 HOW_TO_START_CLUSTER = (

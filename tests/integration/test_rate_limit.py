@@ -275,3 +275,30 @@ def test_successful_login_clears_the_failed_attempts(start) -> None:
     for _ in range(2):
         assert api.call("POST", "/api/auth/login",
                         json={"username": "forgetful", "password": "nope-nope"}).status_code == 401
+
+
+def test_admins_have_their_own_limit_and_users_keep_theirs(start, admin_token: str, mint) -> None:
+    api, _ = start(RATE_LIMIT_USER_REQUESTS="3", RATE_LIMIT_USER_WINDOW_SECONDS="60",
+                   RATE_LIMIT_ADMIN_REQUESTS="12", RATE_LIMIT_ADMIN_WINDOW_SECONDS="60")
+    coupon = api.create_coupon(admin_token, 10)  # admin call 1
+    # A dashboard polling the live stock: well past the user limit, within the admin's.
+    polls = [api.call("GET", f"/api/coupon/{coupon['id']}", admin_token).status_code for _ in range(10)]
+    assert polls == [200] * 10
+    # The issue route counts admins under their own limit too, inside its batch (call 12).
+    assert api.call("POST", f"/api/coupon/{coupon['id']}/issue", admin_token).status_code == 202
+    over = api.call("GET", f"/api/coupon/{coupon['id']}", admin_token)
+    assert (over.status_code, _code(over)) == (429, "E429") and 1 <= int(over.headers["Retry-After"]) <= 60
+    [(_, token)] = mint(1)
+    got = [api.call("GET", f"/api/coupon/{coupon['id']}", token).status_code for _ in range(4)]
+    assert got == [200, 200, 200, 429]
+    issue = api.call("POST", f"/api/coupon/{coupon['id']}/issue", token)
+    assert (issue.status_code, _code(issue)) == (429, "E429")
+
+
+def test_a_revoked_token_is_refused_in_the_limiters_call_even_with_limits_off(rdb: redis.Redis) -> None:
+    limiter = _limiter()
+    limiter.revoke_token("u-1", "jti-1", 30)
+    assert 0 < rdb.ttl(keys.token_revoked("u-1", "jti-1")) <= 30
+    verdicts = limiter.admit_many([Admission("u-1", None, "jti-1"), Admission("u-1", None, "jti-2"),
+                                   Admission("u-1", None)])
+    assert [v.outcome for v in verdicts] == [LimitOutcome.TOKEN_REVOKED, LimitOutcome.ALLOWED, LimitOutcome.ALLOWED]

@@ -16,6 +16,7 @@ INT_SETTINGS = [
     ("KAFKA_DELIVERY_TIMEOUT_MS", lambda c: c["KAFKA_DELIVERY_TIMEOUT_MS"]),
     ("KAFKA_LINGER_MS", lambda c: c["KAFKA_LINGER_MS"]),
     ("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", lambda c: c["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]),
+    ("JWT_REFRESH_TOKEN_EXPIRES_SECONDS", lambda c: c["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]),
     ("MAX_CONTENT_LENGTH", lambda c: c["MAX_CONTENT_LENGTH"]),
     ("FAILURE_MAX_RETRIES", lambda c: c["FAILURE_MAX_RETRIES"]),
     ("REPUBLISH_INTERVAL_SECONDS", lambda c: c["REPUBLISH_INTERVAL_SECONDS"]),
@@ -24,6 +25,8 @@ INT_SETTINGS = [
     ("API_PORT", lambda c: c["API_PORT"]),
     ("RATE_LIMIT_USER_REQUESTS", lambda c: c["RATE_LIMIT_USER_REQUESTS"]),
     ("RATE_LIMIT_USER_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_USER_WINDOW_SECONDS"]),
+    ("RATE_LIMIT_ADMIN_REQUESTS", lambda c: c["RATE_LIMIT_ADMIN_REQUESTS"]),
+    ("RATE_LIMIT_ADMIN_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_ADMIN_WINDOW_SECONDS"]),
     ("RATE_LIMIT_ADDRESS_REQUESTS", lambda c: c["RATE_LIMIT_ADDRESS_REQUESTS"]),
     ("RATE_LIMIT_ADDRESS_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_ADDRESS_WINDOW_SECONDS"]),
     ("LOGIN_MAX_ATTEMPTS", lambda c: c["LOGIN_MAX_ATTEMPTS"]),
@@ -198,11 +201,14 @@ def test_each_call_returns_a_fresh_dict() -> None:
 def test_rate_limit_defaults_limit_users_and_logins_but_not_addresses() -> None:
     cfg = load_config()
     assert cfg["RATE_LIMIT_USER_REQUESTS"] > 0 and cfg["LOGIN_MAX_ATTEMPTS"] > 0
+    # Admins get the larger budget a polling dashboard needs: 600 per 10 s against the users' 60.
+    assert (cfg["RATE_LIMIT_ADMIN_REQUESTS"], cfg["RATE_LIMIT_ADMIN_WINDOW_SECONDS"]) == (600, 10)
     assert cfg["RATE_LIMIT_ADDRESS_REQUESTS"] == 0  # off: tests and load runs come from one address
     assert cfg["TRUSTED_PROXIES"] == ""
 
 
-@pytest.mark.parametrize("name", ["RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS"])
+@pytest.mark.parametrize("name", ["RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS",
+                                  "RATE_LIMIT_ADMIN_REQUESTS", "RATE_LIMIT_ADMIN_WINDOW_SECONDS"])
 def test_negative_limits_are_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "-1")
     with pytest.raises(RuntimeError, match=name):
@@ -226,9 +232,10 @@ def test_consumer_chunk_events_defaults_to_2000() -> None:
     assert load_config()["CONSUMER_CHUNK_EVENTS"] == 2000
 
 
-@pytest.mark.parametrize("name", ["CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS"])
+@pytest.mark.parametrize("name", ["CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS", "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
+                                  "JWT_REFRESH_TOKEN_EXPIRES_SECONDS"])
 @pytest.mark.parametrize("value", ["0", "-5"])
-def test_consumer_sizes_below_one_stop_the_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_sizes_and_token_lifetimes_below_one_stop_the_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match=f"{name} must be at least 1"):
         load_config()
