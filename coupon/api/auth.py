@@ -16,7 +16,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 @bp.post("/login")
 def login() -> Response:
     creds = parse_credentials(json_body(), for_signup=False)
-    result = users.login(deps.session(), creds, mint_token, deps.limiter())
+    result = users.login(deps.session(), deps.hasher(), creds, mint_token, deps.limiter())
     return success(
         {
             "id": result.user.id,
