@@ -70,9 +70,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Events per DB transaction: a poll of up to CONSUMER_BATCH_SIZE records, each up to 10,000 events, is
         # persisted in chunks of this many, so one INSERT stays far below max_allowed_packet.
         "CONSUMER_CHUNK_EVENTS": _int("CONSUMER_CHUNK_EVENTS", 2000),
-        # Password hashing (signup, login) per API worker: this many native threads, each hash tens of ms of CPU.
-        # One per worker keeps one core per worker free of hashing at most; the threads run at HASH_NICE (a
-        # lower OS priority) so the issue path of the same box wins the CPU when both want it.
+        # Password hashing (signup, login) per API worker: this many native threads, each hash ~100 ms of CPU.
+        # With one worker per core, one thread each already lets hashing fill every core; the threads run at
+        # HASH_NICE (a lower OS priority) so the issue path of the same box wins the CPU when both want it.
         "HASH_THREADS": _int("HASH_THREADS", 1),
         # At most this many signups/logins per worker hash or wait for a thread; one more gets 503 E5035 with
         # Retry-After at once (the wait behind a full queue is about HASH_MAX_QUEUE x 80 ms / HASH_THREADS).
