@@ -1,4 +1,5 @@
-"""`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, consumer drain.
+"""`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, issue latency during
+a signup/login rush, consumer drain.
 
 Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
 gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
@@ -39,9 +40,14 @@ from tests.support.database import recreate_and_migrate  # noqa: E402
 from tests.support.invariants import check_invariants, issued_rows, wait_drained  # noqa: E402
 from tests.support.processes import Stack, wait_for  # noqa: E402
 
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# Defaults follow scripts/services.sh's port variables (as tests/integration/conftest.py does), so a bench next to
+# other stacks on this machine measures the services it started.
+DB_URL = os.environ.get(
+    "BENCH_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/2")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
+ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "drain")
+ACCOUNT_CLIENTS = 64
 LOG_DIR = ROOT / ".local" / "bench"
 
 
@@ -197,11 +203,11 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--crowd-connections", type=int, default=256,
                     help="the crowd stage repeats ceiling and issue at this many connections")
-    ap.add_argument("--only", default="ceiling,issue,crowd,openloop,flash,drain",
+    ap.add_argument("--only", default=",".join(ALL_STAGES),
                     help="comma-separated stages to run (RESULTS.md is written only when all run)")
     args = ap.parse_args()
     stages = set(args.only.split(","))
-    full = stages >= {"ceiling", "issue", "crowd", "openloop", "flash", "drain"}
+    full = stages >= set(ALL_STAGES)
     scale = 0.2 if args.quick else 1.0
     if not shutil.which("wrk"):
         say("installing wrk (apt)")
@@ -229,7 +235,8 @@ def main() -> None:
         with app.app_context():
             admin, _ = users.ensure_admin(db.session, "bench-admin", "bench-admin-password")
             admin_token, _ = mint_token(admin)
-            need = int(80_000 * scale) + 20_000
+            # The accounts stage takes the last 20,000 (two open-loop runs of 10 s at 1,000 req/s).
+            need = (int(80_000 * scale) + 20_000 if stages - {"accounts"} else 0) + (20_000 if "accounts" in stages else 0)
 
             say(f"minting {need} users")
             pairs: list[tuple[str, str]] = []
@@ -270,6 +277,9 @@ def main() -> None:
         if "flash" in stages:
             say(f"   machine quiet after {wait_quiet()} s")
             flash_sale(api, admin_token, pairs[offset: offset + 10_000], results, engine)
+        if "accounts" in stages:
+            say(f"   machine quiet after {wait_quiet()} s")
+            accounts(api, admin_token, pairs[-20_000:], results)
         stack.stop()
 
         if "drain" in stages:
@@ -372,16 +382,62 @@ def check_throughput_run(issue: dict[str, Any], connections: int, engine: sa.Eng
     check_invariants(engine, rdb, big["id"], holders)
 
 
+def run_openloop(api: Api, coupon_id: str, tokens: Path, seconds: float, rate: int = 1000) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", coupon_id,
+                          "--tokens", str(tokens), "--rate", str(rate), "--seconds", str(seconds)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def openloop(args: argparse.Namespace, api: Api, admin_token: str, ol_pairs: list[tuple[str, str]],
          results: dict[str, Any]) -> None:
     say("3. open loop: 1,000 req/s offered for 10 s")
     ol_tokens = write_tokens(LOG_DIR / "tokens-openloop.txt", ol_pairs)
     ol_coupon = api.create_coupon(admin_token, 10_000_000)
-    out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", ol_coupon["id"],
-                          "--tokens", str(ol_tokens), "--rate", "1000", "--seconds", str(min(10, args.seconds))],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
-    results["open_loop_1000rps"] = json.loads(out.stdout)
+    results["open_loop_1000rps"] = run_openloop(api, ol_coupon["id"], ol_tokens, min(10, args.seconds))
     say(f"   {results['open_loop_1000rps']}")
+
+
+def account_clients(api: Api, seconds: float, login: bool) -> subprocess.Popen:
+    """Start bench/accounts.py and return once all its clients are connected."""
+    argv = [sys.executable, "-m", "bench.accounts", "--base", api.base, "--clients", str(ACCOUNT_CLIENTS),
+            "--seconds", str(seconds)] + (["--login"] if login else [])
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "started", "bench.accounts did not start"
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"bench.accounts exited {proc.returncode}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def accounts(api: Api, admin_token: str, acc_pairs: list[tuple[str, str]], results: dict[str, Any]) -> None:
+    """Issue latency alone and beside a signup/login rush (password hashing must never block a worker's loop),
+    then the rush's own throughput."""
+    seconds = 10
+    say(f"6. accounts: (a) issue open loop 1,000 req/s for {seconds} s, alone")
+    coupon = api.create_coupon(admin_token, 10_000_000)
+    alone = run_openloop(api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-a.txt", acc_pairs[:10_000]), seconds)
+    say(f"   {alone}")
+    say(f"   (b) the same while {ACCOUNT_CLIENTS} clients sign up and log in as fast as they can")
+    # The rush starts first and outlasts the open loop, so every issue request of (b) meets it.
+    rush_proc = account_clients(api, seconds + 3, login=True)
+    beside = run_openloop(api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-b.txt", acc_pairs[10_000:20_000]),
+                          seconds)
+    rush = finish(rush_proc, 120)
+    say(f"   {beside}")
+    say(f"   rush: {rush}")
+    say(f"   (c) signups alone, {ACCOUNT_CLIENTS} concurrent clients, {seconds} s")
+    signups = finish(account_clients(api, seconds, login=False), 120)
+    say(f"   {signups}")
+    results["accounts"] = {
+        "issue_alone": alone, "issue_beside_rush": beside, "rush": rush, "signups": signups,
+        "p99_ratio": round(beside["p99_ms"] / max(alone["p99_ms"], 0.001), 2),
+    }
+    say(f"   issue p99 {alone['p99_ms']} ms alone, {beside['p99_ms']} ms beside the rush:"
+        f" ratio {results['accounts']['p99_ratio']} (target ≤ 3)")
 
 
 def flash_sale(api: Api, admin_token: str, sale_pairs: list[tuple[str, str]], results: dict[str, Any],
@@ -417,6 +473,28 @@ def _cpu(stage: dict[str, Any]) -> str:
     return f"{cpu.get('api', 0):.0f}; {cpu.get('redis', 0):.0f}; {cpu.get('kafka', 0):.0f}"
 
 
+def _accounts_rows(acc: dict[str, Any] | None) -> list[str]:
+    if not acc:
+        return []
+    alone, beside, rush, sign = acc["issue_alone"], acc["issue_beside_rush"], acc["rush"], acc["signups"]
+
+    def statuses(run: dict[str, Any]) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(run["statuses"].items()))
+
+    return [
+        f"| accounts: issue open loop 1,000 req/s, alone | achieved {alone['achieved_rps']} req/s, p50 {alone['p50_ms']} ms,"
+        f" p99 {alone['p99_ms']} ms, max {alone['max_ms']} ms | |",
+        f"| accounts: the same beside {rush['clients']} clients signing up + logging in | achieved"
+        f" {beside['achieved_rps']} req/s, p50 {beside['p50_ms']} ms, p99 {beside['p99_ms']} ms, max {beside['max_ms']} ms;"
+        f" p99 ratio **{acc['p99_ratio']}** | ≤ 3 |",
+        f"| accounts: that rush | {rush['signups_per_s']} signups/s + {rush['logins_per_s']} logins/s; slowest signup"
+        f" {rush['signup']['max_ms']} ms, login {rush['login']['max_ms']} ms ({statuses(rush)}) | |",
+        f"| accounts: signups alone, {sign['clients']} concurrent clients | {sign['signups_per_s']} signups/s, p50"
+        f" {sign['signup']['p50_ms']} ms, p99 {sign['signup']['p99_ms']} ms, slowest {sign['signup']['max_ms']} ms"
+        f" ({statuses(sign)}) | no 60 s waits |",
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     fs, ol, issue, cr = r["flash_sale"], r["open_loop_1000rps"], r["issue"], r["crowd"]
     lat = issue.get("latency", {})
@@ -442,6 +520,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| flash sale latency | p50 {fs['latency_ms']['p50']} ms, p99 {fs['latency_ms']['p99']} ms, max {fs['latency_ms']['max']} ms | |",
         f"| flash sale: DB holds all 1,000 rows after | {fs['seconds_until_db_has_all_rows']} s | |",
         f"| flash sale: last of the replies read after | {fs['seconds_until_last_reply']} s | |",
+        *_accounts_rows(r.get("accounts")),
         f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} rows, first batch to last"
         f" row {r['drain_1']['seconds']} s; {r['drain_1']['seconds_from_launch']} s from process start) | ≥ 10,000 rows/s |",
         f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s (first batch to last row"

@@ -72,6 +72,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Events per DB transaction: a poll of up to CONSUMER_BATCH_SIZE records, each up to 10,000 events, is
         # persisted in chunks of this many, so one INSERT stays far below max_allowed_packet.
         "CONSUMER_CHUNK_EVENTS": _int("CONSUMER_CHUNK_EVENTS", 2000),
+        # Password hashing (signup, login) per API worker: this many native threads, each hash ~100 ms of CPU.
+        # With one worker per core, one thread each already lets hashing fill every core; the threads run at
+        # HASH_NICE (a lower OS priority) so the issue path of the same box wins the CPU when both want it.
+        "HASH_THREADS": _int("HASH_THREADS", 1),
+        # At most this many signups/logins per worker hash or wait for a thread; one more gets 503 E5035 with
+        # Retry-After at once (the wait behind a full queue is about HASH_MAX_QUEUE x 80 ms / HASH_THREADS).
+        "HASH_MAX_QUEUE": _int("HASH_MAX_QUEUE", 32),
+        "HASH_NICE": _int("HASH_NICE", 10),
         "API_PORT": _int("API_PORT", 8000),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
@@ -98,7 +106,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if cfg[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
     for name in ("CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS", "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
-                 "JWT_REFRESH_TOKEN_EXPIRES_SECONDS"):
+                 "JWT_REFRESH_TOKEN_EXPIRES_SECONDS", "HASH_THREADS", "HASH_MAX_QUEUE"):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much

@@ -147,8 +147,12 @@ class RateLimited(AppError):
 
     def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
         super().__init__(message, data)
-        # Whole seconds, at least 1: the Retry-After header the handler sends.
-        self.retry_after = max(1, math.ceil(retry_after))
+        self.retry_after = _retry_after_header(retry_after)
+
+
+def _retry_after_header(seconds: float) -> int:
+    """Whole seconds, at least 1: the Retry-After header the handler sends for any error with `retry_after`."""
+    return max(1, math.ceil(seconds))
 
 
 class RedisUnavailable(AppError):
@@ -167,6 +171,16 @@ class IssueNotConfirmed(AppError):
         "Your request could not be confirmed in time (a dependency is slow); its outcome is being settled. Check"
         " GET /api/coupon/{id}/issue, or retry with the same Idempotency-Key header",
     )
+
+
+class HashingBusy(AppError):
+    """Every password-hashing slot of this worker is taken (a signup/login rush): refused at once, not queued."""
+
+    status, code, message = 503, "E5035", "Too many sign-ups and logins at this moment; retry after the Retry-After delay"
+
+    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
+        super().__init__(message, data)
+        self.retry_after = _retry_after_header(retry_after)
 
 
 class DatabaseUnavailable(AppError):

@@ -138,8 +138,17 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
     return out
 
 
-_RETRY_AFTER = {"Retry-After": {"description": "seconds until the window resets", "required": True,
-                                "schema": {"type": "integer", "minimum": 1}}}
+# The codes whose reply carries Retry-After (the error's retry_after, coupon/error_handlers.py).
+_WITH_RETRY_AFTER = {"E429": "seconds until the window resets", "E5035": "seconds until the hashing queue clears"}
+
+
+def _retry_after(group: list[str]) -> dict[str, Any] | None:
+    sent = [c for c in group if c in _WITH_RETRY_AFTER]
+    if not sent:
+        return None
+    return {"Retry-After": {"description": f"{'; '.join(f'{c}: {_WITH_RETRY_AFTER[c]}' for c in sent)}",
+                            # Required only when every code of this status sends it (a 503 E5033 does not).
+                            "required": len(sent) == len(group), "schema": {"type": "integer", "minimum": 1}}}
 
 
 def _errors(codes: list[str]) -> dict[str, Schema]:
@@ -150,7 +159,7 @@ def _errors(codes: list[str]) -> dict[str, Schema]:
     out = {}
     for status, group in sorted(by_status.items()):
         text = "; ".join(f"{c} {_ERRORS[c].__name__}" for c in group)
-        out[str(status)] = _json(_error_schema(sorted(group)), text, _RETRY_AFTER if status == 429 else None)
+        out[str(status)] = _json(_error_schema(sorted(group)), text, _retry_after(group))
     return out
 
 
@@ -213,13 +222,14 @@ def document() -> Schema:
                           **_errors(LIMITED)},
         }},
         "/api/users/signup": {"post": _op(
-            "users.signup", "Sign up", (201, _ref("User")), BODY + ["E4006", "E2001", "E5033"] + LIMITED,
+            "users.signup", "Sign up", (201, _ref("User")), BODY + ["E4006", "E2001", "E5033", "E5035"] + LIMITED,
             auth=False, body="Signup", tag="users")},
         "/api/users/{user_id}": {"delete": _op(
             "users.delete", "Delete an account (admin); its tokens are refused at once", (200, _ref("Deleted")),
             ID + ADMIN_ONLY + ["E2002", "E2003", "E5031", "E5033"], auth=True, tag="users", params=[_path_id("user_id")])},
         "/api/auth/login": {"post": _op(
-            "auth.login", "Log in for an access token", (200, _ref("Login")), BODY + ["E4006", "E1005", "E5033"] + LIMITED,
+            "auth.login", "Log in for an access token", (200, _ref("Login")),
+            BODY + ["E4006", "E1005", "E5033", "E5035"] + LIMITED,
             auth=False, body="Credentials", tag="auth")},
         "/api/auth/refresh": {"post": _op(
             "auth.refresh", "Trade a refresh token (single use) for a new access token and refresh token",

@@ -1,4 +1,5 @@
-"""Per-process resources (Redis gate, Kafka publisher), built once per worker and put on app.extensions."""
+"""Per-process resources (Redis gate, Kafka publisher, password hasher), built once per worker and put on
+app.extensions."""
 from __future__ import annotations
 
 import atexit
@@ -9,6 +10,7 @@ from flask import Flask
 
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import Gate
+from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, build_redis
@@ -42,6 +44,8 @@ def init_app(app: Flask) -> None:
         deleted_marker_ttl_s=cfg["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] + 60,
     )
     app.extensions["coupon.publisher"] = publisher
+    # Signup and login hash here, in native threads (gevent workers) behind a bounded queue, never on the hub.
+    app.extensions["coupon.hasher"] = PasswordHasher(cfg["HASH_THREADS"], cfg["HASH_MAX_QUEUE"], cfg["HASH_NICE"])
     # Group commit: the requests that arrive while a batch is in flight share the next rate-limit and gate round
     # trips and the next Kafka record.
     app.extensions["coupon.issuer"] = Coalescer(

@@ -39,7 +39,7 @@ def _refresh_lifetime() -> int:
 @bp.post("/login")
 def login() -> Response:
     creds = parse_credentials(json_body(), for_signup=False)
-    result = users.login(deps.session(), creds, mint_token, deps.limiter())
+    result = users.login(deps.session(), deps.hasher(), creds, mint_token, deps.limiter())
     refresh = sessions.start(deps.session(), result.user.id, utcnow(), _refresh_lifetime())
     return _tokens(result.user, result.access_token, result.expires_in, refresh)
 

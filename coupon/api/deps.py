@@ -5,6 +5,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from coupon.adapters.gate import Gate
+from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import RateLimiter
 from coupon.extensions import db
@@ -29,3 +30,7 @@ def issuer() -> IssueBatcher:
 
 def limiter() -> RateLimiter:
     return current_app.extensions["coupon.limiter"]
+
+
+def hasher() -> PasswordHasher:
+    return current_app.extensions["coupon.hasher"]

@@ -16,7 +16,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/users")
 @bp.post("/signup")
 def signup() -> Response:
     creds = parse_credentials(json_body(), for_signup=True)
-    user = users.signup(deps.session(), creds)
+    user = users.signup(deps.session(), deps.hasher(), creds)
     return success(users.user_view(user), 201)
 
 

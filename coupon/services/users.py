@@ -2,25 +2,36 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from coupon.adapters import users_repo
+from coupon.adapters.hasher import hash_inline, verify_inline
 from coupon.adapters.rate_limit import LimitDecision, LimitOutcome
 from coupon.domain import Role
 from coupon.errors import BadCredentials, CannotDeleteSelf, RateLimited, UserNotFound
 from coupon.models import User
 from coupon.validation import Credentials
 
-# scrypt: memory-hard and slow on purpose (tens of ms per hash).
-HASH_METHOD = "scrypt"
 # Checked when the username is unknown, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)
+_DUMMY_HASH = hash_inline("not-a-real-password")
 
 TokenMinter = Callable[[User], tuple[str, int]]
+
+
+class HashSlot(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, stored: str, password: str) -> bool: ...
+
+
+class Hasher(HashSlot, Protocol):
+    """Runs the slow hashes off the request loop (coupon.adapters.hasher.PasswordHasher); full → HashingBusy."""
+
+    def slot(self) -> AbstractContextManager[HashSlot]: ...
 
 
 class LoginAttempts(Protocol):
@@ -43,30 +54,36 @@ class LoginResult:
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method=HASH_METHOD)
+    """Inline, on the calling thread: for the CLI and bulk minting; requests go through a Hasher."""
+    return hash_inline(password)
 
 
 def user_view(user: User) -> dict[str, str]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
-def signup(session: Session, creds: Credentials, role: Role = Role.USER) -> User:
-    return users_repo.add(session, str(uuid.uuid4()), creds.username, hash_password(creds.password), role)
+def signup(session: Session, hasher: Hasher, creds: Credentials, role: Role = Role.USER) -> User:
+    """Hash (off the request loop; all slots taken → HashingBusy, nothing written), then insert."""
+    return users_repo.add(session, str(uuid.uuid4()), creds.username, hasher.hash(creds.password), role)
 
 
-def login(session: Session, creds: Credentials, mint: TokenMinter, attempts: LoginAttempts | None = None) -> LoginResult:
-    """Check the password (scrypt, also for unknown names); over the attempt limit → RateLimited, unchecked."""
-    if attempts is not None:
-        decision = attempts.take_login_attempt(creds.username)
-        if decision.outcome is LimitOutcome.LIMITED:
-            raise RateLimited("Too many login attempts for this username; try again later",
-                              retry_after=decision.retry_after_s)
-    user = users_repo.by_username(session, creds.username)
-    if user is None:
-        check_password_hash(_DUMMY_HASH, creds.password)
-        raise BadCredentials()
-    if not check_password_hash(user.password_hash, creds.password):
-        raise BadCredentials()
+def login(session: Session, hasher: Hasher, creds: Credentials, mint: TokenMinter,
+          attempts: LoginAttempts | None = None) -> LoginResult:
+    """Check the password (scrypt, also for unknown names); over the attempt limit → RateLimited, unchecked.
+
+    The hashing slot is taken first: a login refused as busy (HashingBusy) has not used up an attempt."""
+    with hasher.slot() as slot:
+        if attempts is not None:
+            decision = attempts.take_login_attempt(creds.username)
+            if decision.outcome is LimitOutcome.LIMITED:
+                raise RateLimited("Too many login attempts for this username; try again later",
+                                  retry_after=decision.retry_after_s)
+        user = users_repo.by_username(session, creds.username)
+        if user is None:
+            slot.verify(_DUMMY_HASH, creds.password)
+            raise BadCredentials()
+        if not slot.verify(user.password_hash, creds.password):
+            raise BadCredentials()
     if attempts is not None:
         attempts.clear_login_attempts(creds.username)
     token, expires_in = mint(user)
@@ -74,12 +91,14 @@ def login(session: Session, creds: Credentials, mint: TokenMinter, attempts: Log
 
 
 def ensure_admin(session: Session, username: str, password: str) -> tuple[User, bool]:
-    """Create the admin, or promote and re-password an existing user of that name. Returns (user, created)."""
+    """Create the admin, or promote and re-password an existing user of that name. Returns (user, created).
+
+    CLI only (create-admin), so it hashes inline."""
     user = users_repo.by_username(session, username)
     if user is None:
         return users_repo.add(session, str(uuid.uuid4()), username, hash_password(password), Role.ADMIN), True
     user.role = Role.ADMIN
-    if not check_password_hash(user.password_hash, password):
+    if not verify_inline(user.password_hash, password):
         user.password_hash = hash_password(password)
     session.commit()
     return user, False

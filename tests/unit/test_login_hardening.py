@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
+from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.rate_limit import ALLOWED, LimitDecision, LimitOutcome
-from coupon.errors import BadCredentials, RateLimited
+from coupon.errors import BadCredentials, HashingBusy, RateLimited
 from coupon.services import users
 from coupon.validation import Credentials
 
@@ -34,6 +35,19 @@ class Attempts:
         self.cleared.append(username)
 
 
+class RecordingHasher(PasswordHasher):
+    """The real hasher, inline, recording which stored hashes it checked."""
+
+    def __init__(self, max_queue: int = 8) -> None:
+        super().__init__(threads=1, max_queue=max_queue, threaded=False)
+        self.checked: list[str] = []
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        if len(args) == 2:
+            self.checked.append(args[0])
+        return super()._run(fn, *args)
+
+
 def _params(stored: str) -> str:
     return stored.split("$", 1)[0]  # "scrypt:32768:8:1": method and cost, before salt and hash
 
@@ -43,25 +57,35 @@ def test_the_dummy_hash_costs_as_much_as_a_real_one() -> None:
     assert _params(users._DUMMY_HASH).startswith("scrypt:")
 
 
-def test_an_unknown_username_still_checks_a_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    checked: list[str] = []
-    real = users.check_password_hash
-    monkeypatch.setattr(users, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+def test_an_unknown_username_still_checks_a_password_hash() -> None:
+    hasher = RecordingHasher()
     with pytest.raises(BadCredentials):
-        users.login(NoUsers(), Credentials("nobody", "guess-123"), mint=lambda u: ("t", 1))  # type: ignore[arg-type]
-    assert checked == [users._DUMMY_HASH]
+        users.login(NoUsers(), hasher, Credentials("nobody", "guess-123"), mint=lambda u: ("t", 1))  # type: ignore[arg-type]
+    assert hasher.checked == [users._DUMMY_HASH]
+    assert hasher.admitted == 0  # the slot is given back on the error path too
 
 
-def test_over_the_attempt_limit_no_hash_is_computed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(users, "check_password_hash", lambda h, p: pytest.fail("hashed while limited"))
+def test_over_the_attempt_limit_no_hash_is_computed() -> None:
+    hasher = RecordingHasher()
     attempts = Attempts(LimitDecision(LimitOutcome.LIMITED, 42.3))
     with pytest.raises(RateLimited) as err:
-        users.login(NoUsers(), Credentials("victim", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+        users.login(NoUsers(), hasher, Credentials("victim", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert err.value.retry_after == 43 and err.value.code == "E429" and attempts.taken == ["victim"]
+    assert hasher.checked == []
 
 
 def test_a_failed_login_keeps_its_attempt_counted() -> None:
     attempts = Attempts(ALLOWED)
     with pytest.raises(BadCredentials):
-        users.login(NoUsers(), Credentials("nobody", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+        users.login(NoUsers(), RecordingHasher(), Credentials("nobody", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert attempts.taken == ["nobody"] and attempts.cleared == []
+
+
+def test_a_login_refused_as_busy_costs_no_attempt_and_no_hash() -> None:
+    hasher = RecordingHasher(max_queue=1)
+    attempts = Attempts(ALLOWED)
+    with hasher.slot():  # another request holds the only slot
+        with pytest.raises(HashingBusy) as err:
+            users.login(NoUsers(), hasher, Credentials("rushed", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+    assert (err.value.status, err.value.code) == (503, "E5035") and err.value.retry_after >= 1
+    assert attempts.taken == [] and hasher.checked == []

@@ -110,8 +110,11 @@ def _with_trailing_bits(segment: str) -> str:
 def test_non_canonical_spellings_of_a_segment_are_refused(part: int, variant) -> None:
     parts = mint(claims()).split(".")
     changed = variant(parts[part])
+    # The header's length is a multiple of 3 bytes, so it has no spare bits to set: that variant is the segment
+    # itself, and a canonical token must pass.
     if changed == parts[part]:
-        pytest.skip("this segment has no spare bits")
+        assert verify_access_token(".".join(parts), SECRET)
+        return
     parts[part] = changed
     with pytest.raises(TokenInvalid):
         verify_access_token(".".join(parts), SECRET)
