@@ -6,8 +6,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from coupon.adapters import refresh_repo, users_repo
@@ -19,6 +20,23 @@ SECRET_BYTES = 32
 MAX_TOKEN_LEN = 128
 
 TokenMinter = Callable[[User], tuple[str, int]]
+T = TypeVar("T")
+# InnoDB picks a victim when concurrent rotations of one family cross (a new row's insert against a family
+# revocation's gap locks): the victim's transaction is rolled back whole, so running it again is safe.
+DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
+ATTEMPTS = 3
+
+
+def _retrying(session: Session, work: Callable[[], T]) -> T:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            session.rollback()
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code not in (DEADLOCK, LOCK_WAIT_TIMEOUT) or attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 class AccessTokenRevoker(Protocol):
@@ -65,6 +83,10 @@ def rotate(session: Session, token: str, mint: TokenMinter, now: datetime, lifet
 
     A token that was already used is a replay (a thief's or the owner's, we can't tell which): the whole family is
     revoked, so the newest token of it stops working too, and the owner logs in again."""
+    return _retrying(session, lambda: _rotate(session, token, mint, now, lifetime_s))
+
+
+def _rotate(session: Session, token: str, mint: TokenMinter, now: datetime, lifetime_s: int) -> Rotated:
     row = refresh_repo.by_hash_for_update(session, digest(token)) if len(token) <= MAX_TOKEN_LEN else None
     if row is None:
         session.rollback()
@@ -94,10 +116,14 @@ def end(session: Session, revoker: AccessTokenRevoker, token: str, user_id: str,
 
     The refresh token must be the caller's; in any state (used, revoked, expired) its family is revoked again.
     DB first: should Redis then fail (503), the session can no longer be refreshed and the access token expires."""
+    _retrying(session, lambda: _revoke_own_family(session, token, user_id, now))
+    revoker.revoke_token(user_id, jti, access_ttl_s)
+
+
+def _revoke_own_family(session: Session, token: str, user_id: str, now: datetime) -> None:
     row = refresh_repo.by_hash_for_update(session, digest(token)) if len(token) <= MAX_TOKEN_LEN else None
     if row is None or row.user_id != user_id:
         session.rollback()
         raise RefreshTokenInvalid()
     refresh_repo.revoke_family(session, row.family_id, now)
     session.commit()
-    revoker.revoke_token(user_id, jti, access_ttl_s)
