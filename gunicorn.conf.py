@@ -29,7 +29,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 def _json_formatter():
     # By path, not `import coupon...`: the package would import kafka and redis before the workers patch.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coupon", "log_format.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coupon", "observability", "log_format.py")
     spec = importlib.util.spec_from_file_location("_gunicorn_log_format", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,7 +53,7 @@ def _json_logger_class():
     return JsonLogger
 
 
-# Each worker's app then re-formats these handlers with the request id (coupon.logging_setup).
+# Each worker's app then re-formats these handlers with the request id (coupon.observability.log_setup).
 logger_class = _json_logger_class()
 # Several API instances may run on one machine (tests, scale-out runs): no shared control socket.
 control_socket_disable = True

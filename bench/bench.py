@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 from coupon import create_app  # noqa: E402
 from coupon.adapters import keys  # noqa: E402
 from coupon.adapters.kafka_topics import ensure_topics  # noqa: E402
-from coupon.auth import mint_token, user_token  # noqa: E402
+from coupon.http.minting import mint_token, user_token  # noqa: E402
 from coupon.extensions import db  # noqa: E402
-from coupon.messages import IssueEvent  # noqa: E402
-from coupon.services import load_users, users  # noqa: E402
+from coupon.domain.events import IssueEvent  # noqa: E402
+from coupon.services import accounts, load_users  # noqa: E402
 from tests.support.client import Api, burst  # noqa: E402
 from tests.support.database import recreate_and_migrate  # noqa: E402
 from tests.support.invariants import check_invariants, issued_rows, wait_drained  # noqa: E402
@@ -233,7 +233,7 @@ def main() -> None:
     stack = Stack(env, LOG_DIR)
     try:
         with app.app_context():
-            admin, _ = users.ensure_admin(db.session, "bench-admin", "bench-admin-password")
+            admin, _ = accounts.ensure_admin(db.session, "bench-admin", "bench-admin-password")
             admin_token, _ = mint_token(admin)
             # The accounts stage takes the last 20,000 (two open-loop runs of 10 s at 1,000 req/s).
             need = (int(80_000 * scale) + 20_000 if stages - {"accounts"} else 0) + (20_000 if "accounts" in stages else 0)

@@ -15,7 +15,7 @@ import uuid
 
 from bench.bench import LOG_DIR, env_for, say, write_tokens, wrk
 from coupon import create_app
-from coupon.auth import user_token
+from coupon.http.minting import user_token
 from tests.support.processes import Stack
 
 

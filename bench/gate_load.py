@@ -22,6 +22,7 @@ import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.gate_calls import reserve_one
 from coupon.adapters.gate import Gate  # noqa: E402
 from coupon.adapters.redis_client import build_redis  # noqa: E402
 
@@ -43,7 +44,7 @@ def main() -> None:
         while time.monotonic() < deadline:
             n += 1
             try:
-                outcomes[gate.reserve(coupons[(g + n) % len(coupons)], f"{pid}-{g}-{n}").outcome.name] += 1
+                outcomes[reserve_one(gate, coupons[(g + n) % len(coupons)], f"{pid}-{g}-{n}").outcome.name] += 1
             except Exception:
                 errors[0] += 1
 

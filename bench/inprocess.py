@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="coupon-inprocess-"))
 
+from coupon import resources  # noqa: E402
 from coupon import create_app  # noqa: E402
 from coupon.adapters.gate import GateDecision, GateMeta, GateOutcome  # noqa: E402
 from coupon.adapters.kafka_topics import ensure_topics  # noqa: E402
-from coupon.auth import user_token  # noqa: E402
+from coupon.http.minting import user_token  # noqa: E402
 from coupon.services.issuing import decide_and_publish  # noqa: E402
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -91,14 +92,14 @@ def main() -> None:
                       "KAFKA_BOOTSTRAP_SERVERS": KAFKA})
     coupon_id = str(uuid.uuid4())
     with app.app_context():
-        app.extensions["coupon.gate"].write_meta(coupon_id, GateMeta(10**8, 0, 4102444800000, "ACTIVE"))
+        resources.of(app).gate.write_meta(coupon_id, GateMeta(10**8, 0, 4102444800000, "ACTIVE"))
         tokens = [user_token(str(uuid.uuid4())) for _ in range(args.tokens)]
-    app.extensions["coupon.publisher"].warm_up()
-    issuer = app.extensions["coupon.issuer"]
+    resources.of(app).publisher.warm_up()
+    issuer = resources.of(app).issuer
     if args.mode == "noop":
         issuer._flush = lambda items: [GateDecision(GateOutcome.ACCEPTED, 1) for _ in items]
     elif args.mode == "gate":
-        issuer._flush = partial(decide_and_publish, app.extensions["coupon.limiter"], app.extensions["coupon.gate"],
+        issuer._flush = partial(decide_and_publish, resources.of(app).limiter, resources.of(app).gate,
                                 _NoKafka())
     n, health_us, statuses = _run(app, lambda: _environ("GET", "/health"), args.seconds, args.concurrency)
     print(f"health: {n} requests, {health_us:.1f} µs CPU per request, {statuses}")

@@ -5,29 +5,31 @@ from typing import Any
 
 from flask import Flask
 
-from coupon import auth, cli, logging_setup, metrics, resources
-from coupon.api import admission, register_blueprints, tracing
+from coupon import cli, resources
 from coupon.config import load_config
-from coupon.error_handlers import register_error_handlers
 from coupon.extensions import db, migrate
-from coupon.serialization import OrjsonProvider
+from coupon.http import admission, minting, request_id_hooks
+from coupon.http.error_handlers import register_error_handlers
+from coupon.http.json_provider import OrjsonProvider
+from coupon.http.views import register_blueprints
+from coupon.observability import log_setup, metrics_endpoint
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config.update(load_config(overrides))
-    logging_setup.init_app(app)
-    tracing.init_app(app)
+    log_setup.init_app(app)
+    request_id_hooks.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=app.config.get("MIGRATIONS_DIR", "migrations"))
-    auth.init_app(app)
+    minting.init_app(app)
     resources.init_app(app)
 
     admission.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
-    metrics.init_app(app)
+    metrics_endpoint.init_app(app)
     cli.init_app(app)
     return app

@@ -11,14 +11,14 @@ import click
 from flask import Flask, current_app
 
 from coupon.adapters.kafka_topics import ensure_topics
-from coupon.domain import utcnow
-from coupon.errors import AppError
+from coupon.domain.vocabulary import utcnow
+from coupon.domain.errors import AppError
 from coupon.extensions import db
-from coupon.progress import Progress
-from coupon.auth import user_token
-from coupon.adapters import failures_repo
-from coupon.services import coupons, failures, load_users, reconcile, users
-from coupon.validation import parse_coupon_draft, parse_uuid
+from coupon.observability.progress import Progress
+from coupon.http.minting import user_token
+from coupon.resources import current
+from coupon.services import accounts, catalog, failure_records, load_users, reconcile
+from coupon.http.parsing import parse_coupon_draft, parse_uuid
 
 
 def init_app(app: Flask) -> None:
@@ -37,7 +37,7 @@ def _fail(error: AppError) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The admin's password.")
 def create_admin(username: str, password: str) -> None:
     """Create the admin USERNAME, or promote it and reset its password (idempotent)."""
-    user, created = users.ensure_admin(db.session, username, password)
+    user, created = accounts.ensure_admin(db.session, username, password)
     click.echo(f"admin {user.username} ({user.id}) {'created' if created else 'updated'}")
 
 
@@ -45,11 +45,8 @@ def create_admin(username: str, password: str) -> None:
 @click.argument("user")
 def delete_user(user: str) -> None:
     """Delete the account USER (a username or a user id); its still-valid tokens are refused at once."""
-    from coupon.adapters import users_repo
-
-    found = users_repo.by_username(db.session, user) or users_repo.get(db.session, user)
     try:
-        users.delete_user(db.session, current_app.extensions["coupon.limiter"], found.id if found else user)
+        accounts.delete_user(db.session, current().limiter, accounts.resolve_user_id(db.session, user))
     except AppError as error:
         _fail(error)
     click.echo(f"user {user} deleted")
@@ -85,7 +82,7 @@ def create_coupon(
         body["issueStartsAt"] = starts_at
     try:
         draft = parse_coupon_draft(body, now)
-        coupon = coupons.create_coupon(db.session, current_app.extensions["coupon.gate"], draft)
+        coupon = catalog.create_coupon(db.session, current().gate, draft)
     except AppError as exc:
         _fail(exc)
         return
@@ -108,10 +105,10 @@ DEMO_COUPONS: tuple[tuple[str, str, str, int, int, float, float], ...] = (
 def seed(user_count: int, out: Any) -> None:
     """Create the demo coupons (skipping those that exist) and print their ids; optionally mint users."""
     now = utcnow()
-    gate = current_app.extensions["coupon.gate"]
+    gate = current().gate
     progress = Progress("seed coupons", total=len(DEMO_COUPONS), every=1)
     for name, ctype, dtype, value, quantity, opens_in, expires_in in DEMO_COUPONS:
-        existing = coupons.find_by_name(db.session, name)
+        existing = catalog.find_by_name(db.session, name)
         if existing is not None:
             click.echo(f"{existing.id}  {name} (exists)")
         else:
@@ -122,7 +119,7 @@ def seed(user_count: int, out: Any) -> None:
             if opens_in:
                 body["issueStartsAt"] = (now + timedelta(hours=opens_in)).isoformat() + "Z"
             try:
-                coupon = coupons.create_coupon(db.session, gate, parse_coupon_draft(body, now))
+                coupon = catalog.create_coupon(db.session, gate, parse_coupon_draft(body, now))
             except AppError as exc:
                 _fail(exc)
                 return
@@ -172,11 +169,11 @@ def mint_users(count: int, prefix: str | None, out: Any, password: str) -> None:
 @click.argument("coupon_id")
 def rebuild_gate(coupon_id: str) -> None:
     """Drop and rebuild a coupon's Redis gate from the DB."""
-    gate = current_app.extensions["coupon.gate"]
+    gate = current().gate
     started = time.monotonic()
     click.echo(f"[rebuild-gate] dropping the gate of {coupon_id}, reading its holders from the DB", err=True)
     gate.forget([coupon_id])
-    if not coupons.rebuild_gate(db.session, gate, coupon_id):
+    if not catalog.rebuild_gate(db.session, gate, coupon_id):
         click.echo(f"no coupon {coupon_id}", err=True)
         sys.exit(1)
     click.echo(f"[rebuild-gate] done in {time.monotonic() - started:.1f}s", err=True)
@@ -202,7 +199,7 @@ def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> 
                 click.echo(f"[reconcile] the consumers are {report.lagging} records behind: nothing settled", err=True)
             for item in report.settled:
                 click.echo(f"settled {item.coupon_id} {item.user_id} {item.event_id}: {item.outcome}")
-        result = reconcile.reconcile(db.session, current_app.extensions["coupon.gate"], cid)
+        result = reconcile.reconcile(db.session, current().gate, cid)
     except AppError as exc:
         _fail(exc)
         return
@@ -232,7 +229,7 @@ def failures_group() -> None:
 @click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many.")
 def failures_list(status: str | None, limit: int) -> None:
     """List failure records, newest first."""
-    rows = failures_repo.listing(db.session, status, limit)
+    rows = failure_records.failure_view(db.session, status, limit).items
     click.echo(f"{'id':>8}  {'status':8} {'retries':>7}  {'coupon':36}  {'user':36}  error")
     for r in rows:
         click.echo(f"{r.id:>8}  {r.status:8} {r.retry_count:>7}  {r.coupon_id:36}  {r.user_id:36}  {r.error[:60]}")
@@ -242,7 +239,7 @@ def failures_list(status: str | None, limit: int) -> None:
 @failures_group.command("counts")
 def failures_counts() -> None:
     """Count failure records by status."""
-    for status, n in failures_repo.counts(db.session).items():
+    for status, n in failure_records.failure_counts(db.session).items():
         click.echo(f"{status:8} {n}")
 
 
@@ -251,12 +248,12 @@ def failures_counts() -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Republish every retryable PENDING record now.")
 def failures_retry(failure_id: int | None, retry_all: bool) -> None:
     """Republish one record (also a DEAD one) or --all retryable ones, now."""
-    publisher = current_app.extensions["coupon.publisher"]
+    publisher = current().publisher
     try:
         if retry_all:
-            progress = Progress("republish", total=failures_repo.counts(db.session)["PENDING"], every=500)
+            progress = Progress("republish", total=failure_records.failure_counts(db.session)["PENDING"], every=500)
             db.session.rollback()
-            report = failures.republish_failed(
+            report = failure_records.republish_failed(
                 db.session, publisher, current_app.config["FAILURE_MAX_RETRIES"], utcnow(),
                 settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"], on_batch=progress.advance,
             )
@@ -265,7 +262,7 @@ def failures_retry(failure_id: int | None, retry_all: bool) -> None:
             return
         if failure_id is None:
             raise click.UsageError("give a FAILURE_ID or --all")
-        if not failures.retry_one(db.session, publisher, failure_id, utcnow()):
+        if not failure_records.retry_one(db.session, publisher, failure_id, utcnow()):
             click.echo(f"no unresolved failure record {failure_id}", err=True)
             sys.exit(1)
         click.echo(f"record {failure_id} republished")

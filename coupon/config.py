@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from coupon.client_address import parse_trusted
+from coupon.http.client_address import parse_trusted
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 

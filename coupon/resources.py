@@ -1,27 +1,56 @@
-"""Per-process resources (Redis gate, Kafka publisher, password hasher), built once per worker and put on
-app.extensions."""
+"""The per-process resources (Redis client, gate, limiter, publisher, issue batcher, hasher, token key), built once
+per worker into one typed object on the app."""
 from __future__ import annotations
 
 import atexit
-
+from dataclasses import dataclass
 from functools import partial
+from typing import Any, Mapping
 
-from flask import Flask
+from flask import Flask, current_app
 
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import Gate
 from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
-from coupon.adapters.redis_client import SOCKET_TIMEOUT, build_redis
-from coupon.services.issuing import decide_and_publish
+from coupon.adapters.redis_client import SOCKET_TIMEOUT, RedisClient, build_redis
+from coupon.http.client_address import Network, parse_trusted
+from coupon.services.issuing import IssueBatcher, decide_and_publish
+
+_EXTENSION = "coupon"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    redis: RedisClient
+    gate: Gate
+    limiter: RateLimiter
+    publisher: IssuePublisher
+    issuer: IssueBatcher
+    hasher: PasswordHasher
+    jwt_key: bytes
+    trusted_proxies: tuple[Network, ...]
 
 
 def init_app(app: Flask) -> None:
-    cfg = app.config
+    app.extensions[_EXTENSION] = build(app.config)
+
+
+def of(app: Flask) -> Resources:
+    resources: Resources = app.extensions[_EXTENSION]
+    return resources
+
+
+def current() -> Resources:
+    """This worker's resources (inside an app or request context)."""
+    resources: Resources = current_app.extensions[_EXTENSION]
+    return resources
+
+
+def build(cfg: Mapping[str, Any]) -> Resources:
     client = build_redis(cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"],
                          cfg["REDIS_CLUSTER_NODES"])
-    app.extensions["coupon.redis"] = client
     publisher = IssuePublisher(
         cfg["KAFKA_BOOTSTRAP_SERVERS"],
         cfg["KAFKA_ISSUE_TOPIC"],
@@ -33,8 +62,8 @@ def init_app(app: Flask) -> None:
     # the round trip that confirms or releases the holds. A hold older than that belongs to a finished request.
     queue_timeout = publisher.delivery_timeout_ms / 1000
     flush_timeout = 2 * (2 * SOCKET_TIMEOUT) + 2 * (2 * SOCKET_TIMEOUT) + publisher.max_wait_s + 2 * SOCKET_TIMEOUT + 1
-    app.extensions["coupon.gate"] = Gate(client, adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000)
-    app.extensions["coupon.limiter"] = RateLimiter(
+    gate = Gate(client, adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000)
+    limiter = RateLimiter(
         client,
         user=Limit(cfg["RATE_LIMIT_USER_REQUESTS"], cfg["RATE_LIMIT_USER_WINDOW_SECONDS"]),
         admin=Limit(cfg["RATE_LIMIT_ADMIN_REQUESTS"], cfg["RATE_LIMIT_ADMIN_WINDOW_SECONDS"]),
@@ -43,13 +72,10 @@ def init_app(app: Flask) -> None:
         # A deleted account's tokens are refused for as long as any of them can still be valid.
         deleted_marker_ttl_s=cfg["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] + 60,
     )
-    app.extensions["coupon.publisher"] = publisher
-    # Signup and login hash here, in native threads (gevent workers) behind a bounded queue, never on the hub.
-    app.extensions["coupon.hasher"] = PasswordHasher(cfg["HASH_THREADS"], cfg["HASH_MAX_QUEUE"], cfg["HASH_NICE"])
     # Group commit: the requests that arrive while a batch is in flight share the next rate-limit and gate round
     # trips and the next Kafka record.
-    app.extensions["coupon.issuer"] = Coalescer(
-        partial(decide_and_publish, app.extensions["coupon.limiter"], app.extensions["coupon.gate"], publisher),
+    issuer = Coalescer(
+        partial(decide_and_publish, limiter, gate, publisher),
         max_batch=cfg["ISSUE_MAX_BATCH"],
         max_in_flight=cfg["ISSUE_MAX_IN_FLIGHT"],
         queue_timeout=queue_timeout,
@@ -57,3 +83,14 @@ def init_app(app: Flask) -> None:
     )
     # Flush what is buffered when a worker exits, so no acked-by-us-but-unsent record exists.
     atexit.register(publisher.close)
+    return Resources(
+        redis=client,
+        gate=gate,
+        limiter=limiter,
+        publisher=publisher,
+        issuer=issuer,
+        # Signup and login hash here, in native threads (gevent workers) behind a bounded queue, never on the hub.
+        hasher=PasswordHasher(cfg["HASH_THREADS"], cfg["HASH_MAX_QUEUE"], cfg["HASH_NICE"]),
+        jwt_key=cfg["JWT_SECRET_KEY"].encode(),
+        trusted_proxies=parse_trusted(cfg["TRUSTED_PROXIES"]),
+    )

@@ -4,13 +4,13 @@ from flask import current_app
 
 from alembic import context
 
-from coupon.logging_setup import configure
+from coupon.observability.log_setup import configure
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
 
-# The app's JSON log lines (coupon.logging_setup), not alembic.ini's text format: `flask db upgrade` runs inside
+# The app's JSON log lines (coupon.observability.log_setup), not alembic.ini's text format: `flask db upgrade` runs inside
 # the app, whose logging is already set up; this keeps it so for plain `alembic` runs too.
 configure()
 logger = logging.getLogger('alembic.env')

@@ -21,13 +21,14 @@ from kafka.structs import OffsetAndMetadata
 
 from coupon import create_app
 from coupon.adapters.locks import PairLocks
-from coupon.domain import utcnow
+from coupon.resources import of
+from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.messages import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
-from coupon.request_ids import KAFKA_HEADER
-from coupon.request_ids import accept as accept_request_id
+from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
+from coupon.observability.request_ids import KAFKA_HEADER
+from coupon.observability.request_ids import accept as accept_request_id
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
-from coupon.telemetry import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
+from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
 from workers.gauges import FailureCounts, StockGauges
 
 log = logging.getLogger("workers.consumer")
@@ -154,7 +155,7 @@ class Consumer:
         self.batch_size = cfg["CONSUMER_BATCH_SIZE"]
         self.chunk_events = cfg["CONSUMER_CHUNK_EVENTS"]
         self.stopping = threading.Event()
-        self.locks = PairLocks(app.extensions["coupon.redis"])
+        self.locks = PairLocks(of(app).redis)
         self.servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
         self.consumer = KafkaConsumer(
             bootstrap_servers=self.servers,

@@ -7,8 +7,9 @@ from typing import Any, Iterator
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
-from coupon.adapters import failures_repo
-from coupon.domain import utcnow
+from coupon.resources import of
+from coupon.services import failure_records
+from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
 
 log = logging.getLogger("workers.consumer")
@@ -39,7 +40,7 @@ class FailureCounts:
         family = self._family()
         try:
             with self.app.app_context():
-                counts = failures_repo.counts(db.session)
+                counts = failure_records.failure_counts(db.session)
                 db.session.remove()
         except Exception as exc:  # a scrape must not fail because the DB is down; the gauge is left out
             log.warning("failure counts unavailable: %s", exc)
@@ -76,7 +77,7 @@ class StockGauges:
             with self.app.app_context():
                 rows = list(db.session.execute(_LIVE_COUPONS, {"now": utcnow(), "limit": STOCK_COUPONS}))
                 db.session.remove()
-            gate = self.app.extensions["coupon.gate"]
+            gate = of(self.app).gate
             for row in rows:
                 reserved = gate.reserved(row.id)
                 labels = [row.id, (row.name or "")[:40]]

@@ -7,9 +7,10 @@ from typing import Any
 from coupon import create_app
 from coupon.adapters.kafka_progress import ConsumerProgress
 from coupon.adapters.kafka_publisher import IssuePublisher
-from coupon.domain import utcnow
+from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.services import failures, settlement
+from coupon.resources import of
+from coupon.services import failure_records, settlement
 
 QUEUE = "coupon-retry"
 
@@ -20,7 +21,7 @@ def _app() -> Any:
 
 
 def _publisher(app: Any) -> IssuePublisher:
-    return app.extensions["coupon.publisher"]
+    return of(app).publisher
 
 
 def republish_failed() -> dict[str, int]:
@@ -28,23 +29,13 @@ def republish_failed() -> dict[str, int]:
     app = _app()
     with app.app_context():
         try:
-            report = failures.republish_failed(
+            report = failure_records.republish_failed(
                 db.session, _publisher(app), app.config["FAILURE_MAX_RETRIES"], utcnow(),
                 settle_seconds=app.config["REPUBLISH_INTERVAL_SECONDS"],
             )
         finally:
             db.session.remove()
     return {"republished": report.republished, "dead": report.dead}
-
-
-def retry_failure(failure_id: int) -> bool:
-    """Retry one record now (operators, via `flask failures retry ID --queue`)."""
-    app = _app()
-    with app.app_context():
-        try:
-            return failures.retry_one(db.session, _publisher(app), failure_id, utcnow())
-        finally:
-            db.session.remove()
 
 
 def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
@@ -65,7 +56,7 @@ def sweep(app: Any, older_than_s: float | None = None) -> settlement.SettlementR
     progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
     now = utcnow()
     return settlement.settle_reservations(
-        db.session, app.extensions["coupon.gate"], progress, now, int(now.timestamp() * 1000),
+        db.session, of(app).gate, progress, now, int(now.timestamp() * 1000),
         cfg["SETTLE_AFTER_SECONDS"] if older_than_s is None else older_than_s,
         lag_wait_s=cfg["SETTLE_LAG_WAIT_SECONDS"],
     )

@@ -8,7 +8,7 @@ from typing import Any
 from rq_scheduler import Scheduler as UpstreamScheduler
 from rq_scheduler.scripts import rqscheduler as rqscheduler_script
 
-from coupon.logging_setup import configure
+from coupon.observability.log_setup import configure
 from workers.backoff import REDIS_DOWN, Backoff
 
 # Every scheduler command is quick, so a reply later than this means Redis has stalled (SIGSTOP, swap, a

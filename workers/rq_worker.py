@@ -10,7 +10,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
-from coupon.logging_setup import configure
+from coupon.observability.log_setup import configure
 from workers.backoff import REDIS_DOWN, Backoff
 
 # rq 2.12 blocks in BLMOVE for dequeue_timeout seconds (worker_ttl - 15 = 405 s by default) and raises the

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
 from coupon.config import load_config
-from coupon.logging_setup import configure
+from coupon.observability.log_setup import configure
 from workers.backoff import Backoff
 from workers.jobs import QUEUE, republish_failed, settle_reservations
 

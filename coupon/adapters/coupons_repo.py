@@ -7,13 +7,13 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coupon.domain import HOLDING_FAILURE_STATUSES
-from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon
+from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
+from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon
 
 
 def add(session: Session, coupon: Coupon) -> Coupon:
     session.add(coupon)
-    session.commit()
+    session.flush()
     return coupon
 
 
@@ -32,7 +32,6 @@ def ids_expiring_after(session: Session, since: datetime) -> list[str]:
 
 def remove(session: Session, coupon_id: str) -> None:
     session.execute(delete(Coupon).where(Coupon.id == coupon_id))
-    session.commit()
 
 
 def holders(session: Session, coupon_id: str) -> dict[str, int]:

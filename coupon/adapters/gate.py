@@ -12,9 +12,9 @@ import redis
 
 from coupon.adapters import keys
 from coupon.adapters.lua import run_many, source
-from coupon.adapters.redis_client import RedisClient
-from coupon.errors import AppError, IssueNotConfirmed, RedisUnavailable
-from coupon.telemetry import GATE_BATCH, GATE_LATENCY
+from coupon.adapters.redis_client import REDIS_ERRORS, RedisClient
+from coupon.domain.errors import AppError, IssueNotConfirmed, RedisUnavailable
+from coupon.observability.instruments import GATE_BATCH, GATE_LATENCY
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,6 @@ class HeldReservation:
     touched_ms: int | None
 
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError)
-
-
 def outcome_unknown(exc: BaseException) -> bool:
     """After this Redis error, may the command have run? Only a refused connection proves it did not."""
     if isinstance(exc, redis.TimeoutError):
@@ -135,14 +132,6 @@ class Gate:
         self.timeout_s = timeout_s
         self.adopt_after_ms = adopt_after_ms
         self._unlock = client.register_script(source("unlock"))
-
-    def reserve(self, coupon_id: str, user_id: str, token: str | None = None) -> GateDecision:
-        """One request on its own (CLI, tests); the API decides its concurrent requests with reserve_many."""
-        event_id = uuid.uuid4().hex
-        result = self.reserve_many([GateRequest(coupon_id, user_id, token or event_id, event_id)])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def reserve_many(self, requests: list[GateRequest]) -> list[GateDecision | BaseException]:
         """Decide many requests: one reserve.lua call per coupon, all calls in one pipeline; results in order.
@@ -211,9 +200,6 @@ class Gate:
     def release_many(self, holds: list[Hold]) -> int:
         """Undo reservations whose record was never written; returns how many were undone."""
         return sum(self.settle_many(HoldMode.RELEASE, holds))
-
-    def release(self, coupon_id: str, user_id: str, event_id: str) -> bool:
-        return self.release_many([Hold(coupon_id, user_id, event_id)]) == 1
 
     def unconfirmed_before(self, coupon_id: str, cutoff_ms: int, limit: int = 1000) -> list[HeldReservation]:
         """Holds not confirmed and untouched since cutoff_ms: the sweeper's candidates, oldest first."""

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from coupon.errors import HashingBusy
+from coupon.domain.errors import HashingBusy
 
 # scrypt: memory-hard and slow on purpose (tens of ms of CPU per hash, 32 MiB of memory).
 HASH_METHOD = "scrypt"

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from coupon.domain import HOLDING_FAILURE_STATUSES
-from coupon.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
+from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
+from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
 
 
 def find(session: Session, coupon_id: str, user_id: str) -> IssuedCoupon | None:
@@ -51,7 +51,6 @@ def mark_used(session: Session, coupon_id: str, user_id: str, now: datetime) -> 
         .values(used=True, used_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     return result.rowcount == 1
 
 

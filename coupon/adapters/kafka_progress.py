@@ -6,7 +6,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from coupon.errors import KafkaUnavailable
+from coupon.domain.errors import KafkaUnavailable
 
 
 class ConsumerProgress:

@@ -9,10 +9,10 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from coupon.errors import IssueNotConfirmed, KafkaUnavailable
-from coupon.messages import IssueEvent, encode_batch
-from coupon.request_ids import KAFKA_HEADER
-from coupon.telemetry import PRODUCE_BATCH, PRODUCE_LATENCY
+from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
+from coupon.domain.events import IssueEvent, encode_batch
+from coupon.observability.request_ids import KAFKA_HEADER
+from coupon.observability.instruments import PRODUCE_BATCH, PRODUCE_LATENCY
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from coupon.errors import KafkaUnavailable
+from coupon.domain.errors import KafkaUnavailable
 
 
 def ensure_topics(bootstrap_servers: str, topics: dict[str, int], timeout_ms: int = 10_000) -> list[str]:

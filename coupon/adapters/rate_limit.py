@@ -13,12 +13,11 @@ import redis
 from coupon.adapters import keys
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.lua import run_grouped
-from coupon.adapters.redis_client import RedisClient
-from coupon.telemetry import ADMISSION_REFUSED
+from coupon.adapters.redis_client import REDIS_ERRORS, RedisClient
+from coupon.observability.instruments import ADMISSION_REFUSED
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, TimeoutError)
 # A dead Redis is logged at most this often per process (a flood would otherwise flood the log too).
 _WARN_EVERY_S = 10.0
 

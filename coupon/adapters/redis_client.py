@@ -9,6 +9,10 @@ from redis.cluster import ClusterNode, RedisCluster
 
 RedisClient = Union[redis.Redis, RedisCluster]
 
+# Every failure of a Redis dependency (a down or frozen node, a cluster without a master for a slot, the gevent
+# socket's own timeout): callers turn these into 503s, or "outcome unknown" where a command may have run.
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, TimeoutError)
+
 # Short timeouts: a dead Redis must turn into a quick 503, not a hung request.
 SOCKET_TIMEOUT = 2.0
 

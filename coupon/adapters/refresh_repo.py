@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from coupon.models import RefreshToken
+from coupon.domain.models import RefreshToken
 
 
 def add(session: Session, token_id: str, user_id: str, family_id: str, token_hash: str, expires_at: datetime,

@@ -6,19 +6,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coupon.domain import Role
-from coupon.errors import UsernameTaken
-from coupon.models import User
+from coupon.domain.vocabulary import Role
+from coupon.domain.errors import UsernameTaken
+from coupon.domain.models import User
 
 
 def add(session: Session, user_id: str, username: str, password_hash: str, role: Role) -> User:
-    """Insert and commit; the UNIQUE(username) index decides races between concurrent signups."""
+    """Insert and flush; the UNIQUE(username) index decides races between concurrent signups."""
     user = User(id=user_id, username=username, password_hash=password_hash, role=role)
     session.add(user)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as exc:
-        session.rollback()
         raise UsernameTaken(data={"username": username}) from exc
     return user
 
@@ -33,11 +32,9 @@ def get(session: Session, user_id: str) -> User | None:
 
 def delete(session: Session, user_id: str) -> None:
     session.execute(sql_delete(User).where(User.id == user_id))
-    session.commit()
 
 
 def add_many(session: Session, rows: list[dict[str, object]]) -> None:
     """Bulk insert for load-test users (no ORM objects: thousands at once)."""
     if rows:
         session.execute(User.__table__.insert(), rows)
-        session.commit()

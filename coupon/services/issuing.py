@@ -14,8 +14,8 @@ from coupon.adapters.coalescer import QueueTimeout
 from coupon.adapters.gate import Gate, GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Admission, RateLimiter
-from coupon.domain import IssueStatus, iso
-from coupon.errors import (
+from coupon.domain.vocabulary import IssueStatus, iso
+from coupon.domain.errors import (
     AccountDeleted,
     AlreadyParticipated,
     AppError,
@@ -30,10 +30,10 @@ from coupon.errors import (
     SoldOut,
     TokenRevoked,
 )
-from coupon.messages import IssueEvent
-from coupon.telemetry import ISSUE_OUTCOMES
-from coupon.services.admission import refusal
-from coupon.services.coupons import get_coupon, rebuild_gate
+from coupon.domain.events import IssueEvent
+from coupon.observability.instruments import ISSUE_OUTCOMES
+from coupon.services.refusals import refusal
+from coupon.services.catalog import get_coupon, rebuild_gate
 
 log = logging.getLogger(__name__)
 

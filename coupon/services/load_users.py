@@ -6,9 +6,10 @@ from typing import Callable, Iterator
 
 from sqlalchemy.orm import Session
 
+from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import users_repo
-from coupon.domain import Role, utcnow
-from coupon.services.users import hash_password
+from coupon.domain.vocabulary import Role, utcnow
+from coupon.services.accounts import hash_password
 
 TokenForId = Callable[[str], str]
 CHUNK = 1000
@@ -31,5 +32,6 @@ def mint_users(
             }
             for i in range(start, min(start + CHUNK, count))
         ]
-        users_repo.add_many(session, rows)
+        with unit_of_work(session):
+            users_repo.add_many(session, rows)
         yield [(str(row["id"]), token_for(str(row["id"]))) for row in rows]

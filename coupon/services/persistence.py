@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from coupon.adapters.locks import LockBusy, PairLocks
-from coupon.messages import IssueEvent
+from coupon.domain.events import IssueEvent
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from coupon.adapters.gate import Gate
-from coupon.services.coupons import get_coupon
+from coupon.services.catalog import get_coupon
 
 # Unresolved = PENDING or DEAD (domain.HOLDING_FAILURE_STATUSES): both still hold their stock unit in Redis.
 _HOLDERS = text(

@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from coupon.adapters import refresh_repo, users_repo
-from coupon.errors import RefreshTokenInvalid, RefreshTokenReused
-from coupon.models import User
+from coupon.domain.errors import RefreshTokenInvalid, RefreshTokenReused
+from coupon.domain.models import User
 
 # 32 random bytes: guessing one is hopeless, so refresh needs no attempt limit of its own.
 SECRET_BYTES = 32

@@ -6,15 +6,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import issued_repo
-from coupon.errors import CouponAlreadyUsed, CouponExpired, IssuedCouponNotOwned
-from coupon.models import IssuedCoupon
-from coupon.services.coupons import get_coupon
+from coupon.domain.errors import CouponAlreadyUsed, CouponExpired, IssuedCouponNotOwned
+from coupon.domain.models import IssuedCoupon
+from coupon.services.catalog import get_coupon
 
 
 def use_coupon(session: Session, coupon_id: str, user_id: str, now: datetime) -> IssuedCoupon:
     """The conditional UPDATE decides; the reads afterwards only explain a refusal."""
-    if issued_repo.mark_used(session, coupon_id, user_id, now):
+    with unit_of_work(session):
+        used = issued_repo.mark_used(session, coupon_id, user_id, now)
+    if used:
         record = issued_repo.find(session, coupon_id, user_id)
         assert record is not None
         return record

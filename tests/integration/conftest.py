@@ -25,9 +25,9 @@ from sqlalchemy.engine import make_url
 from coupon import create_app
 from coupon.adapters.kafka_topics import delete_topics, ensure_topics
 from coupon.adapters.redis_client import build_redis, cluster_startup
-from coupon.auth import mint_token, user_token
+from coupon.http.minting import mint_token, user_token
 from coupon.extensions import db
-from coupon.services import load_users, users
+from coupon.services import accounts, load_users
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
 from tests.support.processes import ROOT, Stack
@@ -203,7 +203,7 @@ def server(base_env: dict[str, str], migrated_db: str, tmp_path_factory: pytest.
 
 @pytest.fixture
 def admin_token(app: Any) -> str:
-    admin, _ = users.ensure_admin(db.session, f"admin-{uuid.uuid4().hex[:8]}", "admin-password-1")
+    admin, _ = accounts.ensure_admin(db.session, f"admin-{uuid.uuid4().hex[:8]}", "admin-password-1")
     token, _ = mint_token(admin)
     return token
 

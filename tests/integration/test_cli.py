@@ -11,10 +11,11 @@ import click
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
+from coupon import resources  # noqa: E402
 from coupon.adapters import keys
 from coupon.adapters.kafka_topics import delete_topics
 from coupon.cli import DEMO_COUPONS
-from coupon.tokens import verify_access_token
+from coupon.http.access_tokens import verify_access_token
 from tests.integration.conftest import KAFKA
 from tests.support.invariants import scalar
 from tests.support.processes import ROOT
@@ -74,7 +75,7 @@ def test_mint_users_writes_valid_tokens_and_reports_progress(base_env, app, engi
     assert progress[-1].startswith("[mint users] 2,500/2,500 (100%)") and "done in" in progress[-1]
     lines = out_file.read_text().splitlines()
     assert len(lines) == 2500
-    key = app.extensions["coupon.jwt_key"]
+    key = resources.of(app).jwt_key
     for line in lines[:: 500]:
         user_id, token = line.split()
         assert verify_access_token(token, key)["sub"] == user_id

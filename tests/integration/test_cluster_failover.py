@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
+from tests.support.gate_calls import reserve_one
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateRequest, GateSnapshot
 from coupon.adapters.redis_client import build_redis, cluster_startup
@@ -133,7 +134,7 @@ def test_the_gate_survives_the_loss_of_its_clients_default_node(ha_nodes: str) -
     coupon_id = next(c for c in (str(uuid.uuid4()) for _ in range(1000))
                      if client.get_node_from_key(keys.meta(c)).name != f"{host}:{port}")  # its slot lives elsewhere
     gate.install(coupon_id, GateSnapshot(GateMeta(1000, now_ms - 1000, now_ms + 3_600_000, "ACTIVE"), {}))
-    assert gate.reserve(coupon_id, "before").outcome is GateOutcome.ACCEPTED
+    assert reserve_one(gate, coupon_id, "before").outcome is GateOutcome.ACCEPTED
     os.kill(int((ROOT / ".local" / "run" / f"redis-cluster-{port}.pid").read_text().strip()), signal.SIGKILL)
     killed_at = time.monotonic()
     decided = wait_for(lambda: _decides(gate, coupon_id), 15, "the gate to decide again after its default node died",

@@ -13,7 +13,9 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from coupon.messages import IssueEvent
+from tests.support.gate_calls import reserve_one
+from coupon import resources  # noqa: E402
+from coupon.domain.events import IssueEvent
 from tests.integration.conftest import KAFKA, ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, wait_drained
@@ -150,8 +152,8 @@ def test_one_bad_event_of_a_batch_record_is_parked_alone_and_the_others_become_r
     coupon = api.create_coupon(admin_token, 10)
     users = [u for u, _ in mint(3)]
     # What the API does: reserve at the gate, then publish the accepted requests as one batch record.
-    gate = app.extensions["coupon.gate"]
-    ranks = [gate.reserve(coupon["id"], u).rank for u in users]
+    gate = resources.of(app).gate
+    ranks = [reserve_one(gate, coupon["id"], u).rank for u in users]
     items: list[object] = [
         IssueEvent(uuid.uuid4().hex, coupon["id"], u, r, "2026-11-27T09:00:00.000Z").as_dict()
         for u, r in zip(users, ranks)

@@ -79,10 +79,10 @@ def test_missing_meta_asks_for_a_rebuild(gate: Gate) -> None:
 def test_release_undoes_exactly_one_reservation(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
     first, _ = _reserve(gate, [(cid, "u1"), (cid, "u2")])
-    assert gate.release(cid, "u1", "another-event") is False  # a newer reservation is never undone by an old caller
-    assert gate.release(cid, "u1", first.event_id) is True
-    assert gate.release(cid, "u1", first.event_id) is False  # nothing left to release: nothing changes
-    assert gate.release(cid, "stranger", first.event_id) is False
+    assert gate.release_many([Hold(cid, "u1", "another-event")]) == 0  # a newer reservation is never undone by an old caller
+    assert gate.release_many([Hold(cid, "u1", first.event_id)]) == 1
+    assert gate.release_many([Hold(cid, "u1", first.event_id)]) == 0  # nothing left to release: nothing changes
+    assert gate.release_many([Hold(cid, "stranger", first.event_id)]) == 0
     assert rdb.get(keys.issued(cid)) == "1" and rdb.zrange(keys.participants(cid), 0, -1) == ["u2"]
     assert _reserve(gate, [(cid, "u3")])[0].outcome is A
 

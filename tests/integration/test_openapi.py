@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from coupon.openapi import document
+from coupon.http.openapi import document
 from tests.support.client import Api
 from tests.support.processes import ROOT, Stack
 
@@ -52,7 +52,7 @@ def test_operation_ids_name_the_flask_endpoints_that_serve_them(app: Any) -> Non
 
 
 def test_every_error_code_in_the_document_exists_and_fits_its_status() -> None:
-    from coupon.errors import all_error_classes
+    from coupon.domain.errors import all_error_classes
 
     statuses = {c.code: c.status for c in all_error_classes()} | {"E5030": 503}
     for path, ops in document()["paths"].items():

@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateRequest
 from coupon.adapters.redis_client import build_redis
-from coupon.messages import IssueEvent
+from coupon.domain.events import IssueEvent
 from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from coupon.messages import IssueEvent
+from coupon.domain.events import IssueEvent
 from tests.integration.conftest import KAFKA
 from tests.support.client import Api
 from tests.support.invariants import check_invariants, q, scalar, wait_drained
@@ -91,7 +91,7 @@ def test_undecodable_message_goes_to_dlq_and_consumer_keeps_going(
 
 def test_event_schema_round_trips_through_kafka(pipeline_env) -> None:
     """What the API writes is what the consumer reads: the real codec over the real broker."""
-    from coupon.messages import decode
+    from coupon.domain.events import decode
 
     event = IssueEvent("e1", "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002", 7, "t")
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")

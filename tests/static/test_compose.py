@@ -172,12 +172,12 @@ def _family_names(families) -> set[str]:
 
 
 def _exported_metric_names() -> set[str]:
-    """What the API and the consumer really export: coupon.telemetry, the flask exporter, the scrape-time gauges."""
+    """What the API and the consumer really export: coupon.observability.instruments, the flask exporter, the scrape-time gauges."""
     from flask import Flask
     from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_flask_exporter import PrometheusMetrics
 
-    import coupon.telemetry  # noqa: F401  (registers its metrics)
+    import coupon.observability.instruments  # noqa: F401  (registers its metrics)
     from workers.gauges import FailureCounts, StockGauges
 
     names = _family_names(REGISTRY.collect())

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from coupon.config import load_config
-from coupon.errors import all_error_classes
+from coupon.domain.errors import all_error_classes
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -10,7 +10,7 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from coupon.messages import IssueEvent, decode_record, encode_batch
+from coupon.domain.events import IssueEvent, decode_record, encode_batch
 from workers.consumer import (
     MAX_BACKOFF_S, Consumer, commit_points, next_backoff, parcels_of, still_uncommitted,
 )

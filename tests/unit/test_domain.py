@@ -1,11 +1,11 @@
-"""Unit tests for coupon.domain time helpers: iso() and to_epoch_ms()."""
+"""Unit tests for coupon.domain.vocabulary time helpers: iso() and to_epoch_ms()."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import pytest
 
-from coupon.domain import iso, to_epoch_ms, utcnow
+from coupon.domain.vocabulary import iso, to_epoch_ms, utcnow
 
 EPOCH = datetime(1970, 1, 1)
 

@@ -1,4 +1,4 @@
-"""Unit tests for coupon.errors: every AppError has a unique, well-formed code, status and message."""
+"""Unit tests for coupon.domain.errors: every AppError has a unique, well-formed code, status and message."""
 from __future__ import annotations
 
 import inspect
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from coupon import errors
-from coupon.errors import AppError, all_error_classes
+from coupon.domain import errors
+from coupon.domain.errors import AppError, all_error_classes
 
 # Every concrete error defined in the module, found independently of all_error_classes().
 DEFINED = sorted(

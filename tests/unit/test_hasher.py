@@ -7,7 +7,7 @@ import gevent
 import pytest
 
 from coupon.adapters.hasher import PasswordHasher, verify_inline
-from coupon.errors import HashingBusy
+from coupon.domain.errors import HashingBusy
 
 
 def test_hash_and_verify_round_trip_inline() -> None:

@@ -13,7 +13,7 @@ from functools import partial
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.rate_limit import ALLOWED, Admission, LimitDecision, LimitOutcome
-from coupon.errors import (
+from coupon.domain.errors import (
     AccountDeleted,
     AlreadyParticipated,
     AppError,
@@ -27,7 +27,7 @@ from coupon.errors import (
     RedisUnavailable,
     SoldOut,
 )
-from coupon.messages import IssueEvent, decode, decode_record, encode_batch
+from coupon.domain.events import IssueEvent, decode, decode_record, encode_batch
 from coupon.services import issuing
 from coupon.services.issuing import IssueAccepted, IssueTicket, decide_and_publish, request_issue
 

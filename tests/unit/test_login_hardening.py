@@ -7,9 +7,9 @@ import pytest
 
 from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.rate_limit import ALLOWED, LimitDecision, LimitOutcome
-from coupon.errors import BadCredentials, HashingBusy, RateLimited
-from coupon.services import users
-from coupon.validation import Credentials
+from coupon.domain.errors import BadCredentials, HashingBusy, RateLimited
+from coupon.services import accounts
+from coupon.http.parsing import Credentials
 
 
 class NoUsers:
@@ -53,15 +53,15 @@ def _params(stored: str) -> str:
 
 
 def test_the_dummy_hash_costs_as_much_as_a_real_one() -> None:
-    assert _params(users._DUMMY_HASH) == _params(users.hash_password("any-password"))
-    assert _params(users._DUMMY_HASH).startswith("scrypt:")
+    assert _params(accounts._DUMMY_HASH) == _params(accounts.hash_password("any-password"))
+    assert _params(accounts._DUMMY_HASH).startswith("scrypt:")
 
 
 def test_an_unknown_username_still_checks_a_password_hash() -> None:
     hasher = RecordingHasher()
     with pytest.raises(BadCredentials):
-        users.login(NoUsers(), hasher, Credentials("nobody", "guess-123"), mint=lambda u: ("t", 1))  # type: ignore[arg-type]
-    assert hasher.checked == [users._DUMMY_HASH]
+        accounts.login(NoUsers(), hasher, Credentials("nobody", "guess-123"), mint=lambda u: ("t", 1))  # type: ignore[arg-type]
+    assert hasher.checked == [accounts._DUMMY_HASH]
     assert hasher.admitted == 0  # the slot is given back on the error path too
 
 
@@ -69,7 +69,7 @@ def test_over_the_attempt_limit_no_hash_is_computed() -> None:
     hasher = RecordingHasher()
     attempts = Attempts(LimitDecision(LimitOutcome.LIMITED, 42.3))
     with pytest.raises(RateLimited) as err:
-        users.login(NoUsers(), hasher, Credentials("victim", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+        accounts.login(NoUsers(), hasher, Credentials("victim", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert err.value.retry_after == 43 and err.value.code == "E429" and attempts.taken == ["victim"]
     assert hasher.checked == []
 
@@ -77,7 +77,7 @@ def test_over_the_attempt_limit_no_hash_is_computed() -> None:
 def test_a_failed_login_keeps_its_attempt_counted() -> None:
     attempts = Attempts(ALLOWED)
     with pytest.raises(BadCredentials):
-        users.login(NoUsers(), RecordingHasher(), Credentials("nobody", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+        accounts.login(NoUsers(), RecordingHasher(), Credentials("nobody", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert attempts.taken == ["nobody"] and attempts.cleared == []
 
 
@@ -86,6 +86,6 @@ def test_a_login_refused_as_busy_costs_no_attempt_and_no_hash() -> None:
     attempts = Attempts(ALLOWED)
     with hasher.slot():  # another request holds the only slot
         with pytest.raises(HashingBusy) as err:
-            users.login(NoUsers(), hasher, Credentials("rushed", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+            accounts.login(NoUsers(), hasher, Credentials("rushed", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert (err.value.status, err.value.code) == (503, "E5035") and err.value.retry_after >= 1
     assert attempts.taken == [] and hasher.checked == []

@@ -1,4 +1,4 @@
-"""Unit tests for coupon.messages: IssueEvent encoding and strict decoding."""
+"""Unit tests for coupon.domain.events: IssueEvent encoding and strict decoding."""
 from __future__ import annotations
 
 import uuid
@@ -6,7 +6,7 @@ import uuid
 import orjson
 import pytest
 
-from coupon.messages import (
+from coupon.domain.events import (
     MAX_BATCH, SCHEMA_FIELDS, DecodedRecord, IssueEvent, UndecodableMessage, decode, decode_record, encode_batch,
 )
 

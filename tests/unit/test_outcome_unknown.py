@@ -9,8 +9,8 @@ import redis
 
 from coupon.adapters.gate import outcome_unknown
 from coupon.adapters.kafka_publisher import IssuePublisher, never_sent
-from coupon.errors import InvalidIdempotencyKey, KafkaUnavailable
-from coupon.validation import parse_idempotency_key
+from coupon.domain.errors import InvalidIdempotencyKey, KafkaUnavailable
+from coupon.http.parsing import parse_idempotency_key
 
 
 @pytest.mark.parametrize(("error", "unknown"), [

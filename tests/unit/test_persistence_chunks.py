@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from coupon.messages import IssueEvent
+from coupon.domain.events import IssueEvent
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks, plan_chunks
 
 COUPON_A = "11111111-1111-4111-8111-111111111111"

@@ -5,7 +5,7 @@ import pymysql
 import pytest
 import sqlalchemy.exc as sa_exc
 
-from coupon.messages import IssueEvent
+from coupon.domain.events import IssueEvent
 from coupon.services.persistence import TRANSIENT_DB_ERRORS, _dedupe, is_transient
 
 COUPON_A = "11111111-1111-4111-8111-111111111111"

@@ -1,9 +1,9 @@
-"""Unit tests for coupon.progress: a line every `every` items and a final one."""
+"""Unit tests for coupon.observability.progress: a line every `every` items and a final one."""
 from __future__ import annotations
 
 import io
 
-from coupon.progress import Progress
+from coupon.observability.progress import Progress
 
 
 def test_a_line_every_n_items_and_a_final_line() -> None:

@@ -1,4 +1,4 @@
-"""Unit tests for request ids (coupon.request_ids), JSON log lines and redaction (coupon.log_format)."""
+"""Unit tests for request ids (coupon.observability.request_ids), JSON log lines and redaction (coupon.observability.log_format)."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +6,9 @@ import logging
 import orjson
 import pytest
 
-from coupon import request_ids
-from coupon.log_format import REQUEST_ID, JsonFormatter, redact
-from coupon.messages import decode_record, encode_batch
+from coupon.observability import request_ids
+from coupon.observability.log_format import REQUEST_ID, JsonFormatter, redact
+from coupon.domain.events import decode_record, encode_batch
 from tests.unit.test_messages import make_event, raw
 
 

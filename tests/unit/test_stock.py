@@ -1,9 +1,9 @@
-"""Unit tests for coupon.services.coupons.Stock: remaining stock never goes negative."""
+"""Unit tests for coupon.services.catalog.Stock: remaining stock never goes negative."""
 from __future__ import annotations
 
 import pytest
 
-from coupon.services.coupons import Stock
+from coupon.services.catalog import Stock
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from coupon.tokens import TokenExpiredError, TokenInvalid, verify_access_token
+from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, verify_access_token
 
 SECRET = b"unit-test-secret-of-a-decent-length-0123456789-0123456789-abcdef"
 

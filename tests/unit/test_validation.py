@@ -1,4 +1,4 @@
-"""Unit tests for coupon.validation: credentials, coupon drafts, UUIDs and JSON-object checks."""
+"""Unit tests for coupon.http.parsing: credentials, coupon drafts, UUIDs and JSON-object checks."""
 from __future__ import annotations
 
 import uuid
@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from coupon.domain import CouponType, DiscountType
-from coupon.errors import InvalidId, MalformedJson, ValidationFailed
-from coupon.validation import (
+from coupon.domain.vocabulary import CouponType, DiscountType
+from coupon.domain.errors import InvalidId, MalformedJson, ValidationFailed
+from coupon.http.parsing import (
     MAX_FIXED_DISCOUNT,
     MAX_QUANTITY,
     Credentials,

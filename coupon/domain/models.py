@@ -1,0 +1,151 @@
+"""SQLAlchemy models: the four tables of the design, the records of rejected and cancelled requests, refresh tokens."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, Role, utcnow
+from coupon.extensions import db
+
+UUID_LEN = 36
+
+
+def _dt() -> DateTime:
+    """Microsecond timestamps on MySQL/MariaDB (their default DATETIME drops fractions)."""
+    return DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def _enum(cls: type) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[Role] = mapped_column(_enum(Role), nullable=False, default=Role.USER)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class Coupon(db.Model):
+    __tablename__ = "coupons"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    type: Mapped[CouponType] = mapped_column(_enum(CouponType), nullable=False)
+    discount_type: Mapped[DiscountType] = mapped_column(_enum(DiscountType), nullable=False)
+    discount_value: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False)
+    total_quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The DB-side stock guard: raised only by rows really inserted, never past total_quantity.
+    issued_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    issue_starts_at: Mapped[datetime] = mapped_column(_dt(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(_dt(), nullable=False)
+    status: Mapped[CouponStatus] = mapped_column(_enum(CouponStatus), nullable=False, default=CouponStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class IssuedCoupon(db.Model):
+    __tablename__ = "issued_coupons"
+    __table_args__ = (
+        UniqueConstraint("coupon_id", "user_id", name="uq_issued_coupon_user"),
+        Index("ix_issued_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+    used: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    used_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+
+
+class FailedIssuedCoupon(db.Model):
+    __tablename__ = "failed_issued_coupons"
+    __table_args__ = (
+        Index("ix_failed_status", "is_resolved", "status", "id"),
+        Index("ix_failed_coupon_user", "coupon_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str] = mapped_column(Text, nullable=False)
+    retry_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    is_resolved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    status: Mapped[FailureStatus] = mapped_column(
+        _enum(FailureStatus), nullable=False, default=FailureStatus.PENDING
+    )
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+    last_retried_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+
+
+class IssueRejection(db.Model):
+    """An accepted request the DB stock guard refused (only after Redis lost data): the visible REJECTED."""
+
+    __tablename__ = "issue_rejections"
+    __table_args__ = (UniqueConstraint("coupon_id", "user_id", name="uq_rejection_coupon_user"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class IssueCancellation(db.Model):
+    """The fence: a reservation the sweeper released. Its Kafka record, should it still arrive, is skipped."""
+
+    __tablename__ = "issue_cancellations"
+    __table_args__ = (UniqueConstraint("coupon_id", "event_id", name="uq_cancellation_coupon_event"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+
+
+class RefreshToken(db.Model):
+    """One single-use refresh token, by the SHA-256 of its secret (the token itself is never stored).
+
+    A login starts a family; each rotation adds a row to it and marks the old one used. Presenting a used row again
+    revokes every row of the family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_refresh_token_hash"),
+        Index("ix_refresh_family", "family_id"),
+        Index("ix_refresh_user", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    family_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(_dt(), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+    replaced_by: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)

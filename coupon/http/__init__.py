@@ -1,0 +1,1 @@
+"""What only HTTP needs: admission, guards and token checks, request parsing, the envelope, errors, OpenAPI."""

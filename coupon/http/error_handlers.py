@@ -1,0 +1,90 @@
+"""The one place errors become replies: AppError, HTTP errors, dependency failures, and the unexpected."""
+from __future__ import annotations
+
+import logging
+
+
+from flask import Flask, Response
+from kafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+from coupon.adapters.redis_client import REDIS_ERRORS
+from coupon.http.envelope import failure
+from coupon.domain.errors import (
+    AppError,
+    BodyTooLarge,
+    DatabaseUnavailable,
+    InternalError,
+    KafkaUnavailable,
+    MalformedJson,
+    MethodNotAllowed,
+    RedisUnavailable,
+    RouteNotFound,
+    UnsupportedMediaType,
+)
+from coupon.extensions import db
+
+log = logging.getLogger(__name__)
+
+_HTTP: dict[int, type[AppError]] = {
+    400: MalformedJson,
+    404: RouteNotFound,
+    405: MethodNotAllowed,
+    413: BodyTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(AppError, _app_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _app_error(error: AppError) -> Response:
+    headers = None
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers = {"Retry-After": str(retry_after)}
+    return failure(error, headers)
+
+
+def _http_error(error: HTTPException) -> Response:
+    cls = _HTTP.get(error.code or 500)
+    if cls is None:
+        generic = AppError(error.description or error.name)
+        generic.status, generic.code = error.code or 500, f"E{error.code}"
+        return failure(generic)
+    return failure(cls())
+
+
+def _unexpected(error: Exception) -> Response:
+    mapped = _dependency_error(error)
+    if mapped is not None:
+        log.warning("dependency failure: %s: %s", type(error).__name__, error)
+        _rollback()
+        return failure(mapped)
+    log.exception("unhandled error")
+    _rollback()
+    return failure(InternalError())
+
+
+def _dependency_error(error: Exception) -> AppError | None:
+    if isinstance(error, REDIS_ERRORS):
+        return RedisUnavailable()
+    if isinstance(error, (OperationalError, PoolTimeout)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        return DatabaseUnavailable()
+    if isinstance(error, KafkaError):
+        return KafkaUnavailable()
+    return None
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the session may be unusable when the DB is gone; it is discarded at teardown
+        pass

@@ -1,0 +1,63 @@
+"""Route guards: the bearer token verified with coupon.http.access_tokens (once per request), then the role."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable, TypeVar
+
+from flask import g, request
+
+from coupon.domain.errors import Forbidden, InvalidToken, MissingToken, TokenExpired
+from coupon.domain.vocabulary import Role
+from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, verify_access_token
+from coupon.resources import current
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _verify() -> dict[str, Any]:
+    """Decode the bearer token with the algorithm pinned; claims land on flask.g for the view."""
+    if "jwt_claims" in g:  # already verified by coupon.http.admission for this request
+        claims: dict[str, Any] = g.jwt_claims
+        return claims
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    if scheme != "Bearer" or not token:
+        raise MissingToken()
+    try:
+        claims = verify_access_token(token.strip(), current().jwt_key)
+    except TokenExpiredError:
+        raise TokenExpired() from None
+    except TokenInvalid:
+        raise InvalidToken() from None
+    g.jwt_claims = claims
+    return claims
+
+
+def user_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _verify()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _verify().get("role") != Role.ADMIN.value:
+            raise Forbidden()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def current_user_id() -> str:
+    user_id: str = g.jwt_claims["sub"]
+    return user_id
+
+
+def current_claims() -> dict[str, Any]:
+    """The verified claims of this request's access token (after user_required/admin_required)."""
+    claims: dict[str, Any] = g.jwt_claims
+    return claims

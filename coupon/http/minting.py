@@ -1,0 +1,31 @@
+"""Minting access tokens with flask-jwt-extended (HS256 pinned, so coupon.http.access_tokens can verify them)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, current_app
+from flask_jwt_extended import create_access_token
+
+from coupon.domain.models import User
+from coupon.domain.vocabulary import Role
+from coupon.extensions import jwt
+
+
+def init_app(app: Flask) -> None:
+    # Pinned: the verifier in coupon.http.access_tokens accepts HS256 and nothing else.
+    app.config["JWT_ALGORITHM"] = "HS256"
+    app.config["JWT_DECODE_ALGORITHMS"] = [app.config["JWT_ALGORITHM"]]
+    app.config["JWT_TOKEN_LOCATION"] = ["headers"]
+    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(seconds=app.config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"])
+    jwt.init_app(app)
+
+
+def mint_token(user: User) -> tuple[str, int]:
+    expires: int = current_app.config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]
+    token = create_access_token(identity=user.id, additional_claims={"role": user.role.value})
+    return token, expires
+
+
+def user_token(user_id: str) -> str:
+    """A USER-role token for an id (bulk minting for load runs)."""
+    return create_access_token(identity=user_id, additional_claims={"role": Role.USER.value})

@@ -1,0 +1,76 @@
+"""Coupons: administration, the issue request and its status, usage and the user's wallet."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from coupon.extensions import db
+from coupon.observability import request_ids
+from coupon.resources import current
+from coupon.http.admission import deferred_address, is_admin
+from coupon.http.presenters import coupon_json, owned_json
+from coupon.http.body import json_body
+from coupon.http.guards import admin_required, current_claims, current_user_id, user_required
+from coupon.domain.vocabulary import iso, utcnow
+from coupon.http.envelope import success
+from coupon.services import catalog, issuing, usage
+from coupon.http.parsing import parse_coupon_draft, parse_idempotency_key, parse_uuid
+
+bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
+
+
+@bp.post("")
+@admin_required
+def create() -> Response:
+    draft = parse_coupon_draft(json_body(), utcnow())
+    coupon = catalog.create_coupon(db.session, current().gate, draft)
+    return success(coupon_json(coupon), 201)
+
+
+@bp.get("/owned-coupons")
+@user_required
+def owned() -> Response:
+    rows = usage.owned_coupons(db.session, current_user_id())
+    return success([owned_json(r) for r in rows])
+
+
+@bp.get("/<coupon_id>")
+@user_required
+def detail(coupon_id: str) -> Response:
+    found = catalog.coupon_with_stock(db.session, current().gate, parse_uuid(coupon_id))
+    return success(coupon_json(found.coupon, found.stock))
+
+
+@bp.post("/<coupon_id>/issue")
+@user_required
+def issue(coupon_id: str) -> Response:
+    claims = current_claims()
+    accepted = issuing.request_issue(
+        db.session, current().issuer, current().gate, parse_uuid(coupon_id), claims["sub"], utcnow(),
+        request_ids.current(), deferred_address(), parse_idempotency_key(request.headers.get("Idempotency-Key")),
+        claims["jti"], is_admin(claims),
+    )
+    return success(
+        {
+            "couponId": accepted.coupon_id,
+            "userId": accepted.user_id,
+            "status": "PENDING",
+            "rank": accepted.rank,
+            "requestedAt": accepted.requested_at,
+        },
+        202,
+    )
+
+
+@bp.get("/<coupon_id>/issue")
+@user_required
+def issue_status(coupon_id: str) -> Response:
+    cid, uid = parse_uuid(coupon_id), current_user_id()
+    status = issuing.issue_status(db.session, current().gate, cid, uid)
+    return success({"couponId": cid, "userId": uid, "status": status.value})
+
+
+@bp.post("/<coupon_id>/usage")
+@user_required
+def use(coupon_id: str) -> Response:
+    record = usage.use_coupon(db.session, parse_uuid(coupon_id), current_user_id(), utcnow())
+    return success({"couponId": record.coupon_id, "userId": record.user_id, "used": True, "usedAt": iso(record.used_at)})

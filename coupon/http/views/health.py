@@ -1,0 +1,41 @@
+"""Liveness and readiness."""
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from sqlalchemy import text
+
+from coupon.extensions import db
+from coupon.resources import current
+from coupon.http.envelope import respond, success
+from coupon.services.readiness import readiness
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+def live() -> Response:
+    return success({"status": "UP"})
+
+
+@bp.get("/health/ready")
+def ready() -> Response:
+    resources, session = current(), db.session
+    gate, publisher = resources.gate, resources.publisher
+    ok, report = readiness(
+        {
+            "redis": lambda: gate.client.ping(),
+            "database": lambda: session.execute(text("SELECT 1")),
+            "kafka": lambda: (publisher.check(), publisher.ping()),
+        }
+    )
+    body = {"status": "UP" if ok else "DOWN", "checks": report}
+    if ok:
+        return success(body)
+    return respond(
+        {
+            "resultType": "ERROR",
+            "data": body,
+            "errorMessage": {"code": "E5030", "message": "A dependency is down", "data": None},
+        },
+        503,
+    )

@@ -1,0 +1,1 @@
+"""Logs, metrics, request ids and progress output, for every process."""

@@ -1,0 +1,110 @@
+"""The folder rules of docs/ARCHITECTURE.md, checked on every import statement of coupon/ and workers/."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Which coupon packages each folder may import (besides itself). "coupon" alone means the root modules
+# (create_app, config, extensions, resources, cli): the composition root.
+ALLOWED: dict[str, set[str]] = {
+    "coupon.observability": set(),
+    "coupon.domain": {"coupon.observability", "coupon.extensions"},
+    "coupon.adapters": {"coupon.domain", "coupon.observability", "coupon.extensions"},
+    "coupon.services": {"coupon.adapters", "coupon.domain", "coupon.observability", "coupon.extensions"},
+    "coupon.http": {"coupon.services", "coupon.adapters", "coupon.domain", "coupon.observability",
+                    "coupon.extensions", "coupon.resources"},
+    "workers": {"coupon", "coupon.services", "coupon.adapters", "coupon.domain", "coupon.observability",
+                "coupon.extensions", "coupon.resources", "coupon.config"},
+}
+# Libraries a layer must not reach for: services are plain Python, called by HTTP views, workers and the CLI.
+FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
+    "coupon.services": {"flask", "flask_jwt_extended", "werkzeug"},
+    "coupon.domain": {"flask_jwt_extended", "werkzeug", "redis", "kafka"},
+    "coupon.adapters": {"flask", "flask_jwt_extended"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _folder(module: str) -> str | None:
+    for folder in sorted(ALLOWED, key=len, reverse=True):
+        if module == folder or module.startswith(folder + "."):
+            return folder
+    return None
+
+
+def _is_module(name: str) -> bool:
+    base = ROOT.joinpath(*name.split("."))
+    return base.with_suffix(".py").exists() or base.is_dir()
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            # `from coupon import resources` imports the module coupon.resources
+            if node.module == "coupon":
+                found += [(node.lineno, f"coupon.{a.name}") for a in node.names if _is_module(f"coupon.{a.name}")]
+    return found
+
+
+def _target(imported: str) -> str:
+    """The unit a rule names: a folder package, a root module, or the bare `coupon` package."""
+    parts = imported.split(".")
+    if parts[0] != "coupon" or len(parts) == 1:
+        return imported
+    return ".".join(parts[:2])
+
+
+SOURCES = sorted([*ROOT.joinpath("coupon").rglob("*.py"), *ROOT.joinpath("workers").rglob("*.py")])
+
+
+def test_the_rules_see_every_folder() -> None:
+    folders = {_folder(_module_name(p)) for p in SOURCES}
+    assert folders - {None} == set(ALLOWED), "a folder without a rule: add it to ALLOWED and docs/ARCHITECTURE.md"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_follow_the_folder_rules(path: Path) -> None:
+    module = _module_name(path)
+    folder = _folder(module)
+    if folder is None:
+        return  # the composition root (coupon/__init__, config, extensions, resources, cli) wires everything
+    problems = []
+    for line, imported in _imports(path):
+        top = imported.split(".")[0]
+        if top in FORBIDDEN_LIBRARIES.get(folder, set()):
+            problems.append(f"line {line}: {folder} must not import {top}")
+        if top not in ("coupon", "workers"):
+            continue
+        target = _target(imported)
+        if _folder(target) == folder or target == folder:
+            continue
+        if target not in ALLOWED[folder] and _folder(target) not in ALLOWED[folder]:
+            problems.append(f"line {line}: {folder} must not import {imported}")
+    assert not problems, f"{path.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
+
+
+def test_no_two_modules_share_a_name() -> None:
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in SOURCES:
+        if path.name == "__init__.py":
+            continue
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen[path.name] = path
+    assert not clashes, "modules sharing a name: " + "; ".join(clashes)
