@@ -1,4 +1,5 @@
 """gunicorn settings for the API: gevent workers, no preload (each worker patches, then imports the app)."""
+
 import importlib.util
 import multiprocessing
 import os

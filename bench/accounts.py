@@ -5,24 +5,25 @@ Prints "started" once every client has its connection, then one JSON object: sig
 statuses, and the latency of each kind (p50/p99/max in ms). A 503 E5035 is honoured: the client waits its
 Retry-After, as a well-behaved client would, instead of hammering the busy worker.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections import Counter  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
+import argparse
+import http.client
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from urllib.parse import urlparse
 
-import gevent  # noqa: E402
+import gevent
 
-from bench.openloop import percentile  # noqa: E402
+from bench.openloop import percentile
 
 PASSWORD = "bench-password-1"
 
@@ -45,7 +46,9 @@ def main() -> None:
         conn.connect()
         conns.append(conn)
 
-    def call(conn: http.client.HTTPConnection, kind: str, path: str, body: bytes) -> tuple[http.client.HTTPConnection, int, str | None]:
+    def call(
+        conn: http.client.HTTPConnection, kind: str, path: str, body: bytes
+    ) -> tuple[http.client.HTTPConnection, int, str | None]:
         started = time.perf_counter()
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
@@ -84,14 +87,27 @@ def main() -> None:
 
     def summary(values: list[float]) -> dict[str, float]:
         values.sort()
-        return {"count": len(values), "p50_ms": round(percentile(values, 50), 1),
-                "p99_ms": round(percentile(values, 99), 1), "max_ms": round(values[-1], 1) if values else 0.0}
+        return {
+            "count": len(values),
+            "p50_ms": round(percentile(values, 50), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+            "max_ms": round(values[-1], 1) if values else 0.0,
+        }
 
-    print(json.dumps({
-        "clients": args.clients, "seconds": round(elapsed, 2),
-        "signups_per_s": round(done["signup"] / elapsed, 1), "logins_per_s": round(done["login"] / elapsed, 1),
-        "statuses": dict(statuses), "signup": summary(latencies["signup"]), "login": summary(latencies["login"]),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "seconds": round(elapsed, 2),
+                "signups_per_s": round(done["signup"] / elapsed, 1),
+                "logins_per_s": round(done["login"] / elapsed, 1),
+                "statuses": dict(statuses),
+                "signup": summary(latencies["signup"]),
+                "login": summary(latencies["login"]),
+            }
+        ),
+        flush=True,
+    )
     sys.exit(0)
 
 

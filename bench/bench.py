@@ -4,6 +4,7 @@ a signup/login rush, consumer drain.
 Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
 gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,24 @@ from kafka import KafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coupon import create_app  # noqa: E402
-from coupon.adapters import keys  # noqa: E402
-from coupon.adapters.kafka_topics import ensure_topics  # noqa: E402
-from coupon.http.minting import mint_token, user_token  # noqa: E402
-from coupon.extensions import db  # noqa: E402
-from coupon.domain.events import IssueEvent  # noqa: E402
-from coupon.services import accounts, load_users  # noqa: E402
-from tests.support.client import Api, burst  # noqa: E402
-from tests.support.database import recreate_and_migrate  # noqa: E402
-from tests.support.invariants import check_invariants, issued_rows, wait_drained  # noqa: E402
-from tests.support.processes import Stack, wait_for  # noqa: E402
+from coupon import create_app
+from coupon.adapters import keys
+from coupon.adapters.kafka_topics import ensure_topics
+from coupon.domain.events import IssueEvent
+from coupon.extensions import db
+from coupon.http.minting import mint_token, user_token
+from coupon.services import load_users
+from coupon.services.accounts import ensure_admin
+from tests.support.client import Api, burst
+from tests.support.database import recreate_and_migrate
+from tests.support.invariants import check_invariants, issued_rows, wait_drained
+from tests.support.processes import Stack, wait_for
 
 # Defaults follow scripts/services.sh's port variables (as tests/integration/conftest.py does), so a bench next to
 # other stacks on this machine measures the services it started.
 DB_URL = os.environ.get(
-    "BENCH_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_bench")
+    "BENCH_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_bench"
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/2")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
 ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "drain")
@@ -80,9 +83,16 @@ def say(msg: str) -> None:
 def env_for(tag: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        APP_ENV="test", DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, RQ_REDIS_URL=REDIS_URL, KAFKA_BOOTSTRAP_SERVERS=KAFKA,
-        KAFKA_ISSUE_TOPIC=f"bench.{tag}.coupon.issue", KAFKA_DLQ_TOPIC=f"bench.{tag}.coupon.issue.dlq",
-        KAFKA_CONSUMER_GROUP=f"bench.{tag}.coupon-issuer", LOG_LEVEL="INFO", GRACEFUL_TIMEOUT="3",
+        APP_ENV="test",
+        DATABASE_URL=DB_URL,
+        REDIS_URL=REDIS_URL,
+        RQ_REDIS_URL=REDIS_URL,
+        KAFKA_BOOTSTRAP_SERVERS=KAFKA,
+        KAFKA_ISSUE_TOPIC=f"bench.{tag}.coupon.issue",
+        KAFKA_DLQ_TOPIC=f"bench.{tag}.coupon.issue.dlq",
+        KAFKA_CONSUMER_GROUP=f"bench.{tag}.coupon-issuer",
+        LOG_LEVEL="INFO",
+        GRACEFUL_TIMEOUT="3",
         PYTHONPATH=str(ROOT),
     )
     return env
@@ -116,13 +126,19 @@ def cpu_snapshot(api_pid: int) -> dict[str, float]:
     return snap
 
 
-def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[str, str] | None = None,
-        api_pid: int | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    script: str,
+    seconds: int,
+    connections: int,
+    extra_env: dict[str, str] | None = None,
+    api_pid: int | None = None,
+) -> dict[str, Any]:
     """Run wrk; with api_pid, also the CPU the API and the services spent per request (robust to a busy box)."""
     before = cpu_snapshot(api_pid) if api_pid else {}
     # Pinned to one core where taskset exists, so the load generator takes as little as it can from the server.
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
-    cmd = pin + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(ROOT / "bench" / script), url]
+    cmd = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(ROOT / "bench" / script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(extra_env or {})), check=True)
     text = out.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -131,7 +147,9 @@ def wrk(url: str, script: str, seconds: int, connections: int, extra_env: dict[s
     result: dict[str, Any] = {"rps": rps, "requests": total, "non_2xx": int(errors.group(1)) if errors else 0}
     if api_pid:
         after = cpu_snapshot(api_pid)
-        result["cpu_us_per_request"] = {k: round(1e6 * (after[k] - before.get(k, 0.0)) / max(total, 1), 1) for k in after}
+        result["cpu_us_per_request"] = {
+            k: round(1e6 * (after[k] - before.get(k, 0.0)) / max(total, 1), 1) for k in after
+        }
     for key in ("LATENCY", "STATUS"):
         m = re.search(rf"^{key} (\{{.*\}})$", text, re.M)
         if m:
@@ -148,7 +166,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     values = sorted(values)
 
     def pick(p: float) -> float:
-        return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 2)
+        return round(values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))], 2)
 
     return {"p50": pick(50), "p95": pick(95), "p99": pick(99), "max": round(values[-1], 2)}
 
@@ -159,7 +177,9 @@ def _time_until_rows(engine: sa.Engine, coupon_id: str, rows: int, timeout: floa
     return time.time()
 
 
-def drain(env: dict[str, str], engine: sa.Engine, api: Api, admin: str, messages: int, consumers: int) -> dict[str, Any]:
+def drain(
+    env: dict[str, str], engine: sa.Engine, api: Api, admin: str, messages: int, consumers: int
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     denv = dict(env, KAFKA_ISSUE_TOPIC=f"bench.drain.{tag}", KAFKA_CONSUMER_GROUP=f"bench.drain.{tag}")
     ensure_topics(KAFKA, {denv["KAFKA_ISSUE_TOPIC"]: 6})
@@ -191,9 +211,13 @@ def drain(env: dict[str, str], engine: sa.Engine, api: Api, admin: str, messages
     finally:
         stack.stop()
     seconds = finished - started
-    return {"messages": messages, "consumers": consumers, "seconds": round(seconds, 2),
-            "rows_per_s": round((messages - done_before) / seconds, 1),
-            "seconds_from_launch": round(finished - launched, 2)}
+    return {
+        "messages": messages,
+        "consumers": consumers,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round((messages - done_before) / seconds, 1),
+        "seconds_from_launch": round(finished - launched, 2),
+    }
 
 
 def main() -> None:
@@ -201,10 +225,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test of the harness")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=100)
-    ap.add_argument("--crowd-connections", type=int, default=256,
-                    help="the crowd stage repeats ceiling and issue at this many connections")
-    ap.add_argument("--only", default=",".join(ALL_STAGES),
-                    help="comma-separated stages to run (RESULTS.md is written only when all run)")
+    ap.add_argument(
+        "--crowd-connections",
+        type=int,
+        default=256,
+        help="the crowd stage repeats ceiling and issue at this many connections",
+    )
+    ap.add_argument(
+        "--only",
+        default=",".join(ALL_STAGES),
+        help="comma-separated stages to run (RESULTS.md is written only when all run)",
+    )
     args = ap.parse_args()
     stages = set(args.only.split(","))
     full = stages >= set(ALL_STAGES)
@@ -218,30 +249,39 @@ def main() -> None:
     recreate_and_migrate(DB_URL, env)
     redis.Redis.from_url(REDIS_URL).flushdb()
     ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
-    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": DB_URL, "REDIS_URL": REDIS_URL,
-                      "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"]})
+    app = create_app(
+        {
+            "APP_ENV": "test",
+            "SQLALCHEMY_DATABASE_URI": DB_URL,
+            "REDIS_URL": REDIS_URL,
+            "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
+        }
+    )
     engine = sa.create_engine(DB_URL)
     results: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_generator": "wrk -t1 pinned to core 1 (ceiling, throughput: the endpoint alone, after a 5 s warm-up of"
-                          " the issue path; the consumer starts after it); gevent open-loop and burst clients"
-                          " (consumer running)",
+        " the issue path; the consumer starts after it); gevent open-loop and burst clients"
+        " (consumer running)",
         "workers": int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2)),
         "connections": args.connections,
     }
     stack = Stack(env, LOG_DIR)
     try:
         with app.app_context():
-            admin, _ = accounts.ensure_admin(db.session, "bench-admin", "bench-admin-password")
+            admin, _ = ensure_admin(db.session, "bench-admin", "bench-admin-password")
             admin_token, _ = mint_token(admin)
             # The accounts stage takes the last 20,000 (two open-loop runs of 10 s at 1,000 req/s).
-            need = (int(80_000 * scale) + 20_000 if stages - {"accounts"} else 0) + (20_000 if "accounts" in stages else 0)
+            need = (int(80_000 * scale) + 20_000 if stages - {"accounts"} else 0) + (
+                20_000 if "accounts" in stages else 0
+            )
 
             say(f"minting {need} users")
             pairs: list[tuple[str, str]] = []
-            for chunk in load_users.mint_users(db.session, need, f"b{uuid.uuid4().hex[:6]}", "bench-password",
-                                               user_token):
+            for chunk in load_users.mint_users(
+                db.session, need, f"b{uuid.uuid4().hex[:6]}", "bench-password", user_token
+            ):
                 pairs.extend(chunk)
         api = Api(stack.start_api(workers=results["workers"]))
         offset_warm = int(80_000 * scale)  # warm-up users; they take part in the warm-up coupon only
@@ -254,8 +294,9 @@ def main() -> None:
             warm = api.create_coupon(admin_token, 10_000_000)
             wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(warm_tokens), "COUPON_ID": warm["id"]})
             say(f"1. ceiling: GET /health, {args.connections} connections, {args.seconds}s")
-            results["ceiling"] = wrk(api.base + "/health", "health.lua", args.seconds, args.connections,
-                                     api_pid=stack.procs[0].pid)
+            results["ceiling"] = wrk(
+                api.base + "/health", "health.lua", args.seconds, args.connections, api_pid=stack.procs[0].pid
+            )
             say(f"   {results['ceiling']['rps']:.0f} req/s")
         offset = int(60_000 * scale) + 10_000
         if "issue" in stages:
@@ -271,12 +312,12 @@ def main() -> None:
 
         if "openloop" in stages:
             say(f"   machine quiet after {wait_quiet()} s")
-            openloop(args, api, admin_token, pairs[offset: offset + 10_000], results)
+            openloop(args, api, admin_token, pairs[offset : offset + 10_000], results)
         offset += 10_000
 
         if "flash" in stages:
             say(f"   machine quiet after {wait_quiet()} s")
-            flash_sale(api, admin_token, pairs[offset: offset + 10_000], results, engine)
+            flash_sale(api, admin_token, pairs[offset : offset + 10_000], results, engine)
         if "accounts" in stages:
             say(f"   machine quiet after {wait_quiet()} s")
             accounts(api, admin_token, pairs[-20_000:], results)
@@ -310,30 +351,59 @@ def main() -> None:
         print(json.dumps(results, indent=2))
 
 
-def throughput(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
-               results: dict[str, Any], api_pid: int) -> None:
+def throughput(
+    args: argparse.Namespace,
+    api: Api,
+    admin_token: str,
+    pairs: list[tuple[str, str]],
+    results: dict[str, Any],
+    api_pid: int,
+) -> None:
     say(f"2. issue throughput: distinct users, stock never runs out, {args.connections} connections")
     results["issue"] = issue_run(args, api, admin_token, pairs, results["ceiling"], args.connections, api_pid, "")
 
 
-def crowd(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
-          results: dict[str, Any], api_pid: int) -> None:
+def crowd(
+    args: argparse.Namespace,
+    api: Api,
+    admin_token: str,
+    pairs: list[tuple[str, str]],
+    results: dict[str, Any],
+    api_pid: int,
+) -> None:
     """Ceiling and issue again at a flash sale's crowd: more connections, so bigger batches."""
     n = args.crowd_connections
     say(f"2b. crowd: GET /health, then the issue run, at {n} connections")
     ceiling = wrk(api.base + "/health", "health.lua", args.seconds, n, api_pid=api_pid)
     say(f"   ceiling {ceiling['rps']:.0f} req/s")
-    results["crowd"] = {"connections": n, "ceiling": ceiling,
-                        "issue": issue_run(args, api, admin_token, pairs, ceiling, n, api_pid, "-crowd")}
+    results["crowd"] = {
+        "connections": n,
+        "ceiling": ceiling,
+        "issue": issue_run(args, api, admin_token, pairs, ceiling, n, api_pid, "-crowd"),
+    }
 
 
-def issue_run(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[tuple[str, str]],
-              ceiling: dict[str, Any], connections: int, api_pid: int, tag: str) -> dict[str, Any]:
+def issue_run(
+    args: argparse.Namespace,
+    api: Api,
+    admin_token: str,
+    pairs: list[tuple[str, str]],
+    ceiling: dict[str, Any],
+    connections: int,
+    api_pid: int,
+    tag: str,
+) -> dict[str, Any]:
     tokens = write_tokens(LOG_DIR / f"tokens-throughput{tag}.txt", pairs)
     big = api.create_coupon(admin_token, 10_000_000)
     before = grouping(api.base)
-    issue = wrk(api.base, "issue.lua", args.seconds, connections,
-                {"TOKENS": str(tokens), "COUPON_ID": big["id"]}, api_pid=api_pid)
+    issue = wrk(
+        api.base,
+        "issue.lua",
+        args.seconds,
+        connections,
+        {"TOKENS": str(tokens), "COUPON_ID": big["id"]},
+        api_pid=api_pid,
+    )
     issue["ratio_to_ceiling"] = round(issue["rps"] / ceiling["rps"], 3)
     issue["coupon_id"] = big["id"]
     issue["grouping"] = grouping(api.base, since=before)
@@ -344,9 +414,11 @@ def issue_run(args: argparse.Namespace, api: Api, admin_token: str, pairs: list[
             return sum(v for k, v in cpu.items() if k != "api_sys")
 
         issue["cpu_ratio_to_ceiling"] = round(total(ceiling_cpu) / total(issue_cpu), 3)
-    say(f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')},"
+    say(
+        f"   {issue['rps']:.0f} req/s, ratio {issue['ratio_to_ceiling']}, statuses {issue.get('status')},"
         f" grouping {issue['grouping']}, cpu µs/request {issue.get('cpu_us_per_request')}"
-        f" vs ceiling {ceiling.get('cpu_us_per_request')}, cpu ratio {issue.get('cpu_ratio_to_ceiling')}")
+        f" vs ceiling {ceiling.get('cpu_us_per_request')}, cpu ratio {issue.get('cpu_ratio_to_ceiling')}"
+    )
     return issue
 
 
@@ -358,7 +430,10 @@ def grouping(base: str, since: dict[str, float] | None = None) -> dict[str, floa
     text = requests.get(base + "/metrics", timeout=10).text
     since = since or {}
     out: dict[str, float] = {}
-    for name, label in (("coupon_gate_batch_size", "per_gate_call"), ("coupon_kafka_record_events", "per_kafka_record")):
+    for name, label in (
+        ("coupon_gate_batch_size", "per_gate_call"),
+        ("coupon_kafka_record_events", "per_kafka_record"),
+    ):
         total = sum(float(v) for v in re.findall(rf"^{name}_sum(?:{{[^}}]*}})? (\S+)$", text, re.M))
         count = sum(float(v) for v in re.findall(rf"^{name}_count(?:{{[^}}]*}})? (\S+)$", text, re.M))
         out[f"{name}_sum"], out[f"{name}_count"] = total, count
@@ -375,22 +450,44 @@ def check_throughput_run(issue: dict[str, Any], connections: int, engine: sa.Eng
     # wrk does not say who was accepted; Redis' participants do, and the invariants tie them to the DB.
     # Requests in flight when wrk stopped were accepted but their replies not counted: at most one per connection.
     wait_drained(engine, big["id"], accepted, timeout=300)
-    wait_for(lambda: rdb.zcard(keys.participants(big["id"])) == issued_rows(engine, big["id"]), 60,
-             "the last in-flight requests to drain")
+    wait_for(
+        lambda: rdb.zcard(keys.participants(big["id"])) == issued_rows(engine, big["id"]),
+        60,
+        "the last in-flight requests to drain",
+    )
     holders = rdb.zrange(keys.participants(big["id"]), 0, -1)
     assert accepted <= len(holders) <= accepted + connections, (len(holders), accepted)
     check_invariants(engine, rdb, big["id"], holders)
 
 
 def run_openloop(api: Api, coupon_id: str, tokens: Path, seconds: float, rate: int = 1000) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", api.base, "--coupon", coupon_id,
-                          "--tokens", str(tokens), "--rate", str(rate), "--seconds", str(seconds)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.openloop",
+            "--base",
+            api.base,
+            "--coupon",
+            coupon_id,
+            "--tokens",
+            str(tokens),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
-def openloop(args: argparse.Namespace, api: Api, admin_token: str, ol_pairs: list[tuple[str, str]],
-         results: dict[str, Any]) -> None:
+def openloop(
+    args: argparse.Namespace, api: Api, admin_token: str, ol_pairs: list[tuple[str, str]], results: dict[str, Any]
+) -> None:
     say("3. open loop: 1,000 req/s offered for 10 s")
     ol_tokens = write_tokens(LOG_DIR / "tokens-openloop.txt", ol_pairs)
     ol_coupon = api.create_coupon(admin_token, 10_000_000)
@@ -400,8 +497,17 @@ def openloop(args: argparse.Namespace, api: Api, admin_token: str, ol_pairs: lis
 
 def account_clients(api: Api, seconds: float, login: bool) -> subprocess.Popen:
     """Start bench/accounts.py and return once all its clients are connected."""
-    argv = [sys.executable, "-m", "bench.accounts", "--base", api.base, "--clients", str(ACCOUNT_CLIENTS),
-            "--seconds", str(seconds)] + (["--login"] if login else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.accounts",
+        "--base",
+        api.base,
+        "--clients",
+        str(ACCOUNT_CLIENTS),
+        "--seconds",
+        str(seconds),
+    ] + (["--login"] if login else [])
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "started", "bench.accounts did not start"
     return proc
@@ -419,13 +525,16 @@ def accounts(api: Api, admin_token: str, acc_pairs: list[tuple[str, str]], resul
     seconds = 10
     say(f"6. accounts: (a) issue open loop 1,000 req/s for {seconds} s, alone")
     coupon = api.create_coupon(admin_token, 10_000_000)
-    alone = run_openloop(api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-a.txt", acc_pairs[:10_000]), seconds)
+    alone = run_openloop(
+        api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-a.txt", acc_pairs[:10_000]), seconds
+    )
     say(f"   {alone}")
     say(f"   (b) the same while {ACCOUNT_CLIENTS} clients sign up and log in as fast as they can")
     # The rush starts first and outlasts the open loop, so every issue request of (b) meets it.
     rush_proc = account_clients(api, seconds + 3, login=True)
-    beside = run_openloop(api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-b.txt", acc_pairs[10_000:20_000]),
-                          seconds)
+    beside = run_openloop(
+        api, coupon["id"], write_tokens(LOG_DIR / "tokens-accounts-b.txt", acc_pairs[10_000:20_000]), seconds
+    )
     rush = finish(rush_proc, 120)
     say(f"   {beside}")
     say(f"   rush: {rush}")
@@ -433,15 +542,21 @@ def accounts(api: Api, admin_token: str, acc_pairs: list[tuple[str, str]], resul
     signups = finish(account_clients(api, seconds, login=False), 120)
     say(f"   {signups}")
     results["accounts"] = {
-        "issue_alone": alone, "issue_beside_rush": beside, "rush": rush, "signups": signups,
+        "issue_alone": alone,
+        "issue_beside_rush": beside,
+        "rush": rush,
+        "signups": signups,
         "p99_ratio": round(beside["p99_ms"] / max(alone["p99_ms"], 0.001), 2),
     }
-    say(f"   issue p99 {alone['p99_ms']} ms alone, {beside['p99_ms']} ms beside the rush:"
-        f" ratio {results['accounts']['p99_ratio']} (target ≤ 3)")
+    say(
+        f"   issue p99 {alone['p99_ms']} ms alone, {beside['p99_ms']} ms beside the rush:"
+        f" ratio {results['accounts']['p99_ratio']} (target ≤ 3)"
+    )
 
 
-def flash_sale(api: Api, admin_token: str, sale_pairs: list[tuple[str, str]], results: dict[str, Any],
-           engine: sa.Engine) -> None:
+def flash_sale(
+    api: Api, admin_token: str, sale_pairs: list[tuple[str, str]], results: dict[str, Any], engine: sa.Engine
+) -> None:
     flash_users = len(sale_pairs)
     say(f"4. flash sale: {flash_users} users at once, quantity 1,000")
     flash = api.create_coupon(admin_token, 1000)
@@ -459,10 +574,13 @@ def flash_sale(api: Api, admin_token: str, sale_pairs: list[tuple[str, str]], re
     winners = [u for (u, _), r in zip(sale_pairs, replies) if r[0] == 202]
     counts = check_invariants(engine, redis.Redis.from_url(REDIS_URL, decode_responses=True), flash["id"], winners)
     results["flash_sale"] = {
-        "users": flash_users, "quantity": 1000, "statuses": codes,
-        "five_xx": sum(n for k, n in codes.items() if k.startswith("5") or k.startswith("0")),
+        "users": flash_users,
+        "quantity": 1000,
+        "statuses": codes,
+        "five_xx": sum(n for k, n in codes.items() if k.startswith(("5", "0"))),
         "latency_ms": percentiles([r[3] for r in replies if r[0]]),
-        "seconds_until_last_reply": round(burst_s, 2), "seconds_until_db_has_all_rows": round(db_s, 2),
+        "seconds_until_last_reply": round(burst_s, 2),
+        "seconds_until_db_has_all_rows": round(db_s, 2),
         "exact": counts["issued"] == 1000 and len(winners) == 1000,
     }
     say(f"   {results['flash_sale']}")

@@ -6,11 +6,11 @@ Runs gunicorn with the production configuration on bench/noop_wsgi.py (the real 
 by a no-op) and measures GET /health and POST /issue under the same wrk as `make bench`. The gap that is left
 is request handling alone: the token, the hooks, routing with a path converter, the batch hand-off, the 202.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 
 from bench.bench import LOG_DIR, env_for, say, write_tokens, wrk
@@ -39,9 +39,15 @@ def main() -> None:
         issue = wrk(base, "issue.lua", args.seconds, args.connections, env, api_pid=pid)
     finally:
         stack.stop()
-    out = {"connections": args.connections, "ceiling_rps": ceiling["rps"], "noop_issue_rps": issue["rps"],
-           "ratio": round(issue["rps"] / ceiling["rps"], 3), "ceiling_cpu_us": ceiling["cpu_us_per_request"],
-           "noop_issue_cpu_us": issue["cpu_us_per_request"], "noop_issue_status": issue.get("status")}
+    out = {
+        "connections": args.connections,
+        "ceiling_rps": ceiling["rps"],
+        "noop_issue_rps": issue["rps"],
+        "ratio": round(issue["rps"] / ceiling["rps"], 3),
+        "ceiling_cpu_us": ceiling["cpu_us_per_request"],
+        "noop_issue_cpu_us": issue["cpu_us_per_request"],
+        "noop_issue_status": issue.get("status"),
+    }
     say(f"issue with a no-op batch / ceiling at {args.connections} connections: {out['ratio']}")
     print(json.dumps(out, indent=2))
 

@@ -5,26 +5,27 @@ API worker (coalescer → one pipeline, one reserve.lua call per coupon per flus
 "greenlets", "seconds"}. Prints READY once connected, waits for a line on stdin (the shared start), then
 prints {"decisions": n, "seconds": s, "outcomes": {...}, "errors": n}.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
 
 monkey.patch_all()
 
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
 
-import gevent  # noqa: E402
+import gevent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from coupon.adapters.gate import Gate
+from coupon.adapters.redis_client import build_redis
 from tests.support.gate_calls import reserve_one
-from coupon.adapters.gate import Gate  # noqa: E402
-from coupon.adapters.redis_client import build_redis  # noqa: E402
 
 
 def main() -> None:
@@ -51,8 +52,12 @@ def main() -> None:
     started = time.monotonic()
     gevent.joinall([gevent.spawn(loop, g) for g in range(spec["greenlets"])])
     elapsed = time.monotonic() - started
-    print(json.dumps({"decisions": sum(outcomes.values()), "seconds": elapsed, "outcomes": outcomes,
-                      "errors": errors[0]}), flush=True)
+    print(
+        json.dumps(
+            {"decisions": sum(outcomes.values()), "seconds": elapsed, "outcomes": outcomes, "errors": errors[0]}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -7,36 +7,40 @@ or Kafka, so the three together split the issue path's cost into request handlin
 greenlets call the WSGI app directly, as gunicorn's gevent worker would, so batching works as in production.
 Needs the local services (make services); uses Redis db 3 and a topic of its own.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from functools import partial  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import io
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-import gevent  # noqa: E402
+import gevent
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="coupon-inprocess-"))
 
-from coupon import resources  # noqa: E402
-from coupon import create_app  # noqa: E402
-from coupon.adapters.gate import GateDecision, GateMeta, GateOutcome  # noqa: E402
-from coupon.adapters.kafka_topics import ensure_topics  # noqa: E402
-from coupon.http.minting import user_token  # noqa: E402
-from coupon.services.issuing import decide_and_publish  # noqa: E402
+from coupon import (
+    create_app,
+    resources,
+)
+from coupon.adapters.gate import GateDecision, GateMeta, GateOutcome
+from coupon.adapters.kafka_topics import ensure_topics
+from coupon.http.minting import user_token
+from coupon.services.issuing import decide_and_publish
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("INPROCESS_REDIS_URL", "redis://127.0.0.1:6379/3")
@@ -48,11 +52,25 @@ class _NoKafka:
 
 
 def _environ(method: str, path: str, token: str | None = None) -> dict[str, Any]:
-    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
-           "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-           "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
-           "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
-           "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "0", "HTTP_HOST": "127.0.0.1:8000"}
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_LENGTH": "0",
+        "HTTP_HOST": "127.0.0.1:8000",
+    }
     if token:
         env["HTTP_AUTHORIZATION"] = "Bearer " + token
     return env
@@ -88,8 +106,9 @@ def main() -> None:
     args = ap.parse_args()
     topic = f"bench.inprocess.{uuid.uuid4().hex[:8]}"
     ensure_topics(KAFKA, {topic: 6})
-    app = create_app({"APP_ENV": "test", "REDIS_URL": REDIS_URL, "KAFKA_ISSUE_TOPIC": topic,
-                      "KAFKA_BOOTSTRAP_SERVERS": KAFKA})
+    app = create_app(
+        {"APP_ENV": "test", "REDIS_URL": REDIS_URL, "KAFKA_ISSUE_TOPIC": topic, "KAFKA_BOOTSTRAP_SERVERS": KAFKA}
+    )
     coupon_id = str(uuid.uuid4())
     with app.app_context():
         resources.of(app).gate.write_meta(coupon_id, GateMeta(10**8, 0, 4102444800000, "ACTIVE"))
@@ -99,14 +118,14 @@ def main() -> None:
     if args.mode == "noop":
         issuer._flush = lambda items: [GateDecision(GateOutcome.ACCEPTED, 1) for _ in items]
     elif args.mode == "gate":
-        issuer._flush = partial(decide_and_publish, resources.of(app).limiter, resources.of(app).gate,
-                                _NoKafka())
+        issuer._flush = partial(decide_and_publish, resources.of(app).limiter, resources.of(app).gate, _NoKafka())
     n, health_us, statuses = _run(app, lambda: _environ("GET", "/health"), args.seconds, args.concurrency)
     print(f"health: {n} requests, {health_us:.1f} µs CPU per request, {statuses}")
     it = iter(range(10**9))
     path = f"/api/coupon/{coupon_id}/issue"
-    n, issue_us, statuses = _run(app, lambda: _environ("POST", path, tokens[next(it) % len(tokens)]),
-                                 args.seconds, args.concurrency)
+    n, issue_us, statuses = _run(
+        app, lambda: _environ("POST", path, tokens[next(it) % len(tokens)]), args.seconds, args.concurrency
+    )
     print(f"issue ({args.mode}): {n} requests, {issue_us:.1f} µs CPU per request, {statuses}")
     print(f"issue - health: {issue_us - health_us:.1f} µs")
 

@@ -5,8 +5,11 @@ and the coalescer hand-off; only the batch's Redis and Kafka work is skipped (ev
 is stored). What it measures is the ceiling the issue route could reach if Redis and Kafka cost nothing.
 Never deploy it.
 """
-from coupon import resources  # noqa: E402
-from coupon import create_app
+
+from coupon import (
+    create_app,
+    resources,
+)
 from coupon.adapters.gate import GateDecision, GateOutcome
 
 app = create_app()

@@ -4,27 +4,29 @@ moment each request was due, so a stalled server cannot hide its queueing (no co
     python -m bench.openloop --base URL --coupon ID --tokens FILE --rate 1000 --seconds 10
 Prints one JSON object: sent, statuses, p50/p95/p99/max latency in ms.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
+import argparse
+import http.client
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
 
-import gevent  # noqa: E402
-from gevent.queue import Queue  # noqa: E402
+import gevent
+from gevent.queue import Queue
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
     if not sorted_values:
         return 0.0
-    index = min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))
+    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
     return sorted_values[index]
 
 
@@ -38,7 +40,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=256)
     args = ap.parse_args()
     url = urlparse(args.base)
-    tokens = [line.split()[1] for line in open(args.tokens) if line.strip()]
+    tokens = [line.split()[1] for line in Path(args.tokens).read_text().splitlines() if line.strip()]
     total = int(args.rate * args.seconds)
     assert total <= len(tokens), f"need {total} tokens, have {len(tokens)}"
     pool: Queue = Queue()
@@ -80,14 +82,22 @@ def main() -> None:
     gevent.joinall(jobs)
     elapsed = time.perf_counter() - start
     latencies.sort()
-    print(json.dumps({
-        "sent": total, "seconds": round(elapsed, 2), "achieved_rps": round(total / elapsed, 1),
-        "statuses": {str(k): v for k, v in statuses.items()},
-        "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
-        "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(latencies[-1], 2) if latencies else 0,
-        # Where the tail comes from: one p99 per second of the run.
-        "p99_ms_by_second": [round(percentile(sorted(by_second[k]), 99), 1) for k in sorted(by_second)],
-    }))
+    print(
+        json.dumps(
+            {
+                "sent": total,
+                "seconds": round(elapsed, 2),
+                "achieved_rps": round(total / elapsed, 1),
+                "statuses": {str(k): v for k, v in statuses.items()},
+                "p50_ms": round(percentile(latencies, 50), 2),
+                "p95_ms": round(percentile(latencies, 95), 2),
+                "p99_ms": round(percentile(latencies, 99), 2),
+                "max_ms": round(latencies[-1], 2) if latencies else 0,
+                # Where the tail comes from: one p99 per second of the run.
+                "p99_ms_by_second": [round(percentile(sorted(by_second[k]), 99), 1) for k in sorted(by_second)],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

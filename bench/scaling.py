@@ -12,6 +12,7 @@ adds, measured with the real reserve.lua; plus the sharded-stock simulation. Bac
 
 Writes bench/results/scaling.json and bench/SCALING-RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,10 @@ from redis.cluster import RedisCluster
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sharded_stock import table as sharded_table  # noqa: E402
-from coupon.adapters import keys  # noqa: E402
-from coupon.adapters.lua import source  # noqa: E402
-from coupon.adapters.redis_client import build_redis  # noqa: E402
+from bench.sharded_stock import table as sharded_table
+from coupon.adapters import keys
+from coupon.adapters.lua import source
+from coupon.adapters.redis_client import build_redis
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 CLUSTER_NODES = os.environ.get("BENCH_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
@@ -60,16 +61,47 @@ def evalsha_stats(client: redis.Redis) -> dict[str, float]:
 def install(client: Any, coupon_id: str) -> None:
     now_ms = int(time.time() * 1000)
     client.delete(*keys.gate_keys(coupon_id))
-    client.hset(keys.meta(coupon_id), mapping={"total": HUGE, "starts": now_ms - 60_000,
-                                                "ends": now_ms + 86_400_000, "status": "ACTIVE"})
+    client.hset(
+        keys.meta(coupon_id),
+        mapping={"total": HUGE, "starts": now_ms - 60_000, "ends": now_ms + 86_400_000, "status": "ACTIVE"},
+    )
 
 
-def benchmark_cmd(host: str, port: int, db: int, sha: str, coupon_id: str, users_per_call: int,
-                  pipeline: int, requests: int, clients: int) -> list[str]:
-    return ["redis-benchmark", "-h", host, "-p", str(port), "--dbnum", str(db), "-n", str(requests),
-            "-c", str(clients), "-P", str(pipeline), "-r", "1000000000", "--csv",
-            "EVALSHA", sha, str(len(keys.gate_keys(coupon_id))), *keys.gate_keys(coupon_id), "30000",
-            *(["u:__rand_int__", "tok", "ev"] * users_per_call)]
+def benchmark_cmd(
+    host: str,
+    port: int,
+    db: int,
+    sha: str,
+    coupon_id: str,
+    users_per_call: int,
+    pipeline: int,
+    requests: int,
+    clients: int,
+) -> list[str]:
+    return [
+        "redis-benchmark",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "--dbnum",
+        str(db),
+        "-n",
+        str(requests),
+        "-c",
+        str(clients),
+        "-P",
+        str(pipeline),
+        "-r",
+        "1000000000",
+        "--csv",
+        "EVALSHA",
+        sha,
+        str(len(keys.gate_keys(coupon_id))),
+        *keys.gate_keys(coupon_id),
+        "30000",
+        *(["u:__rand_int__", "tok", "ev"] * users_per_call),
+    ]
 
 
 def parse_csv(out: str) -> dict[str, float]:
@@ -78,15 +110,26 @@ def parse_csv(out: str) -> dict[str, float]:
     return {"calls_per_s": float(fields[1]), "p50_ms": float(fields[4]), "p99_ms": float(fields[6])}
 
 
-def run_benchmarks(targets: list[tuple[redis.Redis, str, int, int, str]], users_per_call: int, pipeline: int,
-                   requests: int, clients: int) -> dict[str, Any]:
+def run_benchmarks(
+    targets: list[tuple[redis.Redis, str, int, int, str]],
+    users_per_call: int,
+    pipeline: int,
+    requests: int,
+    clients: int,
+) -> dict[str, Any]:
     """targets: (node client, host, port, db, coupon id); all benchmark processes run at the same time."""
     sha = source_sha(targets)
     before = [(node_cpu(t[0]), evalsha_stats(t[0])) for t in targets]
     started = time.monotonic()
-    procs = [subprocess.Popen(benchmark_cmd(host, port, db, sha, cid, users_per_call, pipeline, requests, clients),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _, host, port, db, cid in targets]
+    procs = [
+        subprocess.Popen(
+            benchmark_cmd(host, port, db, sha, cid, users_per_call, pipeline, requests, clients),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _, host, port, db, cid in targets
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     wall = time.monotonic() - started
     per: list[dict[str, Any]] = []
@@ -105,14 +148,17 @@ def run_benchmarks(targets: list[tuple[redis.Redis, str, int, int, str]], users_
         )
         per.append(result)
     distinct = {id(t[0]) for t in targets}
-    total = {
-        "users_per_call": users_per_call, "pipeline": pipeline, "clients_each": clients, "processes": len(targets),
-        "nodes": len(distinct), "wall_s": round(wall, 2),
+    return {
+        "users_per_call": users_per_call,
+        "pipeline": pipeline,
+        "clients_each": clients,
+        "processes": len(targets),
+        "nodes": len(distinct),
+        "wall_s": round(wall, 2),
         "calls_per_s": round(sum(p["calls_per_s"] for p in per)),
         "decisions_per_s": round(sum(p["decisions_per_s"] for p in per)),
         "per_process": per,
     }
-    return total
 
 
 _SHA: dict[str, str] = {}
@@ -144,14 +190,31 @@ def coupon_on(cluster: RedisCluster, host: str, port: int) -> str:
             return cid
 
 
-def gate_load(redis_url: str, cluster_nodes: str, coupons: list[str], processes: int, greenlets: int,
-              seconds: float, node_clients: list[redis.Redis]) -> dict[str, Any]:
-    spec = {"redis_url": redis_url, "cluster_nodes": cluster_nodes, "coupons": coupons, "greenlets": greenlets,
-            "seconds": seconds}
+def gate_load(
+    redis_url: str,
+    cluster_nodes: str,
+    coupons: list[str],
+    processes: int,
+    greenlets: int,
+    seconds: float,
+    node_clients: list[redis.Redis],
+) -> dict[str, Any]:
+    spec = {
+        "redis_url": redis_url,
+        "cluster_nodes": cluster_nodes,
+        "coupons": coupons,
+        "greenlets": greenlets,
+        "seconds": seconds,
+    }
     procs = []
     for _ in range(processes):
-        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "gate_load.py")], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "gate_load.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(spec) + "\n")
         proc.stdin.flush()
@@ -169,10 +232,14 @@ def gate_load(redis_url: str, cluster_nodes: str, coupons: list[str], processes:
     decisions = sum(r["decisions"] for r in results)
     wall = max(r["seconds"] for r in results)
     return {
-        "processes": processes, "greenlets_each": greenlets, "coupons": len(coupons),
-        "decisions_per_s": round(decisions / wall), "errors": sum(r["errors"] for r in results),
+        "processes": processes,
+        "greenlets_each": greenlets,
+        "coupons": len(coupons),
+        "decisions_per_s": round(decisions / wall),
+        "errors": sum(r["errors"] for r in results),
         "decisions_per_evalsha": round(decisions / calls, 1) if calls else None,
-        "redis_cpu_s": round(cpu, 2), "seconds": round(wall, 1),
+        "redis_cpu_s": round(cpu, 2),
+        "seconds": round(wall, 1),
         "outcomes": {k: sum(r["outcomes"].get(k, 0) for r in results) for k in ("ACCEPTED", "DUPLICATE", "SOLD_OUT")},
     }
 
@@ -184,8 +251,10 @@ def main() -> None:
     args = parser.parse_args()
     n1, nb = args.requests, max(args.requests // 10, 1000)
     results: dict[str, Any] = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "loadavg_before": os.getloadavg(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_before": os.getloadavg(),
         "redis_version": None,
     }
     # ---- 1. one standalone node
@@ -194,8 +263,11 @@ def main() -> None:
     host, port = single.connection_pool.connection_kwargs["host"], single.connection_pool.connection_kwargs["port"]
     db = single.connection_pool.connection_kwargs.get("db", 0)
     runs: dict[str, Any] = {}
-    for name, users_per_call, pipeline, n in (("1 user/call", 1, 1, n1), ("1 user/call, 16 pipelined", 1, 16, n1),
-                                              ("32 users/call", 32, 1, nb)):
+    for name, users_per_call, pipeline, n in (
+        ("1 user/call", 1, 1, n1),
+        ("1 user/call, 16 pipelined", 1, 16, n1),
+        ("32 users/call", 32, 1, nb),
+    ):
         cid = str(uuid.uuid4())
         install(single, cid)
         say(f"one node, {name}")
@@ -213,13 +285,19 @@ def main() -> None:
             install(cluster, cid)
         say(f"cluster, {len(masters)} coupons on {len(masters)} masters, {name}")
         runs[f"spread, {name}"] = run_benchmarks(
-            [(c, h, p, 0, cid) for (c, h, p), cid in zip(masters, spread)], users_per_call, 1, n, 50)
+            [(c, h, p, 0, cid) for (c, h, p), cid in zip(masters, spread)], users_per_call, 1, n, 50
+        )
         install(cluster, hot)
-        hot_node = next(m for m in masters if (m[1], m[2]) == (cluster.get_node_from_key(keys.meta(hot)).host,
-                                                                cluster.get_node_from_key(keys.meta(hot)).port))
+        hot_node = next(
+            m
+            for m in masters
+            if (m[1], m[2])
+            == (cluster.get_node_from_key(keys.meta(hot)).host, cluster.get_node_from_key(keys.meta(hot)).port)
+        )
         say(f"cluster, one hot coupon from {len(masters)} benchmark processes, {name}")
         runs[f"hot coupon, {name}"] = run_benchmarks(
-            [(hot_node[0], hot_node[1], hot_node[2], 0, hot) for _ in masters], users_per_call, 1, n, 50)
+            [(hot_node[0], hot_node[1], hot_node[2], 0, hot) for _ in masters], users_per_call, 1, n, 50
+        )
         cleanup(cluster, spread)
     results["cluster"] = runs
     # ---- 3. the real Gate from Python (gevent + coalescer), two processes
@@ -232,8 +310,9 @@ def main() -> None:
     for cid in spread:
         install(cluster, cid)
     say("real Gate, cluster, 2 processes x 200 greenlets, coupons on 3 masters")
-    gate_runs["cluster, 3 coupons on 3 masters"] = gate_load("", CLUSTER_NODES, spread, 2, 200, args.seconds,
-                                                             [m[0] for m in masters])
+    gate_runs["cluster, 3 coupons on 3 masters"] = gate_load(
+        "", CLUSTER_NODES, spread, 2, 200, args.seconds, [m[0] for m in masters]
+    )
     cleanup(cluster, spread)
     results["python_gate"] = gate_runs
     # ---- 4. simulation
@@ -268,31 +347,51 @@ def render(r: dict[str, Any]) -> str:
     ]
     for name, run in r["one_node"].items():
         p = run["per_process"][0]
-        lines.append(f"| {name} | {run['calls_per_s']:,} | {run['decisions_per_s']:,} | {p['p50_ms']} / {p['p99_ms']} "
-                     f"| {p['usec_per_call']} | {p['decisions_per_node_cpu_s']:,} |")
-    lines += ["", "## Redis Cluster, 3 masters (all on this machine's cores)", "",
-              "| shape | benchmark processes | masters busy | calls/s (sum) | decisions/s (sum) | decisions per node CPU-s (each) |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {run['calls_per_s']:,} | {run['decisions_per_s']:,} | {p['p50_ms']} / {p['p99_ms']} "
+            f"| {p['usec_per_call']} | {p['decisions_per_node_cpu_s']:,} |"
+        )
+    lines += [
+        "",
+        "## Redis Cluster, 3 masters (all on this machine's cores)",
+        "",
+        "| shape | benchmark processes | masters busy | calls/s (sum) | decisions/s (sum) | decisions per node CPU-s (each) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, run in r["cluster"].items():
         each = ", ".join(f"{p['decisions_per_node_cpu_s']:,}" for p in run["per_process"])
-        lines.append(f"| {name} | {run['processes']} | {run['nodes']} | {run['calls_per_s']:,} | "
-                     f"{run['decisions_per_s']:,} | {each} |")
-    lines += ["", "## The real Gate from Python (gevent greenlets → coalescer → one pipeline per flush)", "",
-              "| setup | decisions/s | decisions per EVALSHA | Redis CPU-s | errors |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {run['processes']} | {run['nodes']} | {run['calls_per_s']:,} | "
+            f"{run['decisions_per_s']:,} | {each} |"
+        )
+    lines += [
+        "",
+        "## The real Gate from Python (gevent greenlets → coalescer → one pipeline per flush)",
+        "",
+        "| setup | decisions/s | decisions per EVALSHA | Redis CPU-s | errors |",
+        "|---|---|---|---|---|",
+    ]
     for name, run in r["python_gate"].items():
-        lines.append(f"| {name}, {run['processes']} processes × {run['greenlets_each']} greenlets | "
-                     f"{run['decisions_per_s']:,} | {run['decisions_per_evalsha']} | {run['redis_cpu_s']} "
-                     f"({run['seconds']} s) | {run['errors']} |")
+        lines.append(
+            f"| {name}, {run['processes']} processes × {run['greenlets_each']} greenlets | "
+            f"{run['decisions_per_s']:,} | {run['decisions_per_evalsha']} | {run['redis_cpu_s']} "
+            f"({run['seconds']} s) | {run['errors']} |"
+        )
     lines += ["", "## One coupon's stock split over K slots (bench/sharded_stock.py, mean of 5 seeds)", ""]
     for name, rows in r["sharded_stock"].items():
-        lines += [f"Stock 1,000, {name} ({rows[0]['users']:,} users):", "",
-                  "| K | policy | accepted | users accepted twice | unfair sold-outs | left unsold | late wins (sweep) "
-                  "| first-1,000 arrivals refused | Redis calls |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Stock 1,000, {name} ({rows[0]['users']:,} users):",
+            "",
+            "| K | policy | accepted | users accepted twice | unfair sold-outs | left unsold | late wins (sweep) "
+            "| first-1,000 arrivals refused | Redis calls |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in rows:
-            lines.append(f"| {row['shards']} | {row['policy']} | {row['accepted']} | {row['double_accepted']} | "
-                         f"{row['unfair_sold_out']} | {row['left_unsold']} | {row['late_wins']} | "
-                         f"{row['fcfs_misses']} | {row['redis_calls']} |")
+            lines.append(
+                f"| {row['shards']} | {row['policy']} | {row['accepted']} | {row['double_accepted']} | "
+                f"{row['unfair_sold_out']} | {row['left_unsold']} | {row['late_wins']} | "
+                f"{row['fcfs_misses']} | {row['redis_calls']} |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 

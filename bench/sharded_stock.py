@@ -19,12 +19,13 @@ What the simulation reports per run: units accepted (never above S), users accep
 "unfair" sold-outs (refused while another shard still had stock), units left unsold, how far the winners
 differ from the first S distinct arrivals (global first-come-first-served), and the Redis calls spent.
 """
+
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 POLICIES = ("none", "steal", "sweep")
 
@@ -119,9 +120,18 @@ def simulate(stock: int, arrivals: Iterable[str], shards: int, policy: str = "no
             late += 1
     first_s = set(first_seen[:stock])
     return SimResult(
-        shards=shards, policy=policy, stock=stock, requests=requests, distinct_users=len(seen),
-        accepted=len(winners), double_accepted=len(winners) - len(set(winners)), unfair_sold_out=unfair,
-        left_unsold=sum(left), late_wins=late, fcfs_misses=len(first_s - won), redis_calls=calls,
+        shards=shards,
+        policy=policy,
+        stock=stock,
+        requests=requests,
+        distinct_users=len(seen),
+        accepted=len(winners),
+        double_accepted=len(winners) - len(set(winners)),
+        unfair_sold_out=unfair,
+        left_unsold=sum(left),
+        late_wins=late,
+        fcfs_misses=len(first_s - won),
+        redis_calls=calls,
     )
 
 
@@ -138,8 +148,9 @@ def arrivals(users: int, retry_share: float, seed: int) -> list[str]:
     return [user for _, user in timed]
 
 
-def table(stock: int, users: int, shard_counts: Iterable[int], seeds: Iterable[int], retry_share: float = 0.1
-          ) -> list[dict[str, float | int | str]]:
+def table(
+    stock: int, users: int, shard_counts: Iterable[int], seeds: Iterable[int], retry_share: float = 0.1
+) -> list[dict[str, float | int | str]]:
     """Mean of each measure over the seeds, per (K, policy)."""
     rows: list[dict[str, float | int | str]] = []
     seeds = list(seeds)
@@ -148,8 +159,15 @@ def table(stock: int, users: int, shard_counts: Iterable[int], seeds: Iterable[i
         for policy in POLICIES if shards > 1 else ("none",):
             results = [simulate(stock, stream, shards, policy) for stream in streams]
             row: dict[str, float | int | str] = {"shards": shards, "policy": policy, "stock": stock, "users": users}
-            for field in ("accepted", "double_accepted", "unfair_sold_out", "left_unsold", "late_wins",
-                          "fcfs_misses", "redis_calls"):
+            for field in (
+                "accepted",
+                "double_accepted",
+                "unfair_sold_out",
+                "left_unsold",
+                "late_wins",
+                "fcfs_misses",
+                "redis_calls",
+            ):
                 values = [getattr(r, field) for r in results]
                 row[field] = round(sum(values) / len(values), 1)
             row["max_accepted"] = max(r.accepted for r in results)

@@ -1,4 +1,5 @@
 """coupon rush: first-come-first-served coupon drops. `create_app` is the table of contents."""
+
 from __future__ import annotations
 
 from typing import Any

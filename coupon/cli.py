@@ -1,4 +1,5 @@
 """Flask CLI commands for operators: `flask --app wsgi <command> --help`."""
+
 from __future__ import annotations
 
 import sys
@@ -11,19 +12,28 @@ import click
 from flask import Flask, current_app
 
 from coupon.adapters.kafka_topics import ensure_topics
-from coupon.domain.vocabulary import utcnow
 from coupon.domain.errors import AppError
+from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.observability.progress import Progress
 from coupon.http.minting import user_token
+from coupon.http.parsing import parse_coupon_draft, parse_uuid
+from coupon.observability.progress import Progress
 from coupon.resources import current
 from coupon.services import accounts, catalog, failure_records, load_users, reconcile
-from coupon.http.parsing import parse_coupon_draft, parse_uuid
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_admin, create_coupon, seed, create_topics, mint_users, rebuild_gate, reconcile_coupon,
-                    failures_group, delete_user):
+    for command in (
+        create_admin,
+        create_coupon,
+        seed,
+        create_topics,
+        mint_users,
+        rebuild_gate,
+        reconcile_coupon,
+        failures_group,
+        delete_user,
+    ):
         app.cli.add_command(command)
 
 
@@ -56,15 +66,26 @@ def delete_user(user: str) -> None:
 @click.option("--name", required=True, help="Display name (up to 100 characters).")
 @click.option("--type", "ctype", default="GENERAL", show_default=True, help="CHICKEN, HAMBURGER, PIZZA, ...")
 @click.option("--discount-type", default="FIXED", show_default=True, help="FIXED or PERCENTAGE")
-@click.option("--discount-value", type=float, default=1000, show_default=True,
-              help="Amount off (FIXED) or percent off (PERCENTAGE).")
+@click.option(
+    "--discount-value",
+    type=float,
+    default=1000,
+    show_default=True,
+    help="Amount off (FIXED) or percent off (PERCENTAGE).",
+)
 @click.option("--quantity", type=int, required=True, help="Total stock.")
 @click.option("--starts-at", default=None, help="ISO-8601 start of the issue window (default: now).")
 @click.option("--expires-at", default=None, help="ISO-8601 expiry (default: in 7 days).")
 @click.option("--hours", type=float, default=None, help="Expire this many hours from now instead.")
 def create_coupon(
-    name: str, ctype: str, discount_type: str, discount_value: float, quantity: int,
-    starts_at: str | None, expires_at: str | None, hours: float | None,
+    name: str,
+    ctype: str,
+    discount_type: str,
+    discount_value: float,
+    quantity: int,
+    starts_at: str | None,
+    expires_at: str | None,
+    hours: float | None,
 ) -> None:
     """Create a coupon and prime its Redis gate; prints the coupon id."""
     now = utcnow()
@@ -99,8 +120,14 @@ DEMO_COUPONS: tuple[tuple[str, str, str, int, int, float, float], ...] = (
 
 
 @click.command("seed")
-@click.option("--users", "user_count", type=int, default=0, show_default=True,
-              help="Also mint this many users and write 'user_id token' lines to --out.")
+@click.option(
+    "--users",
+    "user_count",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also mint this many users and write 'user_id token' lines to --out.",
+)
 @click.option("--out", type=click.File("w"), default="-", help="Where the users' lines go (with --users).")
 def seed(user_count: int, out: Any) -> None:
     """Create the demo coupons (skipping those that exist) and print their ids; optionally mint users."""
@@ -113,8 +140,12 @@ def seed(user_count: int, out: Any) -> None:
             click.echo(f"{existing.id}  {name} (exists)")
         else:
             body: dict[str, Any] = {
-                "name": name, "type": ctype, "discountType": dtype, "discountValue": value,
-                "totalQuantity": quantity, "expiresAt": (now + timedelta(hours=expires_in)).isoformat() + "Z",
+                "name": name,
+                "type": ctype,
+                "discountType": dtype,
+                "discountValue": value,
+                "totalQuantity": quantity,
+                "expiresAt": (now + timedelta(hours=expires_in)).isoformat() + "Z",
             }
             if opens_in:
                 body["issueStartsAt"] = (now + timedelta(hours=opens_in)).isoformat() + "Z"
@@ -183,8 +214,12 @@ def rebuild_gate(coupon_id: str) -> None:
 @click.command("reconcile")
 @click.argument("coupon_id")
 @click.option("--repair", is_flag=True, help="First settle the unconfirmed reservations (the sweeper, now).")
-@click.option("--older-than", type=float, default=None,
-              help="With --repair: settle reservations older than this many seconds (default SETTLE_AFTER_SECONDS).")
+@click.option(
+    "--older-than",
+    type=float,
+    default=None,
+    help="With --repair: settle reservations older than this many seconds (default SETTLE_AFTER_SECONDS).",
+)
 def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> None:
     """Compare Redis with the DB for a coupon, naming the users behind a mismatch; exit 1 on any mismatch (run it
     once the consumers drained)."""
@@ -203,8 +238,15 @@ def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> 
     except AppError as exc:
         _fail(exc)
         return
-    for name in ("total", "issued_count", "issued_rows", "unresolved_failures", "rejections",
-                 "redis_reserved", "redis_participants"):
+    for name in (
+        "total",
+        "issued_count",
+        "issued_rows",
+        "unresolved_failures",
+        "rejections",
+        "redis_reserved",
+        "redis_participants",
+    ):
         click.echo(f"{name:20} {getattr(result, name)}")
     if result.ok:
         click.echo("OK: Redis and the DB agree")
@@ -224,8 +266,12 @@ def failures_group() -> None:
 
 
 @failures_group.command("list")
-@click.option("--status", type=click.Choice(["PENDING", "RESOLVED", "DEAD"]), default=None,
-              help="Only records in this status (default: all).")
+@click.option(
+    "--status",
+    type=click.Choice(["PENDING", "RESOLVED", "DEAD"]),
+    default=None,
+    help="Only records in this status (default: all).",
+)
 @click.option("--limit", type=int, default=50, show_default=True, help="Show at most this many.")
 def failures_list(status: str | None, limit: int) -> None:
     """List failure records, newest first."""
@@ -254,8 +300,12 @@ def failures_retry(failure_id: int | None, retry_all: bool) -> None:
             progress = Progress("republish", total=failure_records.failure_counts(db.session)["PENDING"], every=500)
             db.session.rollback()
             report = failure_records.republish_failed(
-                db.session, publisher, current_app.config["FAILURE_MAX_RETRIES"], utcnow(),
-                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"], on_batch=progress.advance,
+                db.session,
+                publisher,
+                current_app.config["FAILURE_MAX_RETRIES"],
+                utcnow(),
+                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"],
+                on_batch=progress.advance,
             )
             progress.finish()
             click.echo(f"republished {report.republished}, newly dead {report.dead}")

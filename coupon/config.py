@@ -1,4 +1,5 @@
 """Configuration read from the environment, with documented defaults for the local stack."""
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     env = _env("APP_ENV", "dev")
     cfg: dict[str, Any] = {
         "APP_ENV": env,
-        "SQLALCHEMY_DATABASE_URI": _env(
-            "DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon"
-        ),
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", "mysql+pymysql://coupon:coupon@127.0.0.1:3306/coupon"),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_recycle": 1800,
@@ -100,13 +99,26 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if overrides:
         cfg.update(overrides)
-    for name in ("RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_USER_WINDOW_SECONDS", "RATE_LIMIT_ADMIN_REQUESTS",
-                 "RATE_LIMIT_ADMIN_WINDOW_SECONDS", "RATE_LIMIT_ADDRESS_REQUESTS",
-                 "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS", "LOGIN_ATTEMPT_WINDOW_SECONDS"):
+    for name in (
+        "RATE_LIMIT_USER_REQUESTS",
+        "RATE_LIMIT_USER_WINDOW_SECONDS",
+        "RATE_LIMIT_ADMIN_REQUESTS",
+        "RATE_LIMIT_ADMIN_WINDOW_SECONDS",
+        "RATE_LIMIT_ADDRESS_REQUESTS",
+        "RATE_LIMIT_ADDRESS_WINDOW_SECONDS",
+        "LOGIN_MAX_ATTEMPTS",
+        "LOGIN_ATTEMPT_WINDOW_SECONDS",
+    ):
         if cfg[name] < 0:
             raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
-    for name in ("CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS", "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
-                 "JWT_REFRESH_TOKEN_EXPIRES_SECONDS", "HASH_THREADS", "HASH_MAX_QUEUE"):
+    for name in (
+        "CONSUMER_BATCH_SIZE",
+        "CONSUMER_CHUNK_EVENTS",
+        "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
+        "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",
+        "HASH_THREADS",
+        "HASH_MAX_QUEUE",
+    ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much
@@ -130,4 +142,6 @@ def _check_secrets(cfg: dict[str, Any]) -> None:
         raise RuntimeError(f"DATABASE_URL uses the dev default credentials in APP_ENV={cfg['APP_ENV']!r}")
     # Brute-force protection of the login can't be switched off in production.
     if cfg["LOGIN_MAX_ATTEMPTS"] <= 0 or cfg["LOGIN_ATTEMPT_WINDOW_SECONDS"] <= 0:
-        raise RuntimeError(f"LOGIN_MAX_ATTEMPTS and LOGIN_ATTEMPT_WINDOW_SECONDS must be > 0 in APP_ENV={cfg['APP_ENV']!r}")
+        raise RuntimeError(
+            f"LOGIN_MAX_ATTEMPTS and LOGIN_ATTEMPT_WINDOW_SECONDS must be > 0 in APP_ENV={cfg['APP_ENV']!r}"
+        )

@@ -1,4 +1,5 @@
 """Flask extensions, created unbound here and bound to the app in the factory."""
+
 from __future__ import annotations
 
 from flask_jwt_extended import JWTManager

@@ -1,11 +1,13 @@
 """The per-process resources (Redis client, gate, limiter, publisher, issue batcher, hasher, token key), built once
 per worker into one typed object on the app."""
+
 from __future__ import annotations
 
 import atexit
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -49,8 +51,9 @@ def current() -> Resources:
 
 
 def build(cfg: Mapping[str, Any]) -> Resources:
-    client = build_redis(cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"],
-                         cfg["REDIS_CLUSTER_NODES"])
+    client = build_redis(
+        cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"], cfg["REDIS_MAX_CONNECTIONS"], cfg["REDIS_CLUSTER_NODES"]
+    )
     publisher = IssuePublisher(
         cfg["KAFKA_BOOTSTRAP_SERVERS"],
         cfg["KAFKA_ISSUE_TOPIC"],

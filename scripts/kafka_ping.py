@@ -14,6 +14,7 @@ Kafka 4 already dropped old versions of several APIs (KIP-896).
 
 Retries until the timeout; exits 0 on success, 1 otherwise (with a message on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -183,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() + 0.5 >= deadline:
             break
         time.sleep(0.5)
-    print(f"kafka_ping: no Kafka broker answering at {host}:{port} within {args.timeout:g}s ({last_error})", file=sys.stderr)
+    print(
+        f"kafka_ping: no Kafka broker answering at {host}:{port} within {args.timeout:g}s ({last_error})",
+        file=sys.stderr,
+    )
     return 1
 
 

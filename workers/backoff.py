@@ -1,4 +1,5 @@
 """Riding out a Redis outage or stall: which errors count as one, and the growing wait between attempts."""
+
 from __future__ import annotations
 
 import random
@@ -20,7 +21,7 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.first * 2 ** self.failures)
+        delay = min(self.cap, self.first * 2**self.failures)
         self.failures += 1
         return delay * random.uniform(0.9, 1.1)
 

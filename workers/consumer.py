@@ -5,6 +5,7 @@ CONSUMER_CHUNK_EVENTS events (services.persistence), and only then commit the of
 or the DLQ is unreachable nothing past it is committed: seek back, back off, try again; no error of Kafka,
 Redis or the DB ends the process. SIGTERM/SIGINT finish the current batch, commit it and close.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,21 +15,21 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from prometheus_client import REGISTRY, start_http_server
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
+from prometheus_client import REGISTRY, start_http_server
 
 from coupon import create_app
 from coupon.adapters.locks import PairLocks
-from coupon.resources import of
+from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
+from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
 from coupon.observability.request_ids import KAFKA_HEADER
 from coupon.observability.request_ids import accept as accept_request_id
+from coupon.resources import of
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
-from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
 from workers.gauges import FailureCounts, StockGauges
 
 log = logging.getLogger("workers.consumer")
@@ -68,8 +69,12 @@ def log_outcomes(report: BatchReport) -> None:
     events: list[dict[str, Any]] = []
     for event, result, failure_id in report.outcomes:
         item: dict[str, Any] = {
-            "request_id": event.request_id, "event_id": event.event_id, "coupon_id": event.coupon_id,
-            "user_id": event.user_id, "rank": event.rank, "result": result,
+            "request_id": event.request_id,
+            "event_id": event.event_id,
+            "coupon_id": event.coupon_id,
+            "user_id": event.user_id,
+            "rank": event.rank,
+            "result": result,
         }
         if event.retry_of is not None:
             item["retry_of"] = event.retry_of
@@ -77,7 +82,7 @@ def log_outcomes(report: BatchReport) -> None:
             item["failure_id"] = failure_id
         events.append(item)
     for start in range(0, len(events), EVENTS_PER_LINE):
-        chunk = events[start:start + EVENTS_PER_LINE]
+        chunk = events[start : start + EVENTS_PER_LINE]
         log.info("events persisted", extra={"count": len(chunk), "events": chunk})
 
 
@@ -113,9 +118,15 @@ def parcels_of(record: Any, decoded: DecodedRecord | None, reason: str = "") -> 
         headers = [*original, ("error", reason.encode()[:500]), source]
         return [Parcel(tp, record.offset, None, record.key, record.value, headers, reason)]
     return [
-        Parcel(tp, record.offset, bad.index, record.key, bad.raw,
-               [*original, ("error", bad.reason.encode()[:500]), source, ("index", str(bad.index).encode())],
-               bad.reason)
+        Parcel(
+            tp,
+            record.offset,
+            bad.index,
+            record.key,
+            bad.raw,
+            [*original, ("error", bad.reason.encode()[:500]), source, ("index", str(bad.index).encode())],
+            bad.reason,
+        )
         for bad in decoded.bad
     ]
 
@@ -221,7 +232,8 @@ class Consumer:
                 decoded_records.append((tp, record.offset, events))
         blocked = self.park(parcels) if parcels else {}
         events = [
-            event for tp, offset, record_events in decoded_records
+            event
+            for tp, offset, record_events in decoded_records
             if tp not in blocked or offset < blocked[tp]
             for event in record_events
         ]
@@ -244,16 +256,25 @@ class Consumer:
         PERSIST_LATENCY.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(events))
         CONSUMED.inc(len(events))
-        for result, count in (("inserted", report.inserted), ("duplicate", report.duplicates),
-                              ("rejected", report.rejected), ("failed", report.failed),
-                              ("cancelled", report.cancelled)):
+        for result, count in (
+            ("inserted", report.inserted),
+            ("duplicate", report.duplicates),
+            ("rejected", report.rejected),
+            ("failed", report.failed),
+            ("cancelled", report.cancelled),
+        ):
             if count:
                 PERSISTED.labels(result).inc(count)
         self.report_lag(polled)
         log_outcomes(report)
         log.info(
             "batch: %d events in %d chunks, %d inserted, %d duplicates, %d rejected, %d failed, %d resolved",
-            len(events), report.chunks, report.inserted, report.duplicates, report.rejected, report.failed,
+            len(events),
+            report.chunks,
+            report.inserted,
+            report.duplicates,
+            report.rejected,
+            report.failed,
             report.resolved,
         )
         if blocked:
@@ -261,8 +282,11 @@ class Consumer:
             for tp, offset in blocked.items():
                 self.consumer.seek(tp, offset)
             self.backoff = next_backoff(self.backoff)
-            log.warning("DLQ unavailable: %d partition(s) held at the record not yet parked; retrying in %.1fs",
-                        len(blocked), self.backoff)
+            log.warning(
+                "DLQ unavailable: %d partition(s) held at the record not yet parked; retrying in %.1fs",
+                len(blocked),
+                self.backoff,
+            )
             self.stopping.wait(self.backoff)
         else:
             self.backoff = 0.0
@@ -289,7 +313,8 @@ class Consumer:
         deadline = time.monotonic() + DLQ_ACK_TIMEOUT_S
         blocked: dict[TopicPartition, int] = {}
         errors: list[BaseException] = []
-        for parcel, future, error in sent:
+        for parcel, future, send_error in sent:
+            error = send_error
             if error is None:
                 try:
                     future.get(timeout=max(deadline - time.monotonic(), 0.1))
@@ -301,12 +326,22 @@ class Consumer:
                 continue
             self.parked.add(parcel.where)
             UNDECODABLE.inc()
-            log.error("undecodable %s %s[%d]@%d → DLQ: %s",
-                      "record" if parcel.index is None else f"event #{parcel.index} of record",
-                      parcel.tp.topic, parcel.tp.partition, parcel.offset, parcel.reason)
+            log.error(
+                "undecodable %s %s[%d]@%d → DLQ: %s",
+                "record" if parcel.index is None else f"event #{parcel.index} of record",
+                parcel.tp.topic,
+                parcel.tp.partition,
+                parcel.offset,
+                parcel.reason,
+            )
         if errors:
-            log.warning("%d of %d DLQ publishes failed (%s: %s); the producer is rebuilt before the next try",
-                        len(errors), len(pending), type(errors[0]).__name__, errors[0])
+            log.warning(
+                "%d of %d DLQ publishes failed (%s: %s); the producer is rebuilt before the next try",
+                len(errors),
+                len(pending),
+                type(errors[0]).__name__,
+                errors[0],
+            )
             self.drop_dlq_producer()
         return blocked
 

@@ -1,16 +1,18 @@
 """Gauges the consumer computes when it is scraped: failure records by status, stock of the live coupons."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
-from coupon.resources import of
-from coupon.services import failure_records
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
+from coupon.resources import of
+from coupon.services import failure_records
 
 log = logging.getLogger("workers.consumer")
 

@@ -1,4 +1,5 @@
 """RQ jobs: small top-level functions an `rq worker` imports and runs. Each builds the app once per process."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -30,7 +31,10 @@ def republish_failed() -> dict[str, int]:
     with app.app_context():
         try:
             report = failure_records.republish_failed(
-                db.session, _publisher(app), app.config["FAILURE_MAX_RETRIES"], utcnow(),
+                db.session,
+                _publisher(app),
+                app.config["FAILURE_MAX_RETRIES"],
+                utcnow(),
                 settle_seconds=app.config["REPUBLISH_INTERVAL_SECONDS"],
             )
         finally:
@@ -46,8 +50,12 @@ def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
             report = sweep(app, older_than_s)
         finally:
             db.session.remove()
-    return {"candidates": report.candidates, "lagging": report.lagging, "settled": len(report.settled),
-            "fenced": report.count("fenced")}
+    return {
+        "candidates": report.candidates,
+        "lagging": report.lagging,
+        "settled": len(report.settled),
+        "fenced": report.count("fenced"),
+    }
 
 
 def sweep(app: Any, older_than_s: float | None = None) -> settlement.SettlementReport:
@@ -56,7 +64,11 @@ def sweep(app: Any, older_than_s: float | None = None) -> settlement.SettlementR
     progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
     now = utcnow()
     return settlement.settle_reservations(
-        db.session, of(app).gate, progress, now, int(now.timestamp() * 1000),
+        db.session,
+        of(app).gate,
+        progress,
+        now,
+        int(now.timestamp() * 1000),
         cfg["SETTLE_AFTER_SECONDS"] if older_than_s is None else older_than_s,
         lag_wait_s=cfg["SETTLE_LAG_WAIT_SECONDS"],
     )

@@ -1,4 +1,5 @@
 """rqscheduler with JSON log lines that rides out Redis outages and stalls: `python -m workers.rq_scheduler`."""
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,12 @@ class Scheduler(UpstreamScheduler):
                         log.warning("Lock already taken - skipping run")
                 except REDIS_DOWN as exc:
                     delay = backoff.next_delay()
-                    log.warning("Redis unavailable (%s: %s); rqscheduler keeps running, next attempt in %.1fs",
-                                type(exc).__name__, exc, delay)
+                    log.warning(
+                        "Redis unavailable (%s: %s); rqscheduler keeps running, next attempt in %.1fs",
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
                     time.sleep(delay)
                     continue
                 if backoff.failures:

@@ -1,9 +1,11 @@
 """The rq worker class, riding out Redis outages and stalls: `rq worker --worker-class workers.rq_worker.Worker`."""
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from redis import Redis
 from rq.job import Job
@@ -63,8 +65,13 @@ class Worker(SimpleWorker):
                 if self._stop_requested:
                     raise
                 delay = backoff.next_delay()
-                log.warning("Redis unavailable during %s (%s: %s); rq worker keeps running, next attempt in %.1fs",
-                            what, type(exc).__name__, exc, delay)
+                log.warning(
+                    "Redis unavailable during %s (%s: %s); rq worker keeps running, next attempt in %.1fs",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             if backoff.failures:
@@ -72,7 +79,9 @@ class Worker(SimpleWorker):
             return result
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        return self._ride_out("dequeue", lambda: super(Worker, self).dequeue_job_and_maintain_ttl(timeout, max_idle_time))
+        return self._ride_out(
+            "dequeue", lambda: super(Worker, self).dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        )
 
     def check_for_suspension(self, burst: bool) -> None:
         self._ride_out("the suspension check", lambda: super(Worker, self).check_for_suspension(burst))
@@ -105,8 +114,12 @@ class Worker(SimpleWorker):
             # The job's own errors never get here (rq marks the job failed); this is Redis failing while rq
             # records the outcome. Running the job again could do its work twice, so it is left to rq's
             # registry cleaning (abandoned → failed) and, for the periodic job, to its next run.
-            log.warning("Redis unavailable while recording job %s (%s: %s); carrying on with the next job",
-                        job.id, type(exc).__name__, exc)
+            log.warning(
+                "Redis unavailable while recording job %s (%s: %s); carrying on with the next job",
+                job.id,
+                type(exc).__name__,
+                exc,
+            )
 
     def teardown(self) -> None:
         try:

@@ -4,13 +4,14 @@ The jobs: republish failure records (REPUBLISH_INTERVAL_SECONDS) and settle unco
 (SETTLE_INTERVAL_SECONDS). Run it before (or beside) `rqscheduler`; running it again replaces nothing unless an
 interval changed.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -36,12 +37,15 @@ def connect(redis_url: str) -> Redis:
 
 def jobs(cfg: dict[str, Any]) -> list[tuple[str, Any, int]]:
     """(job id, function, interval) of every periodic job."""
-    return [(JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
-            (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"])]
+    return [
+        (JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
+        (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"]),
+    ]
 
 
-def register(redis_url: str, interval: int, connection: Redis | None = None, job_id: str = JOB_ID,
-             func: Any = republish_failed) -> str:
+def register(
+    redis_url: str, interval: int, connection: Redis | None = None, job_id: str = JOB_ID, func: Any = republish_failed
+) -> str:
     """Returns 'created', 'unchanged' or 'replaced'."""
     scheduler = Scheduler(queue_name=QUEUE, connection=connection or connect(redis_url))
     existing = [job for job in scheduler.get_jobs() if job.id == job_id]
@@ -50,7 +54,7 @@ def register(redis_url: str, interval: int, connection: Redis | None = None, job
     for job in existing:
         scheduler.cancel(job)
     scheduler.schedule(
-        scheduled_time=datetime.now(timezone.utc),
+        scheduled_time=datetime.now(UTC),
         func=func,
         interval=interval,
         repeat=None,
@@ -79,8 +83,12 @@ def watch(cfg: dict[str, Any], every: float, stop: threading.Event) -> None:
             register_all(cfg, connection, quiet=True)
         except RedisError as exc:
             delay = backoff.next_delay()
-            log.warning("cannot reach Redis to check the schedule (%s: %s); watcher keeps running, next check in %.1fs",
-                        type(exc).__name__, exc, delay)
+            log.warning(
+                "cannot reach Redis to check the schedule (%s: %s); watcher keeps running, next check in %.1fs",
+                type(exc).__name__,
+                exc,
+                delay,
+            )
             stop.wait(delay)
             continue
         if backoff.failures:
@@ -91,10 +99,15 @@ def watch(cfg: dict[str, Any], every: float, stop: threading.Event) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--watch", action="store_true",
-                        help="keep running and register the job again whenever Redis has lost it")
-    parser.add_argument("--every", type=float, default=WATCH_SECONDS,
-                        help=f"with --watch: seconds between checks (default {WATCH_SECONDS:g})")
+    parser.add_argument(
+        "--watch", action="store_true", help="keep running and register the job again whenever Redis has lost it"
+    )
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=WATCH_SECONDS,
+        help=f"with --watch: seconds between checks (default {WATCH_SECONDS:g})",
+    )
     args = parser.parse_args()
     configure()
     cfg = load_config()

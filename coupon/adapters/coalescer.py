@@ -9,10 +9,12 @@ Without gevent (CLI, workers, unit tests) a submit simply runs a batch of one.
 An item that waited in the queue longer than `queue_timeout` is failed without ever being sent, so a caller
 that is told "failed" can trust that nothing was done on its behalf.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Generic, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,8 +39,14 @@ def _gevent_active() -> bool:
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, flush: Flush, max_batch: int = 1000, max_in_flight: int = 1,
-                 queue_timeout: float = 5.0, flush_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        flush: Flush,
+        max_batch: int = 1000,
+        max_in_flight: int = 1,
+        queue_timeout: float = 5.0,
+        flush_timeout: float = 10.0,
+    ) -> None:
         self._flush = flush
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
@@ -76,7 +84,7 @@ class Coalescer(Generic[T, R]):
             raise FlushTimeout(f"no result within {queue_timeout + flush_timeout:.1f}s") from None
 
     @staticmethod
-    def _unwrap(result: "R | BaseException") -> R:
+    def _unwrap(result: R | BaseException) -> R:
         if isinstance(result, BaseException):
             raise result
         return result

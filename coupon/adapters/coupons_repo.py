@@ -1,4 +1,5 @@
 """Coupons in the DB, and what the gate needs to be rebuilt from them."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,8 +8,8 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon
+from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 
 
 def add(session: Session, coupon: Coupon) -> Coupon:
@@ -50,9 +51,7 @@ def holders(session: Session, coupon_id: str) -> dict[str, int]:
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             rank = 0
         result[user_id] = rank
-    issued = session.execute(
-        select(IssuedCoupon.user_id, IssuedCoupon.rank).where(IssuedCoupon.coupon_id == coupon_id)
-    )
+    issued = session.execute(select(IssuedCoupon.user_id, IssuedCoupon.rank).where(IssuedCoupon.coupon_id == coupon_id))
     for user_id, rank in issued:
         result[user_id] = rank
     return result

@@ -1,4 +1,5 @@
 """failed_issued_coupons in the DB: the retry machinery's queries."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,8 +9,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 _COLUMNS = (
-    "id, coupon_id, user_id, payload, error, retry_count, is_resolved, status, created_at,"
-    " last_retried_at, resolved_at"
+    "id, coupon_id, user_id, payload, error, retry_count, is_resolved, status, created_at, last_retried_at, resolved_at"
 )
 
 

@@ -1,12 +1,13 @@
 """The Redis issue gate: typed wrappers around reserve.lua / release.lua and the gate's metadata."""
+
 from __future__ import annotations
 
 import enum
 import logging
 import time
-import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import redis
 
@@ -146,8 +147,10 @@ class Gate:
         GATE_BATCH.observe(len(requests))
         started = time.perf_counter()
         adopt = str(self.adopt_after_ms)
-        calls = [(keys.gate_keys(coupon_id), [adopt, *(a for i in indexes for a in requests[i][1:])])
-                 for coupon_id, indexes in by_coupon.items()]
+        calls = [
+            (keys.gate_keys(coupon_id), [adopt, *(a for i in indexes for a in requests[i][1:])])
+            for coupon_id, indexes in by_coupon.items()
+        ]
         try:
             replies = self._run_reserve(calls)
         except REDIS_ERRORS as exc:
@@ -158,12 +161,16 @@ class Gate:
         for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):
                 for i in indexes:
-                    results[i] = _failure(reply) if isinstance(reply, REDIS_ERRORS) else RedisUnavailable(
-                        f"The coupon gate failed: {reply}")
+                    results[i] = (
+                        _failure(reply)
+                        if isinstance(reply, REDIS_ERRORS)
+                        else RedisUnavailable(f"The coupon gate failed: {reply}")
+                    )
                 continue
             for n, i in enumerate(indexes):
-                results[i] = GateDecision(GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]),
-                                          _text(reply[3 * n + 2]))
+                results[i] = GateDecision(
+                    GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]), _text(reply[3 * n + 2])
+                )
         return results
 
     def _run_reserve(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
@@ -182,9 +189,13 @@ class Gate:
         by_coupon: dict[str, list[int]] = {}
         for index, hold in enumerate(holds):
             by_coupon.setdefault(hold.coupon_id, []).append(index)
-        calls = [(keys.hold_keys(coupon_id),
-                  [mode.value, str(cutoff_ms), *(a for i in indexes for a in (holds[i].user_id, holds[i].event_id))])
-                 for coupon_id, indexes in by_coupon.items()]
+        calls = [
+            (
+                keys.hold_keys(coupon_id),
+                [mode.value, str(cutoff_ms), *(a for i in indexes for a in (holds[i].user_id, holds[i].event_id))],
+            )
+            for coupon_id, indexes in by_coupon.items()
+        ]
         try:
             replies = run_many(self.client, "release", calls)
         except REDIS_ERRORS as exc:
@@ -204,8 +215,9 @@ class Gate:
     def unconfirmed_before(self, coupon_id: str, cutoff_ms: int, limit: int = 1000) -> list[HeldReservation]:
         """Holds not confirmed and untouched since cutoff_ms: the sweeper's candidates, oldest first."""
         try:
-            touched = self.client.zrangebyscore(keys.unconfirmed(coupon_id), "-inf", cutoff_ms, start=0, num=limit,
-                                                withscores=True)
+            touched = self.client.zrangebyscore(
+                keys.unconfirmed(coupon_id), "-inf", cutoff_ms, start=0, num=limit, withscores=True
+            )
             if not touched:
                 return []
             users = [_text(u) for u, _ in touched]
@@ -286,8 +298,9 @@ class Gate:
     def install(self, coupon_id: str, snapshot: GateSnapshot) -> None:
         """Replace the gate's state with a snapshot; meta is written last so readers never see half."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(keys.meta(coupon_id), keys.participants(coupon_id), keys.holds(coupon_id),
-                    keys.unconfirmed(coupon_id))
+        pipe.delete(
+            keys.meta(coupon_id), keys.participants(coupon_id), keys.holds(coupon_id), keys.unconfirmed(coupon_id)
+        )
         pipe.set(keys.issued(coupon_id), len(snapshot.participants))
         items = list(snapshot.participants.items())
         for start in range(0, len(items), _CHUNK):

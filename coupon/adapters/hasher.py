@@ -1,12 +1,14 @@
 """Password hashing (scrypt) off the gevent hub: a small native thread pool behind a bounded queue."""
+
 from __future__ import annotations
 
 import math
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -58,8 +60,7 @@ class PasswordHasher:
     At most `max_queue` hash jobs are admitted (running plus waiting) per process; one more is refused at
     once with HashingBusy (503 E5035 + Retry-After) instead of waiting behind all the others."""
 
-    def __init__(self, threads: int = 1, max_queue: int = 32, nice: int = 10,
-                 threaded: bool | None = None) -> None:
+    def __init__(self, threads: int = 1, max_queue: int = 32, nice: int = 10, threaded: bool | None = None) -> None:
         if threads < 1 or max_queue < 1:
             raise ValueError(f"threads and max_queue must be at least 1, got {threads}, {max_queue}")
         self.threads = threads
@@ -105,7 +106,7 @@ class PasswordHasher:
         started = time.perf_counter()
         if self.threaded:
             # The greenlet waits cooperatively on the pool's result; the hub runs other requests meanwhile.
-            result = self._threadpool().apply(self._in_thread, (fn,) + args)
+            result = self._threadpool().apply(self._in_thread, (fn, *args))
         else:
             result = fn(*args)
         self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - started)

@@ -1,4 +1,5 @@
 """Issued coupons in the DB: ownership, status look-ups and the one-shot usage update."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,8 +8,8 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
+from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 
 
 def find(session: Session, coupon_id: str, user_id: str) -> IssuedCoupon | None:
@@ -28,11 +29,13 @@ def is_rejected(session: Session, coupon_id: str, user_id: str) -> bool:
 def holds_failure(session: Session, coupon_id: str, user_id: str) -> bool:
     """An unresolved (PENDING or DEAD) failure record of this pair: its request still holds its unit."""
     hit = session.execute(
-        select(FailedIssuedCoupon.id).where(
+        select(FailedIssuedCoupon.id)
+        .where(
             FailedIssuedCoupon.coupon_id == coupon_id,
             FailedIssuedCoupon.user_id == user_id,
             FailedIssuedCoupon.status.in_(HOLDING_FAILURE_STATUSES),
-        ).limit(1)
+        )
+        .limit(1)
     ).first()
     return hit is not None
 

@@ -1,4 +1,5 @@
 """How far the consumer group has got: end offsets of the issue topic against the group's committed offsets."""
+
 from __future__ import annotations
 
 import time
@@ -20,9 +21,13 @@ class ConsumerProgress:
 
     def end_offsets(self) -> dict[int, int]:
         try:
-            consumer = KafkaConsumer(bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
-                                     request_timeout_ms=max(self.timeout_ms, 1000) + 1000,
-                                     client_id="coupon-sweeper")
+            consumer = KafkaConsumer(
+                bootstrap_servers=self.servers,
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=max(self.timeout_ms, 1000) + 1000,
+                client_id="coupon-sweeper",
+            )
         except KafkaError as exc:
             raise KafkaUnavailable() from exc
         try:
@@ -36,8 +41,9 @@ class ConsumerProgress:
 
     def committed(self) -> dict[int, int]:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.servers, request_timeout_ms=self.timeout_ms,
-                                     client_id="coupon-sweeper")
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.servers, request_timeout_ms=self.timeout_ms, client_id="coupon-sweeper"
+            )
         except KafkaError as exc:
             raise KafkaUnavailable() from exc
         try:

@@ -1,4 +1,5 @@
 """Publishes accepted issue requests to Kafka (acks=all, idempotent) and waits for the broker's ack."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,8 @@ from kafka.errors import KafkaError
 
 from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
 from coupon.domain.events import IssueEvent, encode_batch
-from coupon.observability.request_ids import KAFKA_HEADER
 from coupon.observability.instruments import PRODUCE_BATCH, PRODUCE_LATENCY
+from coupon.observability.request_ids import KAFKA_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,12 @@ class IssuePublisher:
     def check(self, recent_s: float = 10.0) -> None:
         """Readiness of the producer itself: DOWN while publishes fail (a broker can answer metadata and still not
         take records), and for recent_s after the last failure."""
-        if self.failing_since is not None and self.last_failure is not None \
-                and time.monotonic() - self.last_failure < recent_s:
-            raise KafkaUnavailable(
-                f"Kafka publishes are failing (for {time.monotonic() - self.failing_since:.0f}s)")
+        if (
+            self.failing_since is not None
+            and self.last_failure is not None
+            and time.monotonic() - self.last_failure < recent_s
+        ):
+            raise KafkaUnavailable(f"Kafka publishes are failing (for {time.monotonic() - self.failing_since:.0f}s)")
 
     def ping(self, timeout_ms: int = 2000) -> None:
         """A fresh metadata request (not the producer's cache): proves a broker answers right now."""

@@ -1,4 +1,5 @@
 """Creates the service's Kafka topics (idempotent)."""
+
 from __future__ import annotations
 
 from kafka import KafkaAdminClient

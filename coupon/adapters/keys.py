@@ -1,4 +1,5 @@
 """Every Redis key the service writes. All keys of one coupon share the hash tag {<coupon id>}."""
+
 from __future__ import annotations
 
 

@@ -1,9 +1,9 @@
 """Redis locks per (coupon, user): one consumer at a time persists a pair."""
+
 from __future__ import annotations
 
 import time
-from typing import Iterable
-
+from collections.abc import Iterable
 
 from coupon.adapters import keys
 from coupon.adapters.lua import source

@@ -1,5 +1,6 @@
 """Redis rate limiter: per-user (or per-admin) and per-address request windows, deleted-account and revoked-token
 markers, login attempts."""
+
 from __future__ import annotations
 
 import enum
@@ -7,8 +8,6 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-
-import redis
 
 from coupon.adapters import keys
 from coupon.adapters.coalescer import Coalescer
@@ -51,9 +50,11 @@ class LimitDecision:
 
 ALLOWED = LimitDecision(LimitOutcome.ALLOWED)
 # Resolved once: a labels() lookup per refusal would cost the most exactly when a flood is being refused.
-_REFUSED = {LimitOutcome.LIMITED: ADMISSION_REFUSED.labels("rate_limited"),
-            LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted"),
-            LimitOutcome.TOKEN_REVOKED: ADMISSION_REFUSED.labels("token_revoked")}
+_REFUSED = {
+    LimitOutcome.LIMITED: ADMISSION_REFUSED.labels("rate_limited"),
+    LimitOutcome.ACCOUNT_DELETED: ADMISSION_REFUSED.labels("account_deleted"),
+    LimitOutcome.TOKEN_REVOKED: ADMISSION_REFUSED.labels("token_revoked"),
+}
 
 
 def _decision(reply: list[int]) -> LimitDecision:
@@ -83,8 +84,16 @@ def username_digest(username: str) -> str:
 class RateLimiter:
     """One per process. Fails open: with Redis down, requests pass (the gate itself then answers 503)."""
 
-    def __init__(self, client: RedisClient, user: Limit, address: Limit, login: Limit,
-                 deleted_marker_ttl_s: int, timeout_s: float = 2.0, admin: Limit | None = None) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        user: Limit,
+        address: Limit,
+        login: Limit,
+        deleted_marker_ttl_s: int,
+        timeout_s: float = 2.0,
+        admin: Limit | None = None,
+    ) -> None:
         self.client = client
         self.user, self.address, self.login = user, address, login
         # Admins poll live sales from dashboards: their own budget. Without one they count like users.
@@ -95,14 +104,16 @@ class RateLimiter:
         # Concurrent admissions of a worker share one pipeline, exactly like Gate.reserve.
         self._batched: Coalescer[Admission, LimitDecision] = Coalescer(self.admit_many, max_batch=512)
 
-    def admit(self, user_id: str | None, address: str | None, jti: str | None = None,
-              admin: bool = False) -> LimitDecision:
+    def admit(
+        self, user_id: str | None, address: str | None, jti: str | None = None, admin: bool = False
+    ) -> LimitDecision:
         """ALLOWED, LIMITED (with retry-after), ACCOUNT_DELETED or TOKEN_REVOKED; one shared round trip at most."""
         if user_id is None and (address is None or not self.address.enabled):
             return ALLOWED
         try:
-            return self._batched.submit(Admission(user_id, address, jti, admin), queue_timeout=self.timeout_s,
-                                        flush_timeout=self.timeout_s)
+            return self._batched.submit(
+                Admission(user_id, address, jti, admin), queue_timeout=self.timeout_s, flush_timeout=self.timeout_s
+            )
         except REDIS_ERRORS as exc:
             self._warn(exc)
             return ALLOWED
@@ -119,8 +130,7 @@ class RateLimiter:
                 deleted = keys.user_deleted(item.user_id)
                 # The revoked-token marker rides in the same group (same hash tag): logout costs no round trip.
                 revoked = keys.token_revoked(item.user_id, item.jti) if item.jti else deleted
-                groups.append(([keys.rl_user(item.user_id), deleted, revoked],
-                               admin_args if item.admin else user_args))
+                groups.append(([keys.rl_user(item.user_id), deleted, revoked], admin_args if item.admin else user_args))
                 owners.append(index)
             if item.address is not None and self.address.enabled:
                 blocked = keys.address_blocked(item.address)
@@ -157,8 +167,9 @@ class RateLimiter:
         digest = username_digest(username)
         blocked = keys.login_blocked(digest)
         try:
-            [reply] = run_grouped(self.client, "rate_limit",
-                                  [([keys.rl_login(digest), blocked, blocked], self._args(self.login))])
+            [reply] = run_grouped(
+                self.client, "rate_limit", [([keys.rl_login(digest), blocked, blocked], self._args(self.login))]
+            )
         except REDIS_ERRORS as exc:
             self._warn(exc)
             return ALLOWED

@@ -1,13 +1,13 @@
 """Builds the Redis client: standalone with a blocking pool, or Redis Cluster when configured."""
+
 from __future__ import annotations
 
-from typing import Union
 from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-RedisClient = Union[redis.Redis, RedisCluster]
+RedisClient = redis.Redis | RedisCluster
 
 # Every failure of a Redis dependency (a down or frozen node, a cluster without a master for a slot, the gevent
 # socket's own timeout): callers turn these into 503s, or "outcome unknown" where a command may have run.

@@ -1,4 +1,5 @@
 """Refresh tokens in the DB: rows by the SHA-256 of their secret, locked while a rotation decides."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,11 +10,13 @@ from sqlalchemy.orm import Session
 from coupon.domain.models import RefreshToken
 
 
-def add(session: Session, token_id: str, user_id: str, family_id: str, token_hash: str, expires_at: datetime,
-        now: datetime) -> RefreshToken:
+def add(
+    session: Session, token_id: str, user_id: str, family_id: str, token_hash: str, expires_at: datetime, now: datetime
+) -> RefreshToken:
     """Stage a new row; the caller commits (a rotation commits it together with marking the old one used)."""
-    row = RefreshToken(id=token_id, user_id=user_id, family_id=family_id, token_hash=token_hash,
-                       expires_at=expires_at, created_at=now)
+    row = RefreshToken(
+        id=token_id, user_id=user_id, family_id=family_id, token_hash=token_hash, expires_at=expires_at, created_at=now
+    )
     session.add(row)
     return row
 

@@ -1,4 +1,5 @@
 """Users in the DB."""
+
 from __future__ import annotations
 
 from sqlalchemy import delete as sql_delete
@@ -6,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coupon.domain.vocabulary import Role
 from coupon.domain.errors import UsernameTaken
 from coupon.domain.models import User
+from coupon.domain.vocabulary import Role
 
 
 def add(session: Session, user_id: str, username: str, password_hash: str, role: Role) -> User:

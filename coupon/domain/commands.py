@@ -1,4 +1,5 @@
 """The typed commands services take: what a caller asks for, already validated (coupon.http.parsing builds them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The one error vocabulary: every failure the API can answer, with its HTTP status and stable code."""
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,11 @@ class RefreshTokenInvalid(AppError):
 class RefreshTokenReused(AppError):
     """A rotated (already used) refresh token came back: it was stolen or replayed, so its whole family is revoked."""
 
-    status, code, message = (401, "E1008", "This refresh token was already used; every token of its session has"
-                                           " been revoked, log in again")
+    status, code, message = (
+        401,
+        "E1008",
+        "This refresh token was already used; every token of its session has been revoked, log in again",
+    )
 
 
 class TokenRevoked(AppError):
@@ -167,7 +171,8 @@ class IssueNotConfirmed(AppError):
     """A dependency timed out mid-request: the reservation or its record may exist. Settled later, never lost."""
 
     status, code, message = (
-        503, "E5034",
+        503,
+        "E5034",
         "Your request could not be confirmed in time (a dependency is slow); its outcome is being settled. Check"
         " GET /api/coupon/{id}/issue, or retry with the same Idempotency-Key header",
     )
@@ -176,7 +181,11 @@ class IssueNotConfirmed(AppError):
 class HashingBusy(AppError):
     """Every password-hashing slot of this worker is taken (a signup/login rush): refused at once, not queued."""
 
-    status, code, message = 503, "E5035", "Too many sign-ups and logins at this moment; retry after the Retry-After delay"
+    status, code, message = (
+        503,
+        "E5035",
+        "Too many sign-ups and logins at this moment; retry after the Retry-After delay",
+    )
 
     def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
         super().__init__(message, data)

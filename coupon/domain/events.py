@@ -3,9 +3,9 @@
 A record holds either one event (an object with the event's fields) or a batch of events that one API
 worker had accepted at the same moment: {"events": [event, ...]}.
 """
+
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 

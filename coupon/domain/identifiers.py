@@ -1,4 +1,5 @@
 """Identifiers: every id the service mints or accepts is a UUID in its canonical lower-case text form."""
+
 from __future__ import annotations
 
 import re

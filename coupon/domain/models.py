@@ -1,4 +1,5 @@
 """SQLAlchemy models: the four tables of the design, the records of rejected and cancelled requests, refresh tokens."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -91,9 +92,7 @@ class FailedIssuedCoupon(db.Model):
     error: Mapped[str] = mapped_column(Text, nullable=False)
     retry_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     is_resolved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    status: Mapped[FailureStatus] = mapped_column(
-        _enum(FailureStatus), nullable=False, default=FailureStatus.PENDING
-    )
+    status: Mapped[FailureStatus] = mapped_column(_enum(FailureStatus), nullable=False, default=FailureStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
     last_retried_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)

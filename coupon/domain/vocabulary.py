@@ -1,8 +1,9 @@
 """Domain vocabulary shared by every layer: roles, coupon kinds and the life cycle states."""
+
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Role(str, enum.Enum):
@@ -52,11 +53,11 @@ HOLDING_FAILURE_STATUSES = (FailureStatus.PENDING, FailureStatus.DEAD)
 
 def utcnow() -> datetime:
     """Naive UTC: what the DB's DATETIME columns hold."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def to_epoch_ms(value: datetime) -> int:
-    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def iso(value: datetime | None) -> str | None:

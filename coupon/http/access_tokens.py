@@ -1,6 +1,7 @@
 """Access-token verification for the hot path: HS256 only (algorithm pinned), constant-time signature check,
 exp/iat/sub/jti/type required, every segment in canonical base64url. flask-jwt-extended mints the tokens; this
 reads them at a fraction of the cost."""
+
 from __future__ import annotations
 
 import base64

@@ -5,18 +5,18 @@ One limiter call per request (one shared Redis round trip): the bearer token is 
 claims are left on flask.g for the view's guard; a bad token is left for that guard to refuse. The issue
 request is the exception: its service admits it in the same batch as its gate call (see DEFERRED_ENDPOINTS).
 """
-from __future__ import annotations
 
-from flask import Flask, g, request
+from __future__ import annotations
 
 from typing import Any
 
-from coupon.resources import current
-from coupon.http.client_address import client_address
-from coupon.domain.vocabulary import Role
-from coupon.services.refusals import refusal
-from coupon.http.access_tokens import TokenInvalid, verify_access_token
+from flask import Flask, g, request
 
+from coupon.domain.vocabulary import Role
+from coupon.http.access_tokens import TokenInvalid, verify_access_token
+from coupon.http.client_address import client_address
+from coupon.resources import current
+from coupon.services.refusals import refusal
 
 # Routes that take no token: a bearer sent to them is ignored (neither counted nor refused).
 PUBLIC_ENDPOINTS = frozenset({"users.signup", "auth.login", "auth.refresh", "docs.openapi"})
@@ -53,8 +53,7 @@ def admit() -> None:
     limiter = resources.limiter
     address = None
     if limiter.address.enabled:
-        address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                                 resources.trusted_proxies)
+        address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), resources.trusted_proxies)
     public = request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS  # None: no such route
     claims = None if public else _bearer_claims()
     if claims is not None and request.endpoint in DEFERRED_ENDPOINTS:

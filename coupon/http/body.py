@@ -1,5 +1,6 @@
 """Reading request bodies strictly: size-capped, Content-Type application/json, valid UTF-8 JSON objects only
 (orjson refuses invalid UTF-8, lone surrogates, NaN/Infinity, numbers overflowing a double, nesting over 1024)."""
+
 from __future__ import annotations
 
 from typing import Any

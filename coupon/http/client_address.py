@@ -1,8 +1,9 @@
 """The client's address for per-address limits: the peer, or X-Forwarded-For only behind trusted proxies."""
+
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

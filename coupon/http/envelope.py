@@ -1,4 +1,5 @@
 """The seed's response envelope: {resultType, data, errorMessage}."""
+
 from __future__ import annotations
 
 from typing import Any

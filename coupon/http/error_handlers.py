@@ -1,8 +1,9 @@
 """The one place errors become replies: AppError, HTTP errors, dependency failures, and the unexpected."""
+
 from __future__ import annotations
 
+import contextlib
 import logging
-
 
 from flask import Flask, Response
 from kafka.errors import KafkaError
@@ -11,7 +12,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from coupon.adapters.redis_client import REDIS_ERRORS
-from coupon.http.envelope import failure
 from coupon.domain.errors import (
     AppError,
     BodyTooLarge,
@@ -25,6 +25,7 @@ from coupon.domain.errors import (
     UnsupportedMediaType,
 )
 from coupon.extensions import db
+from coupon.http.envelope import failure
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ def _dependency_error(error: Exception) -> AppError | None:
 
 
 def _rollback() -> None:
-    try:
+    # The session may be unusable when the DB is gone; it is discarded at teardown.
+    with contextlib.suppress(Exception):
         db.session.rollback()
-    except Exception:  # the session may be unusable when the DB is gone; it is discarded at teardown
-        pass

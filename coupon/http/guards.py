@@ -1,8 +1,10 @@
 """Route guards: the bearer token verified with coupon.http.access_tokens (once per request), then the role."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from flask import g, request
 

@@ -1,4 +1,5 @@
 """orjson as Flask's JSON provider: faster, and strict about what it reads."""
+
 from __future__ import annotations
 
 from decimal import Decimal

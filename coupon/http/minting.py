@@ -1,4 +1,5 @@
 """Minting access tokens with flask-jwt-extended (HS256 pinned, so coupon.http.access_tokens can verify them)."""
+
 from __future__ import annotations
 
 from datetime import timedelta

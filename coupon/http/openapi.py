@@ -3,13 +3,14 @@
 tests/integration/test_openapi.py compares it with the app's url_map both ways and runs schemathesis
 against a live server with it. /metrics (Prometheus text for the scraper) is deliberately left out.
 """
+
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, IssueStatus, Role
 from coupon.domain.errors import AppError, all_error_classes
+from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, IssueStatus, Role
 from coupon.http.parsing import MAX_LIST_LIMIT, MAX_QUANTITY, USERNAME_RE
 
 Schema = dict[str, Any]
@@ -48,9 +49,17 @@ TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 
 SCHEMAS: dict[str, Schema] = {
     "User": _obj({"id": UUID, "username": STR, "role": _enum(Role)}),
-    "Login": _obj({"id": UUID, "username": STR, "role": _enum(Role), "accessToken": STR,
-                   "expiresIn": {"type": "integer", "minimum": 1}, "refreshToken": STR,
-                   "refreshExpiresIn": {"type": "integer", "minimum": 1}}),
+    "Login": _obj(
+        {
+            "id": UUID,
+            "username": STR,
+            "role": _enum(Role),
+            "accessToken": STR,
+            "expiresIn": {"type": "integer", "minimum": 1},
+            "refreshToken": STR,
+            "refreshExpiresIn": {"type": "integer", "minimum": 1},
+        }
+    ),
     "LoggedOut": _obj({"loggedOut": {"const": True}}),
     "RefreshRequest": {
         "type": "object",
@@ -58,44 +67,87 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["refreshToken"],
         "additionalProperties": False,
     },
-    "Coupon": _obj({
-        "id": UUID, "name": STR, "type": _enum(CouponType), "discountType": _enum(DiscountType),
-        "discountValue": {"type": "number"}, "totalQuantity": INT, "issueStartsAt": TIME, "expiresAt": TIME,
-        "status": _enum(CouponStatus), "createdAt": TIME,
-        "stock": _obj({"total": INT, "reserved": INT, "issued": INT, "remaining": INT}),
-    }, optional=("stock",)),
-    "IssueAccepted": _obj({"couponId": UUID, "userId": UUID, "status": {"const": "PENDING"},
-                           "rank": {"type": "integer", "minimum": 1}, "requestedAt": TIME}),
+    "Coupon": _obj(
+        {
+            "id": UUID,
+            "name": STR,
+            "type": _enum(CouponType),
+            "discountType": _enum(DiscountType),
+            "discountValue": {"type": "number"},
+            "totalQuantity": INT,
+            "issueStartsAt": TIME,
+            "expiresAt": TIME,
+            "status": _enum(CouponStatus),
+            "createdAt": TIME,
+            "stock": _obj({"total": INT, "reserved": INT, "issued": INT, "remaining": INT}),
+        },
+        optional=("stock",),
+    ),
+    "IssueAccepted": _obj(
+        {
+            "couponId": UUID,
+            "userId": UUID,
+            "status": {"const": "PENDING"},
+            "rank": {"type": "integer", "minimum": 1},
+            "requestedAt": TIME,
+        }
+    ),
     "IssueStatus": _obj({"couponId": UUID, "userId": UUID, "status": _enum(IssueStatus)}),
     "Usage": _obj({"couponId": UUID, "userId": UUID, "used": {"const": True}, "usedAt": TIME}),
-    "OwnedCoupon": _obj({
-        "couponId": UUID, "name": STR, "type": _enum(CouponType), "discountType": _enum(DiscountType),
-        "discountValue": {"type": "number"}, "issuedAt": TIME, "used": {"type": "boolean"}, "usedAt": TIME_OR_NULL,
-        "expiresAt": TIME, "rank": INT,
-    }),
+    "OwnedCoupon": _obj(
+        {
+            "couponId": UUID,
+            "name": STR,
+            "type": _enum(CouponType),
+            "discountType": _enum(DiscountType),
+            "discountValue": {"type": "number"},
+            "issuedAt": TIME,
+            "used": {"type": "boolean"},
+            "usedAt": TIME_OR_NULL,
+            "expiresAt": TIME,
+            "rank": INT,
+        }
+    ),
     "Deleted": _obj({"id": UUID, "deleted": {"const": True}}),
-    "Failures": _obj({
-        "counts": _obj({s.value: INT for s in FailureStatus}),
-        "items": {"type": "array", "items": _obj({
-            "id": INT, "couponId": STR, "userId": STR, "status": _enum(FailureStatus), "retryCount": INT,
-            "resolved": {"type": "boolean"}, "error": STR, "createdAt": TIME, "lastRetriedAt": TIME_OR_NULL,
-            "resolvedAt": TIME_OR_NULL,
-        })},
-    }),
+    "Failures": _obj(
+        {
+            "counts": _obj({s.value: INT for s in FailureStatus}),
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": INT,
+                        "couponId": STR,
+                        "userId": STR,
+                        "status": _enum(FailureStatus),
+                        "retryCount": INT,
+                        "resolved": {"type": "boolean"},
+                        "error": STR,
+                        "createdAt": TIME,
+                        "lastRetriedAt": TIME_OR_NULL,
+                        "resolvedAt": TIME_OR_NULL,
+                    }
+                ),
+            },
+        }
+    ),
     "Health": _obj({"status": {"const": "UP"}}),
-    "Readiness": _obj({"status": {"type": "string", "enum": ["UP", "DOWN"]},
-                       "checks": {"type": "object"}}),
+    "Readiness": _obj({"status": {"type": "string", "enum": ["UP", "DOWN"]}, "checks": {"type": "object"}}),
     "Credentials": {
         "type": "object",
-        "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 50},
-                       "password": {"type": "string", "minLength": 1, "maxLength": 128}},
+        "properties": {
+            "username": {"type": "string", "minLength": 1, "maxLength": 50},
+            "password": {"type": "string", "minLength": 1, "maxLength": 128},
+        },
         "required": ["username", "password"],
         "additionalProperties": False,
     },
     "Signup": {
         "type": "object",
-        "properties": {"username": {"type": "string", "pattern": USERNAME_RE.pattern},
-                       "password": {"type": "string", "minLength": 8, "maxLength": 128}},
+        "properties": {
+            "username": {"type": "string", "pattern": USERNAME_RE.pattern},
+            "password": {"type": "string", "minLength": 8, "maxLength": 128},
+        },
         "required": ["username", "password"],
         "additionalProperties": False,
     },
@@ -105,16 +157,28 @@ SCHEMAS: dict[str, Schema] = {
             "name": {"type": "string", "minLength": 1, "maxLength": 100},
             "type": _enum(CouponType),
             "discountType": _enum(DiscountType),
-            "discountValue": {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000_000,
-                              "description": "at most two decimals; a PERCENTAGE at most 100"},
+            "discountValue": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 10_000_000,
+                "description": "at most two decimals; a PERCENTAGE at most 100",
+            },
             "totalQuantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
             "issueStartsAt": {**TIME, "description": "default now; without an offset it means UTC"},
             "expiresAt": {**TIME, "description": "in the future and after issueStartsAt"},
         },
         "required": ["name", "type", "discountType", "discountValue", "totalQuantity", "expiresAt"],
         "additionalProperties": False,
-        "examples": [{"name": "Black Friday pizza", "type": "PIZZA", "discountType": "FIXED", "discountValue": 3000,
-                      "totalQuantity": 100, "expiresAt": "2999-12-31T00:00:00Z"}],
+        "examples": [
+            {
+                "name": "Black Friday pizza",
+                "type": "PIZZA",
+                "discountType": "FIXED",
+                "discountValue": 3000,
+                "totalQuantity": 100,
+                "expiresAt": "2999-12-31T00:00:00Z",
+            }
+        ],
     },
 }
 
@@ -124,11 +188,13 @@ def _success(data: Schema) -> Schema:
 
 
 def _error_schema(codes: list[str], data: Schema | None = None) -> Schema:
-    return _obj({
-        "resultType": {"const": "ERROR"},
-        "data": data or {"type": "null"},
-        "errorMessage": _obj({"code": {"type": "string", "enum": codes}, "message": STR, "data": {}}),
-    })
+    return _obj(
+        {
+            "resultType": {"const": "ERROR"},
+            "data": data or {"type": "null"},
+            "errorMessage": _obj({"code": {"type": "string", "enum": codes}, "message": STR, "data": {}}),
+        }
+    )
 
 
 def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
@@ -146,9 +212,14 @@ def _retry_after(group: list[str]) -> dict[str, Any] | None:
     sent = [c for c in group if c in _WITH_RETRY_AFTER]
     if not sent:
         return None
-    return {"Retry-After": {"description": f"{'; '.join(f'{c}: {_WITH_RETRY_AFTER[c]}' for c in sent)}",
-                            # Required only when every code of this status sends it (a 503 E5033 does not).
-                            "required": len(sent) == len(group), "schema": {"type": "integer", "minimum": 1}}}
+    return {
+        "Retry-After": {
+            "description": f"{'; '.join(f'{c}: {_WITH_RETRY_AFTER[c]}' for c in sent)}",
+            # Required only when every code of this status sends it (a 503 E5033 does not).
+            "required": len(sent) == len(group),
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
 
 
 def _errors(codes: list[str]) -> dict[str, Schema]:
@@ -163,8 +234,17 @@ def _errors(codes: list[str]) -> dict[str, Schema]:
     return out
 
 
-def _op(endpoint: str, summary: str, ok: tuple[int, Schema], codes: list[str], *, auth: bool,
-        body: str | None = None, tag: str = "coupons", params: list[Schema] | None = None) -> Schema:
+def _op(
+    endpoint: str,
+    summary: str,
+    ok: tuple[int, Schema],
+    codes: list[str],
+    *,
+    auth: bool,
+    body: str | None = None,
+    tag: str = "coupons",
+    params: list[Schema] | None = None,
+) -> Schema:
     status, data = ok
     op: Schema = {
         "operationId": endpoint,
@@ -180,8 +260,10 @@ def _op(endpoint: str, summary: str, ok: tuple[int, Schema], codes: list[str], *
         op["parameters"] = params
         if any(p["in"] == "query" for p in params):
             # gunicorn refuses a request line over limit_request_line (4094 bytes) before the app sees it.
-            op["responses"]["414"] = {"description": "URI Too Long: the HTTP server's own answer (not the envelope)",
-                                      "content": {"text/html": {"schema": {"type": "string"}}}}
+            op["responses"]["414"] = {
+                "description": "URI Too Long: the HTTP server's own answer (not the envelope)",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
     return op
 
 
@@ -191,83 +273,187 @@ def _path_id(name: str) -> Schema:
 
 COUPON_ID = [_path_id("coupon_id")]
 IDEMPOTENCY_KEY: Schema = {
-    "name": "Idempotency-Key", "in": "header", "required": False,
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
     "description": "Retry a request with the same key (after a timeout or a 503 E5034) and get the same answer:"
-                   " the same 202 and rank while the reservation stands, never 409 duplicate.",
+    " the same 202 and rank while the reservation stands, never 409 duplicate.",
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,100}$"},
 }
 USER_ONLY = AUTH + LIMITED
-ADMIN_ONLY = AUTH + ["E1004"] + LIMITED
+ADMIN_ONLY = [*AUTH, "E1004", *LIMITED]
 
 
 @cache
 def document() -> Schema:
     """The whole document (built once; the JSON served at /api/openapi.json)."""
     paths: dict[str, dict[str, Schema]] = {
-        "/health": {"get": {
-            "operationId": "health.live", "summary": "Liveness", "tags": ["health"],
-            "responses": {"200": _json(_success(_ref("Health")), "the process answers")},
-        }},
-        "/health/ready": {"get": {
-            "operationId": "health.ready", "summary": "Readiness of Redis, the database and Kafka", "tags": ["health"],
-            "responses": {
-                "200": _json(_success(_ref("Readiness")), "every dependency answers"),
-                "503": _json(_error_schema(["E5030"], _ref("Readiness")), "E5030: a dependency is down"),
-            },
-        }},
-        "/api/openapi.json": {"get": {
-            "operationId": "docs.openapi", "summary": "This document", "tags": ["docs"],
-            "responses": {"200": {"description": "OpenAPI 3.1",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}},
-                          **_errors(LIMITED)},
-        }},
-        "/api/users/signup": {"post": _op(
-            "users.signup", "Sign up", (201, _ref("User")), BODY + ["E4006", "E2001", "E5033", "E5035"] + LIMITED,
-            auth=False, body="Signup", tag="users")},
-        "/api/users/{user_id}": {"delete": _op(
-            "users.delete", "Delete an account (admin); its tokens are refused at once", (200, _ref("Deleted")),
-            ID + ADMIN_ONLY + ["E2002", "E2003", "E5031", "E5033"], auth=True, tag="users", params=[_path_id("user_id")])},
-        "/api/auth/login": {"post": _op(
-            "auth.login", "Log in for an access token", (200, _ref("Login")),
-            BODY + ["E4006", "E1005", "E5033", "E5035"] + LIMITED,
-            auth=False, body="Credentials", tag="auth")},
-        "/api/auth/refresh": {"post": _op(
-            "auth.refresh", "Trade a refresh token (single use) for a new access token and refresh token",
-            (200, _ref("Login")), BODY + ["E4006", "E1007", "E1008", "E5033"] + LIMITED,
-            auth=False, body="RefreshRequest", tag="auth")},
-        "/api/auth/logout": {"post": _op(
-            "auth.logout", "Revoke the refresh token's session and this access token", (200, _ref("LoggedOut")),
-            BODY + ["E4006", "E1007"] + USER_ONLY + ["E5031", "E5033"], auth=True, body="RefreshRequest", tag="auth")},
-        "/api/coupon": {"post": _op(
-            "coupons.create", "Create a coupon (admin) and prime its gate", (201, _ref("Coupon")),
-            BODY + ["E4006"] + ADMIN_ONLY + ["E5031", "E5033"], auth=True, body="CouponDraft")},
-        "/api/coupon/owned-coupons": {"get": _op(
-            "coupons.owned", "My coupons, newest first", (200, {"type": "array", "items": _ref("OwnedCoupon")}),
-            USER_ONLY + ["E5033"], auth=True)},
-        "/api/coupon/{coupon_id}": {"get": _op(
-            "coupons.detail", "A coupon with its live stock", (200, _ref("Coupon")), ID + USER_ONLY + ["E3001", "E5031", "E5033"],
-            auth=True, params=COUPON_ID)},
+        "/health": {
+            "get": {
+                "operationId": "health.live",
+                "summary": "Liveness",
+                "tags": ["health"],
+                "responses": {"200": _json(_success(_ref("Health")), "the process answers")},
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "operationId": "health.ready",
+                "summary": "Readiness of Redis, the database and Kafka",
+                "tags": ["health"],
+                "responses": {
+                    "200": _json(_success(_ref("Readiness")), "every dependency answers"),
+                    "503": _json(_error_schema(["E5030"], _ref("Readiness")), "E5030: a dependency is down"),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "docs.openapi",
+                "summary": "This document",
+                "tags": ["docs"],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_errors(LIMITED),
+                },
+            }
+        },
+        "/api/users/signup": {
+            "post": _op(
+                "users.signup",
+                "Sign up",
+                (201, _ref("User")),
+                [*BODY, "E4006", "E2001", "E5033", "E5035", *LIMITED],
+                auth=False,
+                body="Signup",
+                tag="users",
+            )
+        },
+        "/api/users/{user_id}": {
+            "delete": _op(
+                "users.delete",
+                "Delete an account (admin); its tokens are refused at once",
+                (200, _ref("Deleted")),
+                ID + ADMIN_ONLY + ["E2002", "E2003", "E5031", "E5033"],
+                auth=True,
+                tag="users",
+                params=[_path_id("user_id")],
+            )
+        },
+        "/api/auth/login": {
+            "post": _op(
+                "auth.login",
+                "Log in for an access token",
+                (200, _ref("Login")),
+                [*BODY, "E4006", "E1005", "E5033", "E5035", *LIMITED],
+                auth=False,
+                body="Credentials",
+                tag="auth",
+            )
+        },
+        "/api/auth/refresh": {
+            "post": _op(
+                "auth.refresh",
+                "Trade a refresh token (single use) for a new access token and refresh token",
+                (200, _ref("Login")),
+                [*BODY, "E4006", "E1007", "E1008", "E5033", *LIMITED],
+                auth=False,
+                body="RefreshRequest",
+                tag="auth",
+            )
+        },
+        "/api/auth/logout": {
+            "post": _op(
+                "auth.logout",
+                "Revoke the refresh token's session and this access token",
+                (200, _ref("LoggedOut")),
+                [*BODY, "E4006", "E1007", *USER_ONLY, "E5031", "E5033"],
+                auth=True,
+                body="RefreshRequest",
+                tag="auth",
+            )
+        },
+        "/api/coupon": {
+            "post": _op(
+                "coupons.create",
+                "Create a coupon (admin) and prime its gate",
+                (201, _ref("Coupon")),
+                [*BODY, "E4006", *ADMIN_ONLY, "E5031", "E5033"],
+                auth=True,
+                body="CouponDraft",
+            )
+        },
+        "/api/coupon/owned-coupons": {
+            "get": _op(
+                "coupons.owned",
+                "My coupons, newest first",
+                (200, {"type": "array", "items": _ref("OwnedCoupon")}),
+                [*USER_ONLY, "E5033"],
+                auth=True,
+            )
+        },
+        "/api/coupon/{coupon_id}": {
+            "get": _op(
+                "coupons.detail",
+                "A coupon with its live stock",
+                (200, _ref("Coupon")),
+                ID + USER_ONLY + ["E3001", "E5031", "E5033"],
+                auth=True,
+                params=COUPON_ID,
+            )
+        },
         "/api/coupon/{coupon_id}/issue": {
             "post": _op(
-                "coupons.issue", "Request the coupon: 202 PENDING with the arrival rank", (202, _ref("IssueAccepted")),
-                ID + USER_ONLY + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007", "E5031", "E5032",
-                                  "E5033", "E5034"],
-                auth=True, params=COUPON_ID + [IDEMPOTENCY_KEY]),
+                "coupons.issue",
+                "Request the coupon: 202 PENDING with the arrival rank",
+                (202, _ref("IssueAccepted")),
+                ID
+                + USER_ONLY
+                + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007", "E5031", "E5032", "E5033", "E5034"],
+                auth=True,
+                params=[*COUPON_ID, IDEMPOTENCY_KEY],
+            ),
             "get": _op(
-                "coupons.issue_status", "My issue status", (200, _ref("IssueStatus")), ID + USER_ONLY + ["E3001", "E5031", "E5033"],
-                auth=True, params=COUPON_ID),
+                "coupons.issue_status",
+                "My issue status",
+                (200, _ref("IssueStatus")),
+                ID + USER_ONLY + ["E3001", "E5031", "E5033"],
+                auth=True,
+                params=COUPON_ID,
+            ),
         },
-        "/api/coupon/{coupon_id}/usage": {"post": _op(
-            "coupons.use", "Use my coupon (once)", (200, _ref("Usage")), ID + USER_ONLY + ["E3001", "E3007", "E3008", "E3009", "E5033"],
-            auth=True, params=COUPON_ID)},
-        "/api/admin/failures": {"get": _op(
-            "admin.failure_list", "Failure records of the issue pipeline (admin)", (200, _ref("Failures")),
-            ["E4000"] + ADMIN_ONLY + ["E5033"], auth=True, tag="admin",
-            params=[
-                {"name": "status", "in": "query", "required": False, "schema": _enum(FailureStatus)},
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50}},
-            ])},
+        "/api/coupon/{coupon_id}/usage": {
+            "post": _op(
+                "coupons.use",
+                "Use my coupon (once)",
+                (200, _ref("Usage")),
+                ID + USER_ONLY + ["E3001", "E3007", "E3008", "E3009", "E5033"],
+                auth=True,
+                params=COUPON_ID,
+            )
+        },
+        "/api/admin/failures": {
+            "get": _op(
+                "admin.failure_list",
+                "Failure records of the issue pipeline (admin)",
+                (200, _ref("Failures")),
+                ["E4000", *ADMIN_ONLY, "E5033"],
+                auth=True,
+                tag="admin",
+                params=[
+                    {"name": "status", "in": "query", "required": False, "schema": _enum(FailureStatus)},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50},
+                    },
+                ],
+            )
+        },
     }
     created = paths["/api/coupon"]["post"]["responses"]["201"]
     created["links"] = {
@@ -280,8 +466,8 @@ def document() -> Schema:
             "title": "coupon rush",
             "version": "1.0.0",
             "description": "First-come-first-served coupon drops. Every response uses the envelope "
-                           "{resultType, data, errorMessage}; error codes are stable (README: Error codes). "
-                           "404 E4004 / 405 E4005 answer unknown paths and methods.",
+            "{resultType, data, errorMessage}; error codes are stable (README: Error codes). "
+            "404 E4004 / 405 E4005 answer unknown paths and methods.",
         },
         "paths": paths,
         "components": {

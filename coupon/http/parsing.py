@@ -1,17 +1,17 @@
 """Pure request validation: turns untrusted JSON into typed requests or a ValidationFailed listing every problem."""
+
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from coupon.domain.identifiers import CANONICAL_UUID
 from coupon.domain.commands import CouponDraft, Credentials
-from coupon.domain.vocabulary import CouponType, DiscountType
 from coupon.domain.errors import InvalidId, InvalidIdempotencyKey, MalformedJson, ValidationFailed
+from coupon.domain.identifiers import CANONICAL_UUID
+from coupon.domain.vocabulary import CouponType, DiscountType
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
 MAX_QUANTITY = 10_000_000
@@ -122,7 +122,7 @@ def parse_datetime(value: Any) -> datetime:
     if not (2000 <= parsed.year <= 2999):
         raise ValueError("must be a date between the years 2000 and 2999")
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 

@@ -1,10 +1,11 @@
 """Shapes domain objects into the API's camelCase replies."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from coupon.domain.vocabulary import iso
 from coupon.domain.models import Coupon
+from coupon.domain.vocabulary import iso
 from coupon.services.catalog import Stock
 
 

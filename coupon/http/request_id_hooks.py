@@ -1,4 +1,5 @@
 """The HTTP side of request ids: read X-Request-Id (or make one up) first thing, echo it on every response."""
+
 from __future__ import annotations
 
 from flask import Flask, Response, request

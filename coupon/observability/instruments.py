@@ -1,4 +1,5 @@
 """Prometheus metrics of the issue path and the consumer (prometheus_client; multiprocess-safe under gunicorn)."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -26,12 +27,16 @@ PRODUCE_LATENCY = Histogram(
     "coupon_kafka_produce_seconds", "Send to broker ack of one record of accepted requests", buckets=_LATENCY_BUCKETS
 )
 PRODUCE_BATCH = Histogram(
-    "coupon_kafka_record_events", "Accepted requests per Kafka record", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+    "coupon_kafka_record_events",
+    "Accepted requests per Kafka record",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 
 CONSUMED = Counter("coupon_consumer_messages_total", "Issue events read from Kafka")
 PERSISTED = Counter(
-    "coupon_consumer_rows_total", "What became of consumed events: inserted, duplicate, rejected, failed, cancelled (fenced by the sweeper)", ["result"]
+    "coupon_consumer_rows_total",
+    "What became of consumed events: inserted, duplicate, rejected, failed, cancelled (fenced by the sweeper)",
+    ["result"],
 )
 UNDECODABLE = Counter("coupon_consumer_dlq_total", "Records parked in the DLQ")
 BATCH_SIZE = Histogram(

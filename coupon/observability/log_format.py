@@ -1,5 +1,6 @@
 """JSON log lines and the request id they carry. Standard library (and orjson) only: gunicorn's master loads this file
 by path (importing the `coupon` package there would import kafka and redis before the workers patch)."""
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,9 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 # Defence in depth: whatever a library puts in a message, these never reach a log line.
 _SECRETS = re.compile(
-    r"(?i)(bearer\s+)[^\s\"',]+"                          # Authorization: Bearer <token>
-    r"|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]+"                   # a JWT anywhere
-    r"|(://[^:/@\s]+:)[^@\s]+(@)"                          # user:password@ in URLs
+    r"(?i)(bearer\s+)[^\s\"',]+"  # Authorization: Bearer <token>
+    r"|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]+"  # a JWT anywhere
+    r"|(://[^:/@\s]+:)[^@\s]+(@)"  # user:password@ in URLs
     r"|((?:password|passwd|secret|token|authorization)[\w-]*[\"']?\s*[=:]\s*[\"']?(?:bearer\s+)?)[^\s\"',&}]+"
 )
 

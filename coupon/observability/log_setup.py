@@ -1,4 +1,5 @@
 """Process logging: JSON lines on stderr (coupon.observability.log_format), level from LOG_LEVEL, for every process."""
+
 from __future__ import annotations
 
 import logging

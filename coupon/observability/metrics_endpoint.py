@@ -1,5 +1,7 @@
 """GET /metrics: request counts and latency per endpoint (prometheus-flask-exporter), aggregated over the
-gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py sets it), plus coupon.observability.instruments."""
+gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py sets it), plus
+coupon.observability.instruments."""
+
 from __future__ import annotations
 
 import os

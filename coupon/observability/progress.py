@@ -3,6 +3,7 @@
 Plain lines, not a terminal bar, so a CI log or a redirected stderr shows them too; stdout stays the
 command's output (ids, tokens) for pipes.
 """
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@
 The id rides in each Kafka event (and as the record header of single-event records), so the consumer and
 the retry job log the same id next to the DB row it became.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ HEADER = "X-Request-Id"
 KAFKA_HEADER = "x-request-id"
 MAX_LENGTH = 64
 # Letters, digits and . _ : - only: an id is logged and echoed, so it must not carry quotes, spaces or newlines.
-_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % MAX_LENGTH)
+_SAFE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_LENGTH}}}")
 
 
 def accept(value: object) -> str | None:

@@ -1,21 +1,23 @@
 """Sign-up, login and admin accounts."""
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import users_repo
 from coupon.adapters.hasher import hash_inline, verify_inline
 from coupon.adapters.rate_limit import LimitDecision, LimitOutcome
-from coupon.domain.vocabulary import Role
+from coupon.domain.commands import Credentials
 from coupon.domain.errors import BadCredentials, CannotDeleteSelf, RateLimited, UserNotFound
 from coupon.domain.models import User
-from coupon.domain.commands import Credentials
+from coupon.domain.vocabulary import Role
+from coupon.services.unit_of_work import unit_of_work
 
 # Checked when the username is unknown, so a miss costs as much time as a wrong password.
 _DUMMY_HASH = hash_inline("not-a-real-password")
@@ -70,8 +72,9 @@ def signup(session: Session, hasher: Hasher, creds: Credentials, role: Role = Ro
         return users_repo.add(session, str(uuid.uuid4()), creds.username, password_hash, role)
 
 
-def login(session: Session, hasher: Hasher, creds: Credentials, mint: TokenMinter,
-          attempts: LoginAttempts | None = None) -> LoginResult:
+def login(
+    session: Session, hasher: Hasher, creds: Credentials, mint: TokenMinter, attempts: LoginAttempts | None = None
+) -> LoginResult:
     """Check the password (scrypt, also for unknown names); over the attempt limit → RateLimited, unchecked.
 
     The hashing slot is taken first: a login refused as busy (HashingBusy) has not used up an attempt."""
@@ -79,8 +82,9 @@ def login(session: Session, hasher: Hasher, creds: Credentials, mint: TokenMinte
         if attempts is not None:
             decision = attempts.take_login_attempt(creds.username)
             if decision.outcome is LimitOutcome.LIMITED:
-                raise RateLimited("Too many login attempts for this username; try again later",
-                                  retry_after=decision.retry_after_s)
+                raise RateLimited(
+                    "Too many login attempts for this username; try again later", retry_after=decision.retry_after_s
+                )
         user = users_repo.by_username(session, creds.username)
         if user is None:
             slot.verify(_DUMMY_HASH, creds.password)

@@ -1,19 +1,21 @@
 """Coupon administration and the gate's life cycle (priming on create, rebuilding from the DB)."""
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import coupons_repo
 from coupon.adapters.gate import Gate, GateMeta, GateSnapshot
-from coupon.domain.vocabulary import CouponStatus, to_epoch_ms
+from coupon.domain.commands import CouponDraft
 from coupon.domain.errors import AppError, CouponNotFound, RedisUnavailable
 from coupon.domain.models import Coupon
-from coupon.domain.commands import CouponDraft
+from coupon.domain.vocabulary import CouponStatus, to_epoch_ms
+from coupon.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,5 @@ def rebuild_gate(session: Session, gate: Gate, coupon_id: str) -> bool:
         log.info("gate rebuilt for coupon %s: %d holders", coupon_id, len(holders))
         return True
     finally:
-        try:
+        with contextlib.suppress(AppError):
             gate.unlock_rebuild(coupon_id, token)
-        except AppError:
-            pass

@@ -1,10 +1,12 @@
 """The retry machinery: unresolved failure records are republished to coupon.issue until they resolve or die."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
@@ -28,8 +30,14 @@ def _event_of(record: Any) -> IssueEvent:
         original = decode(record.payload.encode())
     except UndecodableMessage:
         data = orjson.loads(record.payload) if record.payload.startswith("{") else {}
-        original = IssueEvent("", record.coupon_id, record.user_id, int(data.get("rank", 0) or 0), "",
-                              request_id=accept_request_id(data.get("request_id")))
+        original = IssueEvent(
+            "",
+            record.coupon_id,
+            record.user_id,
+            int(data.get("rank", 0) or 0),
+            "",
+            request_id=accept_request_id(data.get("request_id")),
+        )
     return IssueEvent(
         event_id=f"retry-{record.id}-{record.retry_count + 1}",
         coupon_id=record.coupon_id,
@@ -45,15 +53,27 @@ def _publish(publisher: IssuePublisher, record: Any, event: IssueEvent) -> None:
     publisher.publish(event.user_id, event.to_bytes(), request_id_header(event))
     # The same request id the API answered with: the consumer logs it again when the retry lands.
     log.info(
-        "failure record %s republished (retry %d)", record.id, record.retry_count + 1,
-        extra={"request_id": event.request_id, "failure_id": int(record.id), "event_id": event.event_id,
-               "coupon_id": event.coupon_id, "user_id": event.user_id},
+        "failure record %s republished (retry %d)",
+        record.id,
+        record.retry_count + 1,
+        extra={
+            "request_id": event.request_id,
+            "failure_id": int(record.id),
+            "event_id": event.event_id,
+            "coupon_id": event.coupon_id,
+            "user_id": event.user_id,
+        },
     )
 
 
 def republish_failed(
-    session: Session, publisher: IssuePublisher, max_retries: int, now: datetime,
-    batch_size: int = 500, settle_seconds: float = 10.0, on_batch: Callable[[int], None] | None = None,
+    session: Session,
+    publisher: IssuePublisher,
+    max_retries: int,
+    now: datetime,
+    batch_size: int = 500,
+    settle_seconds: float = 10.0,
+    on_batch: Callable[[int], None] | None = None,
 ) -> RepublishReport:
     """One pass: mark the exhausted records DEAD, republish the rest in batches, raising retry_count."""
     dead = failures_repo.mark_dead(session, max_retries, now - timedelta(seconds=settle_seconds))

@@ -1,4 +1,5 @@
 """The issue request: one gate decision, one acknowledged Kafka record, or nothing at all."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,6 @@ from coupon.adapters.coalescer import QueueTimeout
 from coupon.adapters.gate import Gate, GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Admission, RateLimiter
-from coupon.domain.vocabulary import IssueStatus, iso
 from coupon.domain.errors import (
     AccountDeleted,
     AlreadyParticipated,
@@ -31,9 +31,10 @@ from coupon.domain.errors import (
     TokenRevoked,
 )
 from coupon.domain.events import IssueEvent
+from coupon.domain.vocabulary import IssueStatus, iso
 from coupon.observability.instruments import ISSUE_OUTCOMES
-from coupon.services.refusals import refusal
 from coupon.services.catalog import get_coupon, rebuild_gate
+from coupon.services.refusals import refusal
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
 _COUNTERS = {label: ISSUE_OUTCOMES.labels(label) for label in {*_OUTCOME_LABELS.values(), "accepted", "error"}}
 
 
-def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublisher,
-                       tickets: list[IssueTicket]) -> list[GateDecision | BaseException]:
+def decide_and_publish(
+    limiter: RateLimiter, gate: Gate, publisher: IssuePublisher, tickets: list[IssueTicket]
+) -> list[GateDecision | BaseException]:
     """One batch of concurrent requests: one rate-limit round trip, one gate round trip, one Kafka record for the
     accepted ones, one round trip to confirm their holds.
 
@@ -111,12 +113,17 @@ def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublish
     consumer or the sweeper to settle (503 E5034).
     """
     counted = [i for i, t in enumerate(tickets) if t.admit]
-    verdicts = limiter.admit_many([Admission(tickets[i].user_id, tickets[i].address, tickets[i].jti, tickets[i].admin)
-                                   for i in counted])
+    verdicts = limiter.admit_many(
+        [Admission(tickets[i].user_id, tickets[i].address, tickets[i].jti, tickets[i].admin) for i in counted]
+    )
     refused = {i: error for i, verdict in zip(counted, verdicts) if (error := refusal(verdict)) is not None}
     admitted = [i for i in range(len(tickets)) if i not in refused]
-    requests = [GateRequest(tickets[i].coupon_id, tickets[i].user_id, tickets[i].token or tickets[i].event_id,
-                            tickets[i].event_id) for i in admitted]
+    requests = [
+        GateRequest(
+            tickets[i].coupon_id, tickets[i].user_id, tickets[i].token or tickets[i].event_id, tickets[i].event_id
+        )
+        for i in admitted
+    ]
     reserved = gate.reserve_many(requests) if admitted else []
     by_index: dict[int, GateDecision | BaseException] = {**dict(zip(admitted, reserved)), **refused}
     decisions = [by_index[i] for i in range(len(tickets))]
@@ -127,8 +134,16 @@ def decide_and_publish(limiter: RateLimiter, gate: Gate, publisher: IssuePublish
     for i in accepted:
         ticket, decision = tickets[i], decisions[i]
         event_id = decision.event_id  # type: ignore[union-attr]
-        events.append(IssueEvent(event_id, ticket.coupon_id, ticket.user_id, decision.rank,  # type: ignore[union-attr]
-                                 ticket.requested_at, request_id=ticket.request_id))
+        events.append(
+            IssueEvent(
+                event_id,
+                ticket.coupon_id,
+                ticket.user_id,
+                decision.rank,  # type: ignore[union-attr]
+                ticket.requested_at,
+                request_id=ticket.request_id,
+            )
+        )
         holds.append(Hold(ticket.coupon_id, ticket.user_id, event_id))
     try:
         publisher.publish_events(events)
@@ -178,9 +193,17 @@ def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
 
 
 def request_issue(
-    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None = None, address: str | None = None, idempotency_key: str | None = None,
-    jti: str | None = None, admin: bool = False,
+    session: Session,
+    batcher: IssueBatcher,
+    gate: Gate,
+    coupon_id: str,
+    user_id: str,
+    now: datetime,
+    request_id: str | None = None,
+    address: str | None = None,
+    idempotency_key: str | None = None,
+    jti: str | None = None,
+    admin: bool = False,
 ) -> IssueAccepted:
     """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail.
 
@@ -188,8 +211,9 @@ def request_issue(
     `jti` and `admin` describe the caller's access token for the limiter (revocation marker, admin limit).
     """
     try:
-        accepted = _request_issue(session, batcher, gate, coupon_id, user_id, now, request_id, address,
-                                  idempotency_key, jti, admin)
+        accepted = _request_issue(
+            session, batcher, gate, coupon_id, user_id, now, request_id, address, idempotency_key, jti, admin
+        )
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -198,13 +222,23 @@ def request_issue(
 
 
 def _request_issue(
-    session: Session, batcher: IssueBatcher, gate: Gate, coupon_id: str, user_id: str, now: datetime,
-    request_id: str | None, address: str | None, idempotency_key: str | None, jti: str | None, admin: bool,
+    session: Session,
+    batcher: IssueBatcher,
+    gate: Gate,
+    coupon_id: str,
+    user_id: str,
+    now: datetime,
+    request_id: str | None,
+    address: str | None,
+    idempotency_key: str | None,
+    jti: str | None,
+    admin: bool,
 ) -> IssueAccepted:
     event_id = uuid.uuid4().hex
     token = "k" + idempotency_key if idempotency_key else event_id
-    ticket = IssueTicket(coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id,
-                         jti=jti, admin=admin)
+    ticket = IssueTicket(
+        coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id, jti=jti, admin=admin
+    )
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         if not rebuild_gate(session, gate, coupon_id):

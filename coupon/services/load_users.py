@@ -1,15 +1,16 @@
 """Bulk users with tokens, for load runs and tests: thousands at once, one slow hash for all."""
+
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.orm import Session
 
-from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import users_repo
 from coupon.domain.vocabulary import Role, utcnow
 from coupon.services.accounts import hash_password
+from coupon.services.unit_of_work import unit_of_work
 
 TokenForId = Callable[[str], str]
 CHUNK = 1000

@@ -4,13 +4,14 @@ The coupon row is locked, so per coupon only one transaction at a time decides; 
 INSERT IGNORE against UNIQUE(coupon_id, user_id); issued_count rises by the rows really inserted and never
 past total_quantity. Whatever does not fit is recorded as rejected.
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import DBAPIError
@@ -27,7 +28,11 @@ TRANSIENT_DB_ERRORS = {
     1040,  # too many connections
     1205,  # lock wait timeout
     1213,  # deadlock
-    2002, 2003, 2006, 2013, 2055,  # cannot connect / gone away / lost connection
+    2002,
+    2003,
+    2006,
+    2013,
+    2055,  # cannot connect / gone away / lost connection
     1927,  # connection killed
     1053,  # server shutdown in progress
 }
@@ -65,12 +70,12 @@ class BatchReport:
 _LOCK_COUPONS = text(
     "SELECT id, total_quantity, issued_count FROM coupons WHERE id IN :ids ORDER BY id FOR UPDATE"
 ).bindparams(bindparam("ids", expanding=True))
-_EXISTING = text(
-    "SELECT user_id FROM issued_coupons WHERE coupon_id = :coupon_id AND user_id IN :users"
-).bindparams(bindparam("users", expanding=True))
-_FENCED_COUPONS = text(
-    "SELECT DISTINCT coupon_id FROM issue_cancellations WHERE coupon_id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+_EXISTING = text("SELECT user_id FROM issued_coupons WHERE coupon_id = :coupon_id AND user_id IN :users").bindparams(
+    bindparam("users", expanding=True)
+)
+_FENCED_COUPONS = text("SELECT DISTINCT coupon_id FROM issue_cancellations WHERE coupon_id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
 _FENCED_EVENTS = text(
     "SELECT event_id FROM issue_cancellations WHERE coupon_id = :coupon_id AND event_id IN :events"
 ).bindparams(bindparam("events", expanding=True))
@@ -127,8 +132,9 @@ def _has_open_failures(session: Session, coupon_id: str) -> bool:
     return session.execute(_OPEN_FAILURES, {"coupon_id": coupon_id}).first() is not None
 
 
-def _without_fenced(session: Session, events: list[IssueEvent], coupon_ids: list[str],
-                    report: BatchReport) -> list[IssueEvent]:
+def _without_fenced(
+    session: Session, events: list[IssueEvent], coupon_ids: list[str], report: BatchReport
+) -> list[IssueEvent]:
     """Drop the events of reservations the sweeper cancelled; run under the coupon row locks it takes too."""
     fenced_coupons = [row.coupon_id for row in session.execute(_FENCED_COUPONS, {"ids": coupon_ids})]
     if not fenced_coupons:  # the usual case: one cheap query, nothing to drop
@@ -136,8 +142,9 @@ def _without_fenced(session: Session, events: list[IssueEvent], coupon_ids: list
     fenced: set[tuple[str, str]] = set()
     for coupon_id in fenced_coupons:
         ids = [e.event_id for e in events if e.coupon_id == coupon_id]
-        fenced.update((coupon_id, r.event_id) for r in session.execute(
-            _FENCED_EVENTS, {"coupon_id": coupon_id, "events": ids}))
+        fenced.update(
+            (coupon_id, r.event_id) for r in session.execute(_FENCED_EVENTS, {"coupon_id": coupon_id, "events": ids})
+        )
     kept = [e for e in events if (e.coupon_id, e.event_id) not in fenced]
     if len(kept) != len(events):
         dropped = [e for e in events if (e.coupon_id, e.event_id) in fenced]
@@ -210,9 +217,7 @@ def _reject(session: Session, events: list[IssueEvent], reason: str, now: dateti
     )
     # Pending failure records of these pairs are settled too: the request has its final answer.
     for event in events:
-        session.execute(
-            _RESOLVE, {"now": now, "coupon_id": event.coupon_id, "users": [event.user_id]}
-        )
+        session.execute(_RESOLVE, {"now": now, "coupon_id": event.coupon_id, "users": [event.user_id]})
     return len(events)
 
 
@@ -259,8 +264,13 @@ def record_failure(session: Session, event: IssueEvent, error: str, now: datetim
                         "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count,"
                         " is_resolved, status, created_at) VALUES (:c, :u, :payload, :error, 0, 0, 'PENDING', :now)"
                     ),
-                    {"c": event.coupon_id, "u": event.user_id, "payload": event.to_bytes().decode(),
-                     "error": error, "now": now},
+                    {
+                        "c": event.coupon_id,
+                        "u": event.user_id,
+                        "payload": event.to_bytes().decode(),
+                        "error": error,
+                        "now": now,
+                    },
                 )
                 failure_id = getattr(result, "lastrowid", None)
         session.commit()
@@ -332,12 +342,17 @@ def plan_chunks(events: list[IssueEvent], size: int) -> list[list[IssueEvent]]:
     if len(events) <= size:
         return [events] if events else []
     ordered = sorted(events, key=lambda e: (e.coupon_id, e.rank))
-    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
 def persist_in_chunks(
-    session: Session, locks: PairLocks, events: list[IssueEvent], now: datetime, chunk_events: int,
-    lock_wait_s: float = 10.0, persist: Callable[..., BatchReport] | None = None,
+    session: Session,
+    locks: PairLocks,
+    events: list[IssueEvent],
+    now: datetime,
+    chunk_events: int,
+    lock_wait_s: float = 10.0,
+    persist: Callable[..., BatchReport] | None = None,
 ) -> BatchReport:
     """Persist a poll chunk by chunk, each its own transaction and pair locks (persist_batch).
 
@@ -366,4 +381,3 @@ def _db_reachable(session: Session) -> bool:
 def _short(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return f"{type(orig or exc).__name__}: {orig or exc}"[:500]
-

@@ -1,8 +1,9 @@
 """Readiness: every dependency is asked, and each answer is reported."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 Check = Callable[[], None]
 

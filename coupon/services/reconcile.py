@@ -1,4 +1,5 @@
 """Reconciliation: does Redis agree with the DB for one coupon? Meaningful once the pipeline has drained."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -74,7 +75,8 @@ def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
     if result.redis_only:
         result.problems.append(
             f"{len(result.redis_only)} Redis reservations have no DB row or failure record (in flight, or unconfirmed:"
-            " `flask reconcile --repair` settles those older than SETTLE_AFTER_SECONDS)")
+            " `flask reconcile --repair` settles those older than SETTLE_AFTER_SECONDS)"
+        )
     if result.db_only:
         result.problems.append(f"{len(result.db_only)} DB holders have no Redis reservation")
     if result.redis_participants != result.redis_reserved:

@@ -1,4 +1,5 @@
 """What a rate limiter's verdict means for a request: nothing, or the error that refuses it."""
+
 from __future__ import annotations
 
 from coupon.adapters.rate_limit import LimitDecision, LimitOutcome

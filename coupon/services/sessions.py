@@ -1,12 +1,14 @@
 """Refresh tokens: issued at login, rotated (single use) by refresh, revoked by logout or by the reuse of one."""
+
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -110,8 +112,9 @@ def _rotate(session: Session, token: str, mint: TokenMinter, now: datetime, life
     return Rotated(user, access_token, expires_in, issued)
 
 
-def end(session: Session, revoker: AccessTokenRevoker, token: str, user_id: str, jti: str, access_ttl_s: int,
-        now: datetime) -> None:
+def end(
+    session: Session, revoker: AccessTokenRevoker, token: str, user_id: str, jti: str, access_ttl_s: int, now: datetime
+) -> None:
     """Logout: revoke the refresh token's whole family and the access token that asks.
 
     The refresh token must be the caller's; in any state (used, revoked, expired) its family is revoked again.

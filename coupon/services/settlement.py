@@ -8,6 +8,7 @@ older than the settle bound and the consumers have drained what was on the topic
      of its event id: the fence the consumer checks under the same lock, so a late record is skipped,
   3. restores the kept ones as confirmed and releases the fenced ones (the unit is back on sale).
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,18 +49,31 @@ class SettlementReport:
 
 _LOCK = text("SELECT id FROM coupons WHERE id = :c FOR UPDATE")
 _ISSUED = text("SELECT user_id FROM issued_coupons WHERE coupon_id = :c AND user_id IN :u").bindparams(
-    bindparam("u", expanding=True))
-_FAILED = text("SELECT DISTINCT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0"
-               " AND user_id IN :u").bindparams(bindparam("u", expanding=True))
+    bindparam("u", expanding=True)
+)
+_FAILED = text(
+    "SELECT DISTINCT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0 AND user_id IN :u"
+).bindparams(bindparam("u", expanding=True))
 _REJECTED = text("SELECT user_id FROM issue_rejections WHERE coupon_id = :c AND user_id IN :u").bindparams(
-    bindparam("u", expanding=True))
-_FENCE = text("INSERT IGNORE INTO issue_cancellations (coupon_id, user_id, event_id, reason, created_at)"
-              " VALUES (:c, :u, :e, 'UNCONFIRMED', :now)")
+    bindparam("u", expanding=True)
+)
+_FENCE = text(
+    "INSERT IGNORE INTO issue_cancellations (coupon_id, user_id, event_id, reason, created_at)"
+    " VALUES (:c, :u, :e, 'UNCONFIRMED', :now)"
+)
 
 
-def settle_reservations(session: Session, gate: Gate, progress: Progress | None, now: datetime, now_ms: int,
-                        older_than_s: float, lag_wait_s: float = 10.0, coupon_ids: list[str] | None = None,
-                        limit: int = 1000) -> SettlementReport:
+def settle_reservations(
+    session: Session,
+    gate: Gate,
+    progress: Progress | None,
+    now: datetime,
+    now_ms: int,
+    older_than_s: float,
+    lag_wait_s: float = 10.0,
+    coupon_ids: list[str] | None = None,
+    limit: int = 1000,
+) -> SettlementReport:
     """One sweep over the coupons still worth looking at (or `coupon_ids`); see the module docstring."""
     report = SettlementReport()
     cutoff = now_ms - int(older_than_s * 1000)
@@ -73,8 +87,11 @@ def settle_reservations(session: Session, gate: Gate, progress: Progress | None,
         # A record already on the topic gets its natural outcome from the consumer first.
         report.lagging = progress.caught_up(lag_wait_s)
         if report.lagging:
-            log.info("sweeper: %d unconfirmed reservations wait; the consumers are %d records behind",
-                     report.candidates, report.lagging)
+            log.info(
+                "sweeper: %d unconfirmed reservations wait; the consumers are %d records behind",
+                report.candidates,
+                report.lagging,
+            )
             return report
     for coupon_id, held in found.items():
         holds = [Hold(coupon_id, h.user_id, h.event_id or "") for h in held]
@@ -84,8 +101,11 @@ def settle_reservations(session: Session, gate: Gate, progress: Progress | None,
         if mine:
             report.settled.extend(_settle_coupon(session, gate, coupon_id, mine, now))
     for item in report.settled:
-        log.warning("sweeper settled an unconfirmed reservation: %s", item.outcome,
-                    extra={"coupon_id": item.coupon_id, "user_id": item.user_id, "event_id": item.event_id})
+        log.warning(
+            "sweeper settled an unconfirmed reservation: %s",
+            item.outcome,
+            extra={"coupon_id": item.coupon_id, "user_id": item.user_id, "event_id": item.event_id},
+        )
     return report
 
 

@@ -1,4 +1,5 @@
 """The all-or-nothing boundary: repositories add and flush; the service that owns a rule commits or rolls back."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,5 @@
 """Using an issued coupon (exactly once) and listing a user's coupons."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from coupon.services.unit_of_work import unit_of_work
 from coupon.adapters import issued_repo
 from coupon.domain.errors import CouponAlreadyUsed, CouponExpired, IssuedCouponNotOwned
 from coupon.domain.models import IssuedCoupon
 from coupon.services.catalog import get_coupon
+from coupon.services.unit_of_work import unit_of_work
 
 
 def use_coupon(session: Session, coupon_id: str, user_id: str, now: datetime) -> IssuedCoupon:

@@ -7,26 +7,29 @@ Tests parametrized with `redis_mode` = "cluster" (indirectly) run the gate and l
 Cluster (TEST_REDIS_CLUSTER_NODES, started by `make test` / scripts/redis_cluster.sh); every master is
 flushed before each such test. RQ always keeps the standalone test Redis: rq does not support Cluster.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
-from redis.cluster import ClusterNode, RedisCluster
 import sqlalchemy as sa
+from redis.cluster import ClusterNode, RedisCluster
 from sqlalchemy.engine import make_url
 
 from coupon import create_app
 from coupon.adapters.kafka_topics import delete_topics, ensure_topics
 from coupon.adapters.redis_client import build_redis, cluster_startup
-from coupon.http.minting import mint_token, user_token
 from coupon.extensions import db
+from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
@@ -35,11 +38,19 @@ from tests.support.processes import ROOT, Stack
 # Defaults follow scripts/services.sh's port variables, so `REDIS_PORT=6382 make test` tests the services it
 # started instead of whatever answers on the standard ports.
 TEST_DB_URL = os.environ.get(
-    "TEST_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_test")
+    "TEST_DATABASE_URL", f"mysql+pymysql://coupon:coupon@127.0.0.1:{os.environ.get('DB_PORT', '3306')}/coupon_test"
+)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/1")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
-TABLES = ("issued_coupons", "failed_issued_coupons", "issue_rejections", "issue_cancellations", "refresh_tokens",
-          "coupons", "users")
+TABLES = (
+    "issued_coupons",
+    "failed_issued_coupons",
+    "issue_rejections",
+    "issue_cancellations",
+    "refresh_tokens",
+    "coupons",
+    "users",
+)
 HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
 TEST_REDIS_CLUSTER_NODES = os.environ.get("TEST_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
 HOW_TO_START_CLUSTER = (
@@ -62,13 +73,19 @@ def _check_services() -> None:
         problems.append(f"MariaDB at {make_url(TEST_DB_URL).render_as_string(hide_password=True)}: {exc}")
     probe = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA.split(",")[0], "--timeout", "5"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if probe.returncode != 0:
         problems.append(f"Kafka at {KAFKA}: {(probe.stdout + probe.stderr).strip()[-300:]}")
     if problems:
-        pytest.exit("Integration tests need real services, and these are not answering:\n  - "
-                    + "\n  - ".join(problems) + "\n" + HOW_TO_START, returncode=3)
+        pytest.exit(
+            "Integration tests need real services, and these are not answering:\n  - "
+            + "\n  - ".join(problems)
+            + "\n"
+            + HOW_TO_START,
+            returncode=3,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +153,7 @@ def engine(migrated_db: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def redis_mode(request: pytest.FixtureRequest) -> str:
-    """"standalone" unless a test is parametrized (indirect=True) with "cluster"."""
+    """ "standalone" unless a test is parametrized (indirect=True) with "cluster"."""
     mode = getattr(request, "param", "standalone")
     assert mode in ("standalone", "cluster"), mode
     return mode
@@ -155,11 +172,15 @@ def cluster_rdb() -> RedisCluster:
         client.ping(target_nodes=RedisCluster.ALL_NODES)
         state = client.cluster_info()["cluster_state"]
     except Exception as exc:
-        pytest.fail(f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} is not answering ({exc}).\n{HOW_TO_START_CLUSTER}",
-                    pytrace=False)
+        pytest.fail(
+            f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} is not answering ({exc}).\n{HOW_TO_START_CLUSTER}",
+            pytrace=False,
+        )
     if state != "ok":
-        pytest.fail(f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} says cluster_state:{state}.\n{HOW_TO_START_CLUSTER}",
-                    pytrace=False)
+        pytest.fail(
+            f"Redis Cluster at {TEST_REDIS_CLUSTER_NODES} says cluster_state:{state}.\n{HOW_TO_START_CLUSTER}",
+            pytrace=False,
+        )
     first, others = cluster_startup(cluster_nodes=TEST_REDIS_CLUSTER_NODES)
     return RedisCluster.from_url(first, startup_nodes=[ClusterNode(h, p) for h, p in others], decode_responses=True)
 
@@ -221,8 +242,6 @@ def mint(app: Any):
     return _mint
 
 
-
-
 @pytest.fixture
 def pipeline_env(base_env: dict[str, str], migrated_db: str, redis_mode: str, rdb: Any) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:8]
@@ -237,10 +256,9 @@ def pipeline_env(base_env: dict[str, str], migrated_db: str, redis_mode: str, rd
         env["REDIS_CLUSTER_NODES"] = TEST_REDIS_CLUSTER_NODES
     ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
     yield env
-    try:
+    # Kafka may be the thing a test stopped; the topic is unique, so leaving it is harmless.
+    with contextlib.suppress(Exception):
         delete_topics(KAFKA, [env["KAFKA_ISSUE_TOPIC"], env["KAFKA_DLQ_TOPIC"]])
-    except Exception:
-        pass  # Kafka may be the thing a test stopped; the topic is unique, so leaving it is harmless
 
 
 @pytest.fixture
@@ -275,6 +293,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
             f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
-            + (f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
-               if "unconfirmed" in row else "")
+            + (
+                f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
+                if "unconfirmed" in row
+                else ""
+            )
         )

@@ -1,5 +1,6 @@
 """Account deletion and admin-only routes over real HTTP: a deleted user's still-valid token is refused
 everywhere, and users can't reach admin routes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,8 +28,12 @@ def test_deleted_users_tokens_are_refused_at_once(server: Api, admin_token: str,
     assert scalar(engine, "SELECT COUNT(*) FROM users WHERE id = :u", u=user_id) == 0
 
     # The token has not expired, and is refused on every authenticated route, the hot path included.
-    for method, path in (("GET", "/api/coupon/owned-coupons"), ("POST", f"/api/coupon/{coupon['id']}/issue"),
-                         ("GET", f"/api/coupon/{coupon['id']}/issue"), ("GET", f"/api/coupon/{coupon['id']}")):
+    for method, path in (
+        ("GET", "/api/coupon/owned-coupons"),
+        ("POST", f"/api/coupon/{coupon['id']}/issue"),
+        ("GET", f"/api/coupon/{coupon['id']}/issue"),
+        ("GET", f"/api/coupon/{coupon['id']}"),
+    ):
         resp = server.call(method, path, token)
         assert (resp.status_code, _code(resp)) == (401, "E1006"), (method, path, resp.text)
     assert rdb.zscore(keys.participants(coupon["id"]), user_id) is None  # never reached the gate
@@ -75,9 +80,12 @@ def test_failure_view_for_admins(server: Api, admin_token: str, engine) -> None:
     with engine.begin() as conn:
         import sqlalchemy as sa
 
-        conn.execute(sa.text(
-            "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved, status,"
-            " created_at) VALUES ('c-1', 'u-1', '{}', 'boom', 5, 0, 'DEAD', NOW(6))"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
+                " status, created_at) VALUES ('c-1', 'u-1', '{}', 'boom', 5, 0, 'DEAD', NOW(6))"
+            )
+        )
     resp = server.call("GET", "/api/admin/failures?status=DEAD&limit=10", admin_token)
     data = resp.json()["data"]
     assert resp.status_code == 200 and data["counts"] == {"PENDING": 0, "RESOLVED": 0, "DEAD": 1}
@@ -90,11 +98,21 @@ def test_failure_view_for_admins(server: Api, admin_token: str, engine) -> None:
 def test_delete_user_cli(base_env, server: Api) -> None:
     user_id, token = server.user_token()
     assert server.call("GET", "/api/coupon/owned-coupons", token).status_code == 200
-    out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
-                         cwd=ROOT, env=base_env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
+        cwd=ROOT,
+        env=base_env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     resp = server.call("GET", "/api/coupon/owned-coupons", token)
     assert (resp.status_code, _code(resp)) == (401, "E1006")
-    again = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
-                           cwd=ROOT, env=base_env, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
+        cwd=ROOT,
+        env=base_env,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 1 and "E2002" in again.stderr

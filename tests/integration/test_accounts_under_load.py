@@ -1,5 +1,6 @@
 """Signups and logins under load, over real HTTP against gunicorn: password hashing never stalls the issue path,
 a full hashing queue answers 503 E5035 + Retry-After at once, and bulk-minted users can log in."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -29,23 +31,59 @@ def _code(resp: requests.Response) -> str | None:
 
 def _openloop(base: str, coupon_id: str, pairs: list[tuple[str, str]], tokens_file: Path) -> dict[str, Any]:
     tokens_file.write_text("".join(f"{u} {t}\n" for u, t in pairs))
-    out = subprocess.run([sys.executable, "-m", "bench.openloop", "--base", base, "--coupon", coupon_id, "--tokens",
-                          str(tokens_file), "--rate", str(RATE), "--seconds", str(SECONDS), "--connections", "64"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.openloop",
+            "--base",
+            base,
+            "--coupon",
+            coupon_id,
+            "--tokens",
+            str(tokens_file),
+            "--rate",
+            str(RATE),
+            "--seconds",
+            str(SECONDS),
+            "--connections",
+            "64",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
 
 def test_issue_latency_stays_low_while_clients_sign_up_and_log_in(
-        stack: Stack, api: Api, admin_token: str, mint: Callable[[int], list[tuple[str, str]]], tmp_path: Path) -> None:
+    stack: Stack, api: Api, admin_token: str, mint: Callable[[int], list[tuple[str, str]]], tmp_path: Path
+) -> None:
     coupon = api.create_coupon(admin_token, 1_000_000)
     pairs = mint(2 * RATE * SECONDS)
     alone = _openloop(api.base, coupon["id"], pairs[: RATE * SECONDS], tmp_path / "alone.txt")
 
-    rush = subprocess.Popen([sys.executable, "-m", "bench.accounts", "--base", api.base, "--clients", str(RUSH_CLIENTS),
-                             "--seconds", str(SECONDS + 2), "--login"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    rush = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.accounts",
+            "--base",
+            api.base,
+            "--clients",
+            str(RUSH_CLIENTS),
+            "--seconds",
+            str(SECONDS + 2),
+            "--login",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert rush.stdout is not None and rush.stdout.readline().strip() == "started"
-    beside = _openloop(api.base, coupon["id"], pairs[RATE * SECONDS:], tmp_path / "beside.txt")
+    beside = _openloop(api.base, coupon["id"], pairs[RATE * SECONDS :], tmp_path / "beside.txt")
     out, _ = rush.communicate(timeout=120)
     rushed = json.loads(out.strip().splitlines()[-1])
 
@@ -57,15 +95,19 @@ def test_issue_latency_stays_low_while_clients_sign_up_and_log_in(
 
 
 def test_a_full_hashing_queue_answers_503_with_retry_after_never_500(
-        pipeline_env: dict[str, str], tmp_path: Path) -> None:
+    pipeline_env: dict[str, str], tmp_path: Path
+) -> None:
     # One worker, one hashing thread, room for one job: concurrent signups must overflow it.
     stack = Stack(dict(pipeline_env, HASH_THREADS="1", HASH_MAX_QUEUE="1"), tmp_path)
     try:
         api = Api(stack.start_api(workers=1))
 
         def signup(i: int) -> requests.Response:
-            return requests.post(api.base + "/api/users/signup", timeout=60,
-                                 json={"username": f"rush-{uuid.uuid4().hex[:8]}-{i}", "password": "password-123"})
+            return requests.post(
+                api.base + "/api/users/signup",
+                timeout=60,
+                json={"username": f"rush-{uuid.uuid4().hex[:8]}-{i}", "password": "password-123"},
+            )
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=24) as pool:
@@ -90,8 +132,9 @@ def test_a_full_hashing_queue_answers_503_with_retry_after_never_500(
         stack.stop()
 
 
-def test_minted_users_are_fast_to_create_and_can_log_in(server: Api, mint: Callable[[int], list[tuple[str, str]]],
-                                                       engine: Any) -> None:
+def test_minted_users_are_fast_to_create_and_can_log_in(
+    server: Api, mint: Callable[[int], list[tuple[str, str]]], engine: Any
+) -> None:
     import sqlalchemy as sa
 
     started = time.monotonic()
@@ -100,8 +143,14 @@ def test_minted_users_are_fast_to_create_and_can_log_in(server: Api, mint: Calla
     # One scrypt hash shared by all of them: 3,000 separate hashes would take minutes.
     assert minted_s < 20, minted_s
     with engine.connect() as conn:
-        names = conn.execute(sa.text("SELECT username FROM users WHERE id IN :ids").bindparams(
-            sa.bindparam("ids", expanding=True)), {"ids": [pairs[0][0], pairs[-1][0]]}).scalars().all()
+        names = (
+            conn.execute(
+                sa.text("SELECT username FROM users WHERE id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": [pairs[0][0], pairs[-1][0]]},
+            )
+            .scalars()
+            .all()
+        )
     assert len(names) == 2
     for name in names:
         resp = server.call("POST", "/api/auth/login", json={"username": name, "password": "password-123"})

@@ -1,4 +1,5 @@
 """Sign-up, login and token handling over real HTTP against the real DB."""
+
 from __future__ import annotations
 
 import base64
@@ -49,9 +50,11 @@ def test_concurrent_signups_of_one_name_exactly_one_wins(server: Api, engine) ->
     from tests.support.invariants import scalar
 
     def attempt(i: int) -> int:
-        return Api(server.base).call(
-            "POST", "/api/users/signup", json={"username": "racer", "password": f"password-{i}"}
-        ).status_code
+        return (
+            Api(server.base)
+            .call("POST", "/api/users/signup", json={"username": "racer", "password": f"password-{i}"})
+            .status_code
+        )
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         codes = list(pool.map(attempt, range(20)))
@@ -86,9 +89,18 @@ def test_expired_token_is_refused(server: Api) -> None:
     user_id, _ = server.user_token()
     now = int(time.time())
     expired = pyjwt.encode(
-        {"sub": user_id, "role": "USER", "type": "access", "fresh": False, "jti": "x", "iat": now - 120,
-         "nbf": now - 120, "exp": now - 60},
-        DEV_JWT_SECRET, algorithm="HS256",
+        {
+            "sub": user_id,
+            "role": "USER",
+            "type": "access",
+            "fresh": False,
+            "jti": "x",
+            "iat": now - 120,
+            "nbf": now - 120,
+            "exp": now - 60,
+        },
+        DEV_JWT_SECRET,
+        algorithm="HS256",
     )
     assert _bearer(server, expired) == (401, "E1003")
 
@@ -105,7 +117,12 @@ def test_only_the_canonical_spelling_of_a_token_is_accepted(server: Api) -> None
     header, payload, sig = token.split(".")
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     twin = sig[:-1] + alphabet[alphabet.index(sig[-1]) ^ 1]  # same bytes: only the spare bits differ
-    variants = [f"{token}!!", f"{token}=", f"{header}.{payload}.{twin}", f"{header}.{payload}=.{sig}",
-                f"{header}.{payload}.{sig.replace('-', '+').replace('_', '/')}"]
+    variants = [
+        f"{token}!!",
+        f"{token}=",
+        f"{header}.{payload}.{twin}",
+        f"{header}.{payload}=.{sig}",
+        f"{header}.{payload}.{sig.replace('-', '+').replace('_', '/')}",
+    ]
     for variant in {v for v in variants if v != token}:
         assert _bearer(server, variant) == (401, "E1002"), variant

@@ -1,4 +1,5 @@
 """The operators' CLI over real services: every command has help, the long ones report progress on stderr."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ import click
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
-from coupon import resources  # noqa: E402
+from coupon import resources
 from coupon.adapters import keys
 from coupon.adapters.kafka_topics import delete_topics
 from coupon.cli import DEMO_COUPONS
@@ -24,8 +25,14 @@ FLASK_BUILTINS = {"run", "shell", "routes", "db"}
 
 
 def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
@@ -33,17 +40,28 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tu
     for name, command in group.commands.items():
         if not prefix and name in FLASK_BUILTINS:
             continue
-        out.append((prefix + (name,), command))
+        out.append(((*prefix, name), command))
         if isinstance(command, click.Group):
-            out.extend(_commands(command, prefix + (name,)))
+            out.extend(_commands(command, (*prefix, name)))
     return out
 
 
 def test_every_command_has_help_text(app: Any) -> None:
     commands = _commands(app.cli)
     names = {" ".join(path) for path, _ in commands}
-    assert names >= {"create-admin", "create-coupon", "seed", "mint-users", "rebuild-gate", "reconcile",
-                     "create-topics", "failures", "failures list", "failures counts", "failures retry"}
+    assert names >= {
+        "create-admin",
+        "create-coupon",
+        "seed",
+        "mint-users",
+        "rebuild-gate",
+        "reconcile",
+        "create-topics",
+        "failures",
+        "failures list",
+        "failures counts",
+        "failures retry",
+    }
     runner = app.test_cli_runner()
     for path, command in commands:
         result = runner.invoke(args=[*path, "--help"])
@@ -76,7 +94,7 @@ def test_mint_users_writes_valid_tokens_and_reports_progress(base_env, app, engi
     lines = out_file.read_text().splitlines()
     assert len(lines) == 2500
     key = resources.of(app).jwt_key
-    for line in lines[:: 500]:
+    for line in lines[::500]:
         user_id, token = line.split()
         assert verify_access_token(token, key)["sub"] == user_id
     assert scalar(engine, "SELECT COUNT(*) FROM users WHERE username LIKE 'cli-mint-%'") == 2500
@@ -102,8 +120,13 @@ def test_rebuild_gate_restores_the_holders_from_the_db(base_env, engine, rdb, mi
     users = mint(3)
     with engine.begin() as conn:
         for rank, (user_id, _) in enumerate(users, 1):
-            conn.execute(sa.text("INSERT INTO issued_coupons (coupon_id, user_id, `rank`, issued_at, used)"
-                                 " VALUES (:c, :u, :r, NOW(6), 0)"), {"c": coupon_id, "u": user_id, "r": rank})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO issued_coupons (coupon_id, user_id, `rank`, issued_at, used)"
+                    " VALUES (:c, :u, :r, NOW(6), 0)"
+                ),
+                {"c": coupon_id, "u": user_id, "r": rank},
+            )
     rdb.delete(keys.meta(coupon_id), keys.issued(coupon_id))
     rebuilt = _flask(base_env, "rebuild-gate", coupon_id)
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -131,8 +154,10 @@ def test_create_topics_with_a_chosen_partition_count(base_env) -> None:
 
 
 def test_failures_retry_all_reports_progress(pipeline_env, engine) -> None:
-    payload = ('{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
-               ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}')
+    payload = (
+        '{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
+        ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}'
+    )
     with engine.begin() as conn:
         for i in range(3):
             conn.exec_driver_sql(

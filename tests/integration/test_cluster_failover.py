@@ -1,5 +1,6 @@
 """A Redis Cluster master holding a live sale's coupon is SIGKILLed and its replica promoted: exact counts, and
 nobody is told "duplicate" without a record. The cluster (3 masters + 3 replicas) is this module's own."""
+
 from __future__ import annotations
 
 import os
@@ -8,19 +9,20 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
-from tests.support.gate_calls import reserve_one
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateRequest, GateSnapshot
 from coupon.adapters.redis_client import build_redis, cluster_startup
 from tests.integration.conftest import ROOT
 from tests.integration.test_stalls import NOT_RESERVED, STALL_ENV, _flask, _issue_requests
 from tests.support.client import Api, burst
+from tests.support.gate_calls import reserve_one
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import api_and_consumer, wait_for
 
@@ -28,8 +30,9 @@ PORT = int(os.environ.get("TEST_REDIS_FAILOVER_PORT", "7150"))
 
 
 def _cluster(command: str, env: dict[str, str]) -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "redis_cluster.sh"), command], env=env, capture_output=True,
-                         text=True, timeout=180)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "redis_cluster.sh"), command], env=env, capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.strip()
 
@@ -53,7 +56,13 @@ def _client(nodes: str) -> RedisCluster:
 
 @pytest.mark.slow
 def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
-    ha_nodes: str, pipeline_env: dict[str, str], tmp_path: Any, engine, admin_token, mint, fault_report,
+    ha_nodes: str,
+    pipeline_env: dict[str, str],
+    tmp_path: Any,
+    engine,
+    admin_token,
+    mint,
+    fault_report,
 ) -> None:
     env = dict(pipeline_env, REDIS_CLUSTER_NODES=ha_nodes, **STALL_ENV)
     with api_and_consumer(env, tmp_path) as stack:
@@ -85,7 +94,9 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
                 if resp.status_code != 503:
                     recovery = time.monotonic() - killed_at
                     break
-                assert time.monotonic() - killed_at < float(os.environ.get("FAILOVER_LIMIT", "15")), f"the gate still answers 503 15 s after the kill: {resp.text}"
+                assert time.monotonic() - killed_at < float(os.environ.get("FAILOVER_LIMIT", "15")), (
+                    f"the gate still answers 503 15 s after the kill: {resp.text}"
+                )
                 time.sleep(0.5)
             assert recovery is not None, "ran out of probe users before the gate decided again"
             wave.result(timeout=120)
@@ -102,20 +113,29 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
         owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=cid)}
         told_duplicate = {u for u, a in answers.items() if any(code == "E3002" for _, code in a)}
         assert told_duplicate <= owners, f"told 'duplicate' without a record: {sorted(told_duplicate - owners)[:3]}"
-        refused = {u for u, a in answers.items() if a and not any(s == 202 for s, _ in a)
-                   and all(code in NOT_RESERVED for _, code in a if code)}
+        refused = {
+            u
+            for u, a in answers.items()
+            if a and not any(s == 202 for s, _ in a) and all(code in NOT_RESERVED for _, code in a if code)
+        }
         assert not (owners & refused), "a user told 'nothing reserved' owns the coupon"
         # Replication is asynchronous: the promoted replica may lack the last writes (Redis data loss, which the
         # DB stock guard answers with visible rejections).
         counts = check_invariants(engine, rdb, cid, accepted | unconfirmed, redis_intact=False)
         assert counts["issued"] == 300
-        fault_report.append({
-            "case": "8 cluster master SIGKILLed, replica promoted", "sent": len(users) + len(probes),
-            "accepted": len(accepted), "issued": counts["issued"], "rejected": counts["rejected"],
-            "recovery_s": round(recovery, 1), "unconfirmed": len(unconfirmed),
-            "settled": {"repair_exit": repair.returncode},
-            "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
-        })
+        fault_report.append(
+            {
+                "case": "8 cluster master SIGKILLed, replica promoted",
+                "sent": len(users) + len(probes),
+                "accepted": len(accepted),
+                "issued": counts["issued"],
+                "rejected": counts["rejected"],
+                "recovery_s": round(recovery, 1),
+                "unconfirmed": len(unconfirmed),
+                "settled": {"repair_exit": repair.returncode},
+                "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
+            }
+        )
 
 
 def test_the_gate_survives_the_loss_of_its_clients_default_node(ha_nodes: str) -> None:
@@ -126,19 +146,26 @@ def test_the_gate_survives_the_loss_of_its_clients_default_node(ha_nodes: str) -
     probe = _client(ha_nodes)
     nodes = probe.cluster_nodes()
     with_replica = {n["master_id"] for n in nodes.values() if "slave" in n["flags"] and "fail" not in n["flags"]}
-    victim = next(addr for addr, n in nodes.items()
-                  if "master" in n["flags"] and "fail" not in n["flags"] and n["node_id"] in with_replica)
+    victim = next(
+        addr
+        for addr, n in nodes.items()
+        if "master" in n["flags"] and "fail" not in n["flags"] and n["node_id"] in with_replica
+    )
     host, port = victim.split("@")[0].rsplit(":", 1)
     client.set_default_node(client.get_node(host=host, port=int(port)))
     now_ms = int(time.time() * 1000)
-    coupon_id = next(c for c in (str(uuid.uuid4()) for _ in range(1000))
-                     if client.get_node_from_key(keys.meta(c)).name != f"{host}:{port}")  # its slot lives elsewhere
+    coupon_id = next(
+        c
+        for c in (str(uuid.uuid4()) for _ in range(1000))
+        if client.get_node_from_key(keys.meta(c)).name != f"{host}:{port}"
+    )  # its slot lives elsewhere
     gate.install(coupon_id, GateSnapshot(GateMeta(1000, now_ms - 1000, now_ms + 3_600_000, "ACTIVE"), {}))
     assert reserve_one(gate, coupon_id, "before").outcome is GateOutcome.ACCEPTED
     os.kill(int((ROOT / ".local" / "run" / f"redis-cluster-{port}.pid").read_text().strip()), signal.SIGKILL)
     killed_at = time.monotonic()
-    decided = wait_for(lambda: _decides(gate, coupon_id), 15, "the gate to decide again after its default node died",
-                       interval=0.3)
+    decided = wait_for(
+        lambda: _decides(gate, coupon_id), 15, "the gate to decide again after its default node died", interval=0.3
+    )
     assert decided is GateOutcome.ACCEPTED
     assert time.monotonic() - killed_at < 15
 

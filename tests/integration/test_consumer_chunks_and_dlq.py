@@ -1,11 +1,13 @@
 """The consumer under load and outages: a backlog persisted in chunks, a DLQ that refuses records, bad events."""
+
 from __future__ import annotations
 
 import re
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -13,11 +15,11 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from tests.support.gate_calls import reserve_one
-from coupon import resources  # noqa: E402
+from coupon import resources
 from coupon.domain.events import IssueEvent
 from tests.integration.conftest import KAFKA, ROOT
 from tests.support.client import Api, burst
+from tests.support.gate_calls import reserve_one
 from tests.support.invariants import check_invariants, issued_rows, wait_drained
 from tests.support.processes import Stack, wait_for
 
@@ -87,8 +89,9 @@ def refusing_dlq() -> Iterator[str]:
     name = f"test.{uuid.uuid4().hex[:8]}.coupon.issue.dlq.refusing"
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     try:
-        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
-                                      topic_configs={"max.message.bytes": "1"})])
+        admin.create_topics(
+            [NewTopic(name, num_partitions=1, replication_factor=1, topic_configs={"max.message.bytes": "1"})]
+        )
         yield name
     finally:
         try:
@@ -136,8 +139,11 @@ def test_a_dlq_that_refuses_records_holds_the_partition_and_the_consumer_rides_i
         headers = dict(parked[0].headers)
         assert headers["error"].startswith(b"not JSON") and headers["source"] == f"{topic}/0/{poison_offset}".encode()
         wait_drained(engine, coupon["id"], 60)
-        wait_for(lambda: (_committed(group, TopicPartition(topic, 0)) or 0) > poison_offset, 30,
-                 "the offset committed past the parked record")
+        wait_for(
+            lambda: (_committed(group, TopicPartition(topic, 0)) or 0) > poison_offset,
+            30,
+            "the offset committed past the parked record",
+        )
         counts = check_invariants(engine, rdb, coupon["id"], accepted)
         assert counts["issued"] == 60
         assert consumer.alive()
@@ -158,13 +164,13 @@ def test_one_bad_event_of_a_batch_record_is_parked_alone_and_the_others_become_r
         IssueEvent(uuid.uuid4().hex, coupon["id"], u, r, "2026-11-27T09:00:00.000Z").as_dict()
         for u, r in zip(users, ranks)
     ]
-    bad = {"event_id": "broken", "coupon_id": coupon["id"], "user_id": "not-a-uuid", "rank": 1,
-           "requested_at": "t"}
+    bad = {"event_id": "broken", "coupon_id": coupon["id"], "user_id": "not-a-uuid", "rank": 1, "requested_at": "t"}
     items.insert(1, bad)
     topic = stack.env["KAFKA_ISSUE_TOPIC"]
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
-    meta = producer.send(topic, key=b"batch", value=orjson.dumps({"events": items}),
-                         headers=[("x-request-id", b"req-batch")]).get(timeout=10)
+    meta = producer.send(
+        topic, key=b"batch", value=orjson.dumps({"events": items}), headers=[("x-request-id", b"req-batch")]
+    ).get(timeout=10)
     producer.close()
     wait_drained(engine, coupon["id"], 3)
     counts = check_invariants(engine, rdb, coupon["id"], users)

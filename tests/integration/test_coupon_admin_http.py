@@ -1,4 +1,5 @@
 """Coupon administration and every validation case, over real HTTP."""
+
 from __future__ import annotations
 
 import uuid
@@ -10,7 +11,9 @@ from tests.support.client import Api, coupon_body, iso_in
 
 
 def test_admin_creates_coupon_and_gate_is_primed(server: Api, admin_token: str, rdb) -> None:
-    resp = server.call("POST", "/api/coupon", admin_token, json=coupon_body(500, discountType="PERCENTAGE", discountValue=15))
+    resp = server.call(
+        "POST", "/api/coupon", admin_token, json=coupon_body(500, discountType="PERCENTAGE", discountValue=15)
+    )
     assert resp.status_code == 201, resp.text
     coupon = resp.json()["data"]
     uuid.UUID(coupon["id"])
@@ -64,7 +67,7 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize("case,change,field", INVALID, ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(("case", "change", "field"), INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_coupon_is_400(server: Api, admin_token: str, case: str, change: dict, field: str) -> None:
     body = coupon_body()
     for key, value in change.items():
@@ -79,7 +82,7 @@ def test_invalid_coupon_is_400(server: Api, admin_token: str, case: str, change:
 
 
 @pytest.mark.parametrize(
-    "raw,code",
+    ("raw", "code"),
     [
         (b"{not json", "E4001"),
         (b"[1, 2]", "E4001"),
@@ -95,7 +98,7 @@ def test_bad_bodies_are_400(server: Api, admin_token: str, raw: bytes, code: str
 
 
 @pytest.mark.parametrize(
-    "body,field",
+    ("body", "field"),
     [
         ({"username": "ab", "password": "password-1"}, "username"),
         ({"username": "has space", "password": "password-1"}, "username"),
@@ -126,15 +129,33 @@ def test_create_coupon_cli(base_env, engine) -> None:
     from tests.support.processes import ROOT
 
     out = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "create-coupon", "--name", "cli coupon", "--quantity", "42",
-         "--type", "PIZZA"],
-        cwd=ROOT, env=base_env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "create-coupon",
+            "--name",
+            "cli coupon",
+            "--quantity",
+            "42",
+            "--type",
+            "PIZZA",
+        ],
+        cwd=ROOT,
+        env=base_env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     coupon_id = out.stdout.strip().splitlines()[-1]
     assert scalar(engine, "SELECT total_quantity FROM coupons WHERE id = :c", c=coupon_id) == 42
     bad = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "create-coupon", "--name", "x", "--quantity", "0"],
-        cwd=ROOT, env=base_env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=base_env,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 1 and "E4000" in bad.stderr

@@ -1,13 +1,14 @@
 """Fault injection: real outages and real failing inserts during real flash sales; every invariant after each."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -42,8 +43,14 @@ def _issue(api: Api, coupon_id: str, users: list[tuple[str, str]]) -> tuple[list
 def _report(fault_report, case: str, sent: int, accepted: int, engine, coupon_id: str, recovery_s: float) -> None:
     rejected = scalar(engine, "SELECT COUNT(*) FROM issue_rejections WHERE coupon_id = :c", c=coupon_id)
     fault_report.append(
-        {"case": case, "sent": sent, "accepted": accepted, "issued": issued_rows(engine, coupon_id),
-         "rejected": int(rejected), "recovery_s": round(recovery_s, 1)}
+        {
+            "case": case,
+            "sent": sent,
+            "accepted": accepted,
+            "issued": issued_rows(engine, coupon_id),
+            "rejected": int(rejected),
+            "recovery_s": round(recovery_s, 1),
+        }
     )
 
 
@@ -72,8 +79,11 @@ def _heal(engine: sa.Engine) -> None:
 
 
 def _failure_counts(engine: sa.Engine, coupon_id: str) -> dict[str, int]:
-    rows = q(engine, "SELECT status, COUNT(*) AS n FROM failed_issued_coupons WHERE coupon_id = :c GROUP BY status",
-             c=coupon_id)
+    rows = q(
+        engine,
+        "SELECT status, COUNT(*) AS n FROM failed_issued_coupons WHERE coupon_id = :c GROUP BY status",
+        c=coupon_id,
+    )
     return {r.status: r.n for r in rows}
 
 
@@ -102,8 +112,11 @@ def test_failing_inserts_are_recorded_republished_and_resolved(
         assert issued_rows(engine, coupon["id"]) == 50
         check_invariants(engine, rdb, coupon["id"], accepted)  # reserved == issued + pending failures
         stack.start_retry_machinery()
-        wait_for(lambda: scalar(engine, "SELECT MIN(retry_count) FROM failed_issued_coupons") >= 2, 60,
-                 "the scheduler to republish the records (and see them fail again)")
+        wait_for(
+            lambda: scalar(engine, "SELECT MIN(retry_count) FROM failed_issued_coupons") >= 2,
+            60,
+            "the scheduler to republish the records (and see them fail again)",
+        )
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
         assert status == "PENDING"
         healed_at = time.monotonic()
@@ -133,19 +146,30 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"DEAD": 1}, 90, "the record to be DEAD")
         row = q(engine, "SELECT id, retry_count FROM failed_issued_coupons")[0]
         assert row.retry_count == 2
-        cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
-                             cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        cli = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+        )
         assert cli.returncode == 0 and users[0][0] in cli.stdout and "injected fault" in cli.stdout
         # DEAD still holds its unit (an operator may retry it): accepted and waiting, not rejected.
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
         assert status == "PENDING"
         check_invariants(engine, rdb, coupon["id"], accepted)
-        _report(fault_report, "5 keeps failing → DEAD", 5, len(accepted), engine, coupon["id"],
-                time.monotonic() - started)
+        _report(
+            fault_report, "5 keeps failing → DEAD", 5, len(accepted), engine, coupon["id"], time.monotonic() - started
+        )
         # An operator fixes the cause and retries the dead record by hand: it resolves.
         _heal(engine)
-        retry = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(row.id)],
-                               cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        retry = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(row.id)],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+        )
         assert retry.returncode == 0, retry.stderr
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 1}, 60, "the retried record to resolve")
         assert issued_rows(engine, coupon["id"]) == 5
@@ -167,8 +191,13 @@ def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
         wait_for(lambda: issued_rows(engine, coupon["id"]) == 2, 30, "the two healthy requests issued")
         # The gate's keys are gone (as after a Redis restart without persistence); rq's keys are left alone.
         rdb.delete(*keys.gate_keys(coupon["id"]))
-        cli = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "rebuild-gate", coupon["id"]],
-                             cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        cli = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "rebuild-gate", coupon["id"]],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+        )
         assert cli.returncode == 0, cli.stderr
         assert "reserved=3" in cli.stdout, cli.stdout
         assert dead_user in set(rdb.zrange(keys.participants(coupon["id"]), 0, -1))
@@ -176,8 +205,13 @@ def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
         assert (late.status_code, late.json()["errorMessage"]["code"]) == (409, "E3003")
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", dead_token).json()["data"]["status"]
         assert status == "PENDING"
-        reconciled = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"]],
-                                    cwd=ROOT, env=stack.env, capture_output=True, text=True)
+        reconciled = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"]],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+        )
         assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
         counts = check_invariants(engine, rdb, coupon["id"], accepted)
         assert counts == {"total": 3, "issued": 2, "rejected": 0, "pending": 1}
@@ -221,7 +255,7 @@ def test_redis_restarted_empty_mid_sale_never_over_issues(
     accepted, _ = _issue(api, coupon["id"], users[:200])
     _services("restart", "redis")  # no persistence configured: it comes back empty
     restarted_at = time.monotonic()
-    wait_for(lambda: rdb.ping(), 30, "Redis to answer")
+    wait_for(rdb.ping, 30, "Redis to answer")
     assert not rdb.exists(f"coupon:{{{coupon['id']}}}:meta")
     more, statuses = _issue(api, coupon["id"], users)  # everyone (again): the gate must rebuild
     accepted = list(dict.fromkeys(accepted + more))

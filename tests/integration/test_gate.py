@@ -1,5 +1,6 @@
 """reserve.lua and release.lua on the real Redis, standalone and Cluster: many requests in one call decide as
 separate calls would, and racing processes reserve exactly the stock."""
+
 from __future__ import annotations
 
 import json
@@ -79,7 +80,9 @@ def test_missing_meta_asks_for_a_rebuild(gate: Gate) -> None:
 def test_release_undoes_exactly_one_reservation(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 2)
     first, _ = _reserve(gate, [(cid, "u1"), (cid, "u2")])
-    assert gate.release_many([Hold(cid, "u1", "another-event")]) == 0  # a newer reservation is never undone by an old caller
+    assert (
+        gate.release_many([Hold(cid, "u1", "another-event")]) == 0
+    )  # a newer reservation is never undone by an old caller
     assert gate.release_many([Hold(cid, "u1", first.event_id)]) == 1
     assert gate.release_many([Hold(cid, "u1", first.event_id)]) == 0  # nothing left to release: nothing changes
     assert gate.release_many([Hold(cid, "stranger", first.event_id)]) == 0
@@ -117,10 +120,19 @@ def _race(redis_mode: str, shares: list[list[tuple[str, str]]], concurrency: int
     """Run each share in its own gevent process, all released at once; results per share."""
     procs = []
     for share in shares:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.gate_race"], cwd=ROOT, text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        spec = {"redis_url": TEST_REDIS_URL, "concurrency": concurrency, "requests": share,
-                "cluster_nodes": TEST_REDIS_CLUSTER_NODES if redis_mode == "cluster" else ""}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.gate_race"],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        spec = {
+            "redis_url": TEST_REDIS_URL,
+            "concurrency": concurrency,
+            "requests": share,
+            "cluster_nodes": TEST_REDIS_CLUSTER_NODES if redis_mode == "cluster" else "",
+        }
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(spec) + "\n")
         proc.stdin.flush()
@@ -169,7 +181,12 @@ def test_release_many_undoes_exactly_the_held_reservations_across_coupons(gate: 
     c1, c2 = _coupon(gate, 5), _coupon(gate, 5)
     d = _reserve(gate, [(c1, "a"), (c1, "b"), (c2, "a"), (c2, "c")])
     # "z" never reserved and a second release of ("c1", "a") change nothing.
-    holds = [Hold(c1, "a", d[0].event_id), Hold(c2, "c", d[3].event_id), Hold(c1, "z", "x"), Hold(c1, "a", d[0].event_id)]
+    holds = [
+        Hold(c1, "a", d[0].event_id),
+        Hold(c2, "c", d[3].event_id),
+        Hold(c1, "z", "x"),
+        Hold(c1, "a", d[0].event_id),
+    ]
     assert gate.release_many(holds) == 2
     assert rdb.get(keys.issued(c1)) == "1" and rdb.get(keys.issued(c2)) == "1"
     assert rdb.zrange(keys.participants(c1), 0, -1) == ["b"]
@@ -207,7 +224,9 @@ def test_a_confirmed_request_replays_and_a_settling_one_says_so(gate: Gate, rdb)
     assert gate.reserve_many([request])[0] == GateDecision(GateOutcome.REPLAYED, 1, "ev")
     other = GateRequest(cid, "u2", "tok2", "ev2")
     gate.reserve_many([other])
-    assert gate.settle_many(HoldMode.REVOKE, [Hold(cid, "u2", "ev2")], cutoff_ms=int(time.time() * 1000) + 1000) == [True]
+    assert gate.settle_many(HoldMode.REVOKE, [Hold(cid, "u2", "ev2")], cutoff_ms=int(time.time() * 1000) + 1000) == [
+        True
+    ]
     assert gate.reserve_many([other])[0].outcome is GateOutcome.SETTLING
     assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "u2", "ev2")]) == [False], "a revoked hold can't be confirmed"
 

@@ -1,4 +1,5 @@
 """Liveness, readiness with a really stopped dependency, and the admin CLI."""
+
 from __future__ import annotations
 
 import subprocess
@@ -45,8 +46,21 @@ def test_create_admin_cli_is_idempotent(base_env, engine) -> None:
 
     for _ in range(2):
         out = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", "root-admin", "--password", "pw-123456789"],
-            cwd=ROOT, env=base_env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                "wsgi",
+                "create-admin",
+                "root-admin",
+                "--password",
+                "pw-123456789",
+            ],
+            cwd=ROOT,
+            env=base_env,
+            capture_output=True,
+            text=True,
         )
         assert out.returncode == 0, out.stderr
     assert scalar(engine, "SELECT COUNT(*) FROM users WHERE username = 'root-admin' AND role = 'ADMIN'") == 1

@@ -1,4 +1,5 @@
 """The issue pipeline end to end: real gunicorn, Redis gate, Kafka, consumer process and MariaDB."""
+
 from __future__ import annotations
 
 import re
@@ -129,9 +130,16 @@ def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
     stack.start_consumer()
     wait_drained(engine, coupon["id"], 1000)
     check_invariants(engine, rdb, coupon["id"], winners)
-    fault_report.append({"case": f"1 consumer SIGKILL at {persisted_before} rows", "sent": 1500,
-                         "accepted": len(winners), "issued": issued_rows(engine, coupon["id"]), "rejected": 0,
-                         "recovery_s": round(time.monotonic() - killed_at, 1)})
+    fault_report.append(
+        {
+            "case": f"1 consumer SIGKILL at {persisted_before} rows",
+            "sent": 1500,
+            "accepted": len(winners),
+            "issued": issued_rows(engine, coupon["id"]),
+            "rejected": 0,
+            "recovery_s": round(time.monotonic() - killed_at, 1),
+        }
+    )
 
 
 @BOTH_REDIS
@@ -159,7 +167,9 @@ def _services(*args: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, mint, engine, rdb, fault_report) -> None:
+def test_kafka_down_answers_503_and_leaks_no_reservation(
+    api: Api, admin_token, mint, engine, rdb, fault_report
+) -> None:
     coupon = api.create_coupon(admin_token, 50)
     users = mint(90)
     tokens, ids = [t for _, t in users], [u for u, _ in users]
@@ -187,5 +197,13 @@ def test_kafka_down_answers_503_and_leaks_no_reservation(api: Api, admin_token, 
     wait_drained(engine, coupon["id"], 50, timeout=180)
     counts = check_invariants(engine, rdb, coupon["id"], accepted)
     assert counts["issued"] == 50
-    fault_report.append({"case": "2 Kafka stopped (20 × 503 during it)", "sent": 90, "accepted": len(accepted),
-                         "issued": counts["issued"], "rejected": 0, "recovery_s": round(recovery, 1)})
+    fault_report.append(
+        {
+            "case": "2 Kafka stopped (20 × 503 during it)",
+            "sent": 90,
+            "accepted": len(accepted),
+            "issued": counts["issued"],
+            "rejected": 0,
+            "recovery_s": round(recovery, 1),
+        }
+    )

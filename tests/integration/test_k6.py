@@ -1,5 +1,6 @@
 """k6/: the scripts parse (node --check), and `scripts/k6.sh` (make k6) mints, creates a coupon, hands both to
 k6 and ends with reconcile's verdict, over a real stack. k6 itself is not installed here; a stand-in plays it."""
+
 from __future__ import annotations
 
 import os
@@ -52,11 +53,13 @@ def test_k6_scenarios_are_what_the_readme_promises() -> None:
 
 
 def _wrapper(env: dict[str, str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
-    run_env = dict(env, FLASK=str(Path(sys.executable).parent / "flask"), K6_OUT_DIR=str(tmp_path / "k6"),
-                   K6_DRAIN_TIMEOUT="60")
+    run_env = dict(
+        env, FLASK=str(Path(sys.executable).parent / "flask"), K6_OUT_DIR=str(tmp_path / "k6"), K6_DRAIN_TIMEOUT="60"
+    )
     run_env.update(extra)
-    return subprocess.run([str(ROOT / "scripts" / "k6.sh")], cwd=ROOT, env=run_env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(ROOT / "scripts" / "k6.sh")], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _tokens_files(tmp_path: Path) -> list[Path]:
@@ -75,15 +78,18 @@ def test_wrapper_runs_a_sale_through_k6_and_reconciles(stack: Stack, api: Api, t
     tokens = _tokens_files(tmp_path)[0]
     assert len(tokens.read_text().splitlines()) == 30 and oct(tokens.stat().st_mode)[-3:] == "600"
 
-    failing = _wrapper(stack.env, tmp_path, BASE_URL=api.base, K6=str(k6), K6_USERS="5", K6_QUANTITY="5",
-                       STAND_IN_RC="99")
+    failing = _wrapper(
+        stack.env, tmp_path, BASE_URL=api.base, K6=str(k6), K6_USERS="5", K6_QUANTITY="5", STAND_IN_RC="99"
+    )
     assert failing.returncode == 99 and "k6 reported failed thresholds" in failing.stderr
 
 
-def test_without_k6_mint_and_reconcile_still_decide_the_verdict(stack: Stack, api: Api, admin_token, tmp_path: Path,
-                                                               rdb) -> None:
-    env = dict(stack.env, PATH=os.pathsep.join(p for p in stack.env["PATH"].split(os.pathsep)
-                                               if not (Path(p) / "k6").exists()))
+def test_without_k6_mint_and_reconcile_still_decide_the_verdict(
+    stack: Stack, api: Api, admin_token, tmp_path: Path, rdb
+) -> None:
+    env = dict(
+        stack.env, PATH=os.pathsep.join(p for p in stack.env["PATH"].split(os.pathsep) if not (Path(p) / "k6").exists())
+    )
     absent = _wrapper(env, tmp_path, BASE_URL=api.base, K6_USERS="10", K6_QUANTITY="5")
     assert absent.returncode == 0, absent.stderr
     assert "k6 is not installed" in absent.stderr and "VERDICT: OK" in absent.stderr
@@ -93,8 +99,9 @@ def test_without_k6_mint_and_reconcile_still_decide_the_verdict(stack: Stack, ap
 
     coupon = api.create_coupon(admin_token, 5)
     rdb.incr(keys.issued(coupon["id"]))  # a reservation no request holds: reconcile must say so
-    leaked = _wrapper(env, tmp_path, BASE_URL=api.base, K6="skip", K6_USERS="3", COUPON_ID=coupon["id"],
-                      K6_DRAIN_TIMEOUT="2")
+    leaked = _wrapper(
+        env, tmp_path, BASE_URL=api.base, K6="skip", K6_USERS="3", COUPON_ID=coupon["id"], K6_DRAIN_TIMEOUT="2"
+    )
     assert leaked.returncode == 1, leaked.stderr
     assert "MISMATCH: Redis reserved 1" in leaked.stderr and "VERDICT: MISMATCH" in leaked.stderr
 

@@ -1,5 +1,6 @@
 """The consumer's per-(coupon, user) locks on the real Redis, standalone and Cluster: pipelined SET NX and
 compare-and-delete release, across several coupons (slots), surviving a lost script cache."""
+
 from __future__ import annotations
 
 import uuid
@@ -19,7 +20,7 @@ def test_one_holder_per_pair_and_only_the_holder_releases(gate_client: Any, rdb:
     pairs = [(c, f"user-{n}") for c in coupons for n in range(3)]
     locks.acquire(pairs, "first")
     with pytest.raises(LockBusy):
-        locks.acquire(pairs[:2] + [(coupons[0], "free-user")], "second", wait_s=0.2)
+        locks.acquire([*pairs[:2], (coupons[0], "free-user")], "second", wait_s=0.2)
     # The failed attempt gave back what it took and left the first holder's locks alone.
     assert not rdb.exists(keys.pair_lock(coupons[0], "free-user"))
     assert all(rdb.get(keys.pair_lock(c, u)) == "first" for c, u in pairs)

@@ -1,4 +1,5 @@
 """Prometheus metrics scraped from the real API (all workers) and the real consumer after a small sale."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,9 @@ from tests.support.processes import Stack, free_port, wait_for
 
 
 def _value(text: str, name: str, labels: str = "") -> float:
-    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$" if labels else rf"^{re.escape(name)} ([0-9.e+-]+)$"
+    pattern = (
+        rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$" if labels else rf"^{re.escape(name)} ([0-9.e+-]+)$"
+    )
     found = re.findall(pattern, text, re.M)
     return sum(float(v) for v in found)
 
@@ -42,8 +45,14 @@ def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_t
         assert 'endpoint="coupons.issue"' in text  # per-endpoint request metrics, not per path
 
         consumer = f"http://127.0.0.1:{consumer_port}/metrics"
-        wait_for(lambda: _value(requests.get(consumer, timeout=5).text, "coupon_consumer_rows_total",
-                                '{result="inserted"}') == 30, 30, "the consumer's counters")
+        wait_for(
+            lambda: (
+                _value(requests.get(consumer, timeout=5).text, "coupon_consumer_rows_total", '{result="inserted"}')
+                == 30
+            ),
+            30,
+            "the consumer's counters",
+        )
         text = requests.get(consumer, timeout=5).text
         assert _value(text, "coupon_consumer_messages_total") == 30
         assert _value(text, "coupon_consumer_batch_events_sum") == 30

@@ -1,5 +1,6 @@
 """The OpenAPI contract: it lists exactly the app's routes, is served, and a live server conforms to it
 (schemathesis: no server errors, only documented status codes, every body matching its schema)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -37,7 +39,7 @@ def test_document_lists_exactly_the_registered_routes(app: Any) -> None:
     routes = _routes(app) - UNDOCUMENTED
     assert _documented() - routes == set(), "documented but not served"
     assert routes - _documented() == set(), "served but not documented"
-    assert UNDOCUMENTED <= _routes(app)
+    assert _routes(app) >= UNDOCUMENTED
 
 
 def test_operation_ids_name_the_flask_endpoints_that_serve_them(app: Any) -> None:
@@ -63,8 +65,13 @@ def test_every_error_code_in_the_document_exists_and_fits_its_status() -> None:
                     assert status == "414" and "parameters" in op, f"{method} {path}: {status} without JSON"
                     continue
                 schema = resp["content"]["application/json"]["schema"]
-                codes = schema.get("properties", {}).get("errorMessage", {}).get("properties", {}) \
-                    .get("code", {}).get("enum", [])
+                codes = (
+                    schema.get("properties", {})
+                    .get("errorMessage", {})
+                    .get("properties", {})
+                    .get("code", {})
+                    .get("enum", [])
+                )
                 for code in codes:
                     assert statuses[code] == int(status), f"{method} {path}: {code} under {status}"
             if op.get("security"):
@@ -100,13 +107,37 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(
 ) -> None:
     started = time.monotonic()
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "st"), "run", f"{fuzz_server}/api/openapi.json",
-         "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
-         "--max-examples", "12", "--seed", "20261125", "--workers", "2", "--max-time", "120",
-         "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "20",
-         "--header", f"Authorization: Bearer {admin_token}", "--suppress-health-check", "all",
-         "--report", "junit", "--report-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=400,
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"{fuzz_server}/api/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,response_schema_conformance",
+            "--max-examples",
+            "12",
+            "--seed",
+            "20261125",
+            "--workers",
+            "2",
+            "--max-time",
+            "120",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--request-timeout",
+            "20",
+            "--header",
+            f"Authorization: Bearer {admin_token}",
+            "--suppress-health-check",
+            "all",
+            "--report",
+            "junit",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     print(out.stdout[-6000:])
     print(f"schemathesis took {time.monotonic() - started:.0f}s")

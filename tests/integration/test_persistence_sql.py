@@ -1,4 +1,5 @@
 """The consumer's hand-built multi-row INSERT against the real MariaDB: driver escaping holds for hostile values."""
+
 from __future__ import annotations
 
 from datetime import datetime

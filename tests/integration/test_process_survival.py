@@ -1,13 +1,15 @@
 """rqscheduler, the rq worker and the schedule watcher outlive a frozen or restarted Redis (the real one)."""
+
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -32,17 +34,24 @@ def _own_redis_pid() -> int:
     so anything else is an error, not a skip: CI's `make test` always starts its own.
     """
     pid_file = RUN_DIR / "redis.pid"
-    how = (f"Start it from this checkout: REDIS_PORT={urlparse(TEST_REDIS_URL).port} scripts/services.sh up "
-           f"(or run `make test`), and point TEST_REDIS_URL at it.")
+    how = (
+        f"Start it from this checkout: REDIS_PORT={urlparse(TEST_REDIS_URL).port} scripts/services.sh up "
+        f"(or run `make test`), and point TEST_REDIS_URL at it."
+    )
     if not pid_file.exists():
-        pytest.fail(f"{pid_file} is missing: the Redis at {TEST_REDIS_URL} was not started by this checkout's "
-                    f"scripts/services.sh, and these tests freeze and restart it. {how}", pytrace=False)
+        pytest.fail(
+            f"{pid_file} is missing: the Redis at {TEST_REDIS_URL} was not started by this checkout's "
+            f"scripts/services.sh, and these tests freeze and restart it. {how}",
+            pytrace=False,
+        )
     pid = int(pid_file.read_text().strip())
     served_by = int(redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=5).info("server")["process_id"])
     if served_by != pid:
-        pytest.fail(f"the Redis at {TEST_REDIS_URL} is pid {served_by}, but this checkout's scripts/services.sh "
-                    f"started pid {pid} ({pid_file}); refusing to freeze a Redis this checkout does not own. {how}",
-                    pytrace=False)
+        pytest.fail(
+            f"the Redis at {TEST_REDIS_URL} is pid {served_by}, but this checkout's scripts/services.sh "
+            f"started pid {pid} ({pid_file}); refusing to freeze a Redis this checkout does not own. {how}",
+            pytrace=False,
+        )
     return pid
 
 
@@ -57,8 +66,9 @@ def _frozen(pid: int) -> Iterator[None]:
 
 def _services(*args: str) -> None:
     env = dict(os.environ, REDIS_PORT=str(urlparse(TEST_REDIS_URL).port), DB_PORT=str(make_url(TEST_DB_URL).port))
-    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True,
-                         timeout=120, env=env)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=120, env=env
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -110,8 +120,11 @@ def test_a_frozen_redis_kills_nothing_and_the_job_runs_again(
         with _frozen(pid):
             time.sleep(stall_seconds)  # the stall itself: nothing to wait for
         thawed = time.time()
-        last = wait_for(lambda: _last_run(rq_redis) > thawed and _last_run(rq_redis), 60,
-                        "a run of the periodic job after the stall")
+        last = wait_for(
+            lambda: _last_run(rq_redis) > thawed and _last_run(rq_redis),
+            60,
+            "a run of the periodic job after the stall",
+        )
         _report(capsys, f"SIGSTOP {stall_seconds}s", float(last) - thawed)
         _assert_alive(procs)
         if stall_seconds > 5:
@@ -135,8 +148,11 @@ def test_a_restarted_empty_redis_kills_nothing_and_the_job_is_registered_again(
         finally:
             _services("start", "redis")
         back = time.time()
-        last = wait_for(lambda: _last_run(rq_redis) > back and _last_run(rq_redis), 60,
-                        "a run of the periodic job after the restart")
+        last = wait_for(
+            lambda: _last_run(rq_redis) > back and _last_run(rq_redis),
+            60,
+            "a run of the periodic job after the restart",
+        )
         _report(capsys, "Redis stopped 5s, restarted empty", float(last) - back)
         _assert_alive(procs)
         watcher = procs["schedule watcher"].log()
@@ -165,8 +181,11 @@ def test_the_job_failing_on_a_db_outage_fails_only_that_run(
         finally:
             _services("start", "mariadb")
         back = time.time()
-        last = wait_for(lambda: _last_run(rq_redis) > back and _last_run(rq_redis), 60,
-                        "a successful run of the periodic job after the DB came back")
+        last = wait_for(
+            lambda: _last_run(rq_redis) > back and _last_run(rq_redis),
+            60,
+            "a successful run of the periodic job after the DB came back",
+        )
         _report(capsys, "MariaDB stopped, periodic job failing", float(last) - back)
         _assert_alive(procs)
     finally:

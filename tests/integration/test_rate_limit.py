@@ -1,10 +1,11 @@
 """Rate limits on real Redis and over real HTTP: per user, per address, login attempts; a flood of one user
 starves nobody else, and a limited request never reaches the gate."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import redis
@@ -95,9 +96,17 @@ def _evalsha_calls(client) -> int:
 def test_a_batch_counts_like_one_call_per_request_in_as_few_script_calls_as_slots(gate_client, redis_mode) -> None:
     limiter = RateLimiter(gate_client, user=Limit(2, 30), address=Limit(3, 30), login=OFF, deleted_marker_ttl_s=60)
     limiter.mark_deleted("u-gone")
-    items = [Admission("u-1", None), Admission("u-1", None), Admission("u-1", None), Admission("u-2", None),
-             Admission("u-gone", None), Admission("u-3", "198.51.100.7"), Admission("u-4", "198.51.100.7"),
-             Admission("u-5", "198.51.100.7"), Admission("u-6", "198.51.100.7")]
+    items = [
+        Admission("u-1", None),
+        Admission("u-1", None),
+        Admission("u-1", None),
+        Admission("u-2", None),
+        Admission("u-gone", None),
+        Admission("u-3", "198.51.100.7"),
+        Admission("u-4", "198.51.100.7"),
+        Admission("u-5", "198.51.100.7"),
+        Admission("u-6", "198.51.100.7"),
+    ]
     limiter.admit_many([Admission("warm-up", None)])  # loads the script where it is missing
     before = _evalsha_calls(gate_client)
     got = [d.outcome for d in limiter.admit_many(items)]
@@ -210,15 +219,18 @@ def test_one_users_flood_does_not_starve_the_others(start, admin_token: str, min
     import requests
 
     metrics = requests.get(api.base + "/metrics", timeout=10).text
-    line = next(x for x in metrics.splitlines() if x.startswith('coupon_admission_refused_total{reason="rate_limited"}'))
+    line = next(
+        x for x in metrics.splitlines() if x.startswith('coupon_admission_refused_total{reason="rate_limited"}')
+    )
     assert float(line.split()[-1]) == flood[(429, "E429")]
     wait_drained(engine, coupon["id"], len(accepted))
     check_invariants(engine, rdb, coupon["id"], accepted)
 
 
 def test_address_limit_uses_forwarded_for_only_from_a_trusted_proxy(start) -> None:
-    trusted, _ = start(RATE_LIMIT_ADDRESS_REQUESTS="3", RATE_LIMIT_ADDRESS_WINDOW_SECONDS="60",
-                       TRUSTED_PROXIES="127.0.0.1")
+    trusted, _ = start(
+        RATE_LIMIT_ADDRESS_REQUESTS="3", RATE_LIMIT_ADDRESS_WINDOW_SECONDS="60", TRUSTED_PROXIES="127.0.0.1"
+    )
 
     def hit(api: Api, xff: str) -> int:
         return api.call("GET", "/api/openapi.json", headers={"X-Forwarded-For": xff}).status_code
@@ -252,8 +264,9 @@ def test_login_brute_force_is_stopped_per_username(start) -> None:
     api, _ = start(LOGIN_MAX_ATTEMPTS="4", LOGIN_ATTEMPT_WINDOW_SECONDS="300")
     api.signup("victim", "the-real-password")
     api.signup("bystander", "another-password")
-    wrong = [api.call("POST", "/api/auth/login", json={"username": "victim", "password": f"guess-{i}"})
-             for i in range(4)]
+    wrong = [
+        api.call("POST", "/api/auth/login", json={"username": "victim", "password": f"guess-{i}"}) for i in range(4)
+    ]
     assert [(r.status_code, _code(r)) for r in wrong] == [(401, "E1005")] * 4
     # Over the limit even the right password is refused unchecked, with a time to come back.
     resp = api.call("POST", "/api/auth/login", json={"username": "VICTIM", "password": "the-real-password"})
@@ -261,8 +274,9 @@ def test_login_brute_force_is_stopped_per_username(start) -> None:
     assert 1 <= int(resp.headers["Retry-After"]) <= 300
     assert api.login("bystander", "another-password")  # other accounts are untouched
     # Unknown names are limited the same way (no hint which names exist).
-    ghost = [api.call("POST", "/api/auth/login", json={"username": "ghost", "password": "x"}).status_code
-             for _ in range(5)]
+    ghost = [
+        api.call("POST", "/api/auth/login", json={"username": "ghost", "password": "x"}).status_code for _ in range(5)
+    ]
     assert ghost == [401] * 4 + [429]
 
 
@@ -273,13 +287,19 @@ def test_successful_login_clears_the_failed_attempts(start) -> None:
         api.call("POST", "/api/auth/login", json={"username": "forgetful", "password": "nope-nope"})
     assert api.login("forgetful", "the-real-password")
     for _ in range(2):
-        assert api.call("POST", "/api/auth/login",
-                        json={"username": "forgetful", "password": "nope-nope"}).status_code == 401
+        assert (
+            api.call("POST", "/api/auth/login", json={"username": "forgetful", "password": "nope-nope"}).status_code
+            == 401
+        )
 
 
 def test_admins_have_their_own_limit_and_users_keep_theirs(start, admin_token: str, mint) -> None:
-    api, _ = start(RATE_LIMIT_USER_REQUESTS="3", RATE_LIMIT_USER_WINDOW_SECONDS="60",
-                   RATE_LIMIT_ADMIN_REQUESTS="12", RATE_LIMIT_ADMIN_WINDOW_SECONDS="60")
+    api, _ = start(
+        RATE_LIMIT_USER_REQUESTS="3",
+        RATE_LIMIT_USER_WINDOW_SECONDS="60",
+        RATE_LIMIT_ADMIN_REQUESTS="12",
+        RATE_LIMIT_ADMIN_WINDOW_SECONDS="60",
+    )
     coupon = api.create_coupon(admin_token, 10)  # admin call 1
     # A dashboard polling the live stock: well past the user limit, within the admin's.
     polls = [api.call("GET", f"/api/coupon/{coupon['id']}", admin_token).status_code for _ in range(10)]
@@ -299,6 +319,7 @@ def test_a_revoked_token_is_refused_in_the_limiters_call_even_with_limits_off(rd
     limiter = _limiter()
     limiter.revoke_token("u-1", "jti-1", 30)
     assert 0 < rdb.ttl(keys.token_revoked("u-1", "jti-1")) <= 30
-    verdicts = limiter.admit_many([Admission("u-1", None, "jti-1"), Admission("u-1", None, "jti-2"),
-                                   Admission("u-1", None)])
+    verdicts = limiter.admit_many(
+        [Admission("u-1", None, "jti-1"), Admission("u-1", None, "jti-2"), Admission("u-1", None)]
+    )
     assert [v.outcome for v in verdicts] == [LimitOutcome.TOKEN_REVOKED, LimitOutcome.ALLOWED, LimitOutcome.ALLOWED]

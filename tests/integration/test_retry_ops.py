@@ -1,4 +1,5 @@
-"""Operating the retry machinery: idempotent schedule registration, the failures CLI, rq-dashboard behind credentials."""
+"""Operating the retry machinery: idempotent schedule registration, the failures CLI, rq-dashboard behind a login."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,11 +26,15 @@ def test_periodic_job_is_registered_once(base_env) -> None:
     outs = [_run(base_env, "-m", "workers.schedule") for _ in range(3)]
     assert all(o.returncode == 0 for o in outs), outs[0].stderr
     assert "created" in outs[0].stderr and all("unchanged" in o.stderr for o in outs[1:])
-    jobs = [j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID]
+    jobs = [
+        j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID
+    ]
     assert len(jobs) == 1
     changed = _run(dict(base_env, REPUBLISH_INTERVAL_SECONDS="3"), "-m", "workers.schedule")
     assert "replaced" in changed.stderr
-    jobs = [j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID]
+    jobs = [
+        j for j in Scheduler(queue_name=QUEUE, connection=Redis.from_url(TEST_REDIS_URL)).get_jobs() if j.id == JOB_ID
+    ]
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 3
 
 
@@ -39,9 +44,12 @@ def test_failures_cli_counts_and_retry_all(base_env, pipeline_env, engine: sa.En
             conn.exec_driver_sql(
                 "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
                 " status, created_at) VALUES (%s, %s, %s, 'boom', 0, 0, 'PENDING', NOW(6))",
-                (f"00000000-0000-4000-8000-00000000000{i}", f"00000000-0000-4000-8000-10000000000{i}",
-                 '{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
-                 ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}'),
+                (
+                    f"00000000-0000-4000-8000-00000000000{i}",
+                    f"00000000-0000-4000-8000-10000000000{i}",
+                    '{"event_id": "e", "coupon_id": "00000000-0000-4000-8000-000000000000",'
+                    ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}',
+                ),
             )
     counts = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "counts")
     assert counts.returncode == 0 and "PENDING  3" in counts.stdout
@@ -57,8 +65,22 @@ def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
     port = free_port()
     stack = Stack(base_env, tmp_path)
     bin_dir = Path(sys.executable).parent
-    stack._spawn("rq-dashboard", [str(bin_dir / "rq-dashboard"), "--bind", "127.0.0.1", "--port", str(port),
-                                  "--redis-url", TEST_REDIS_URL, "--username", "ops", "--password", "s3cret-pass"])
+    stack._spawn(
+        "rq-dashboard",
+        [
+            str(bin_dir / "rq-dashboard"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--redis-url",
+            TEST_REDIS_URL,
+            "--username",
+            "ops",
+            "--password",
+            "s3cret-pass",
+        ],
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for(lambda: requests.get(url, timeout=1).status_code in (200, 401), 30, "rq-dashboard to answer")
@@ -70,7 +92,9 @@ def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
-def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(stack, api, admin_token, mint, engine, rdb) -> None:
+def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(
+    stack, api, admin_token, mint, engine, rdb
+) -> None:
     from coupon.adapters import keys
     from tests.support.client import burst
     from tests.support.invariants import wait_drained

@@ -1,5 +1,6 @@
 """Scale-out shapes on loopback: three consumers in one group losing one to SIGKILL mid-sale, and two
 gunicorn instances serving one sale. Exact counts and the invariants must hold in each."""
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,7 @@ def test_three_consumers_lose_one_to_sigkill_mid_sale_counts_stay_exact(
         with ThreadPoolExecutor(max_workers=1) as pool:
             sale = pool.submit(burst, api.base, [("POST", f"/api/coupon/{coupon['id']}/issue", t) for _, t in users])
             # As soon as rows land: three consumers persist far faster than 150 rows per poll interval.
-            wait_for(lambda: issued_rows(engine, coupon["id"]) >= 1, 60, "the consumers to be mid-sale",
-                     interval=0.005)
+            wait_for(lambda: issued_rows(engine, coupon["id"]) >= 1, 60, "the consumers to be mid-sale", interval=0.005)
             victim = consumers[0]
             lost = _assignment(victim)
             victim.kill()  # SIGKILL: no revoke, no commit; its partitions move after the session timeout
@@ -81,27 +81,38 @@ def test_three_consumers_lose_one_to_sigkill_mid_sale_counts_stay_exact(
         wait_for(lambda: _balanced(survivors, partitions), 90, "the two survivors to take over every partition")
         assert lost and lost <= set().union(*(_assignment(p) or set() for p in survivors))
         wait_drained(engine, coupon["id"], 1500)
-        owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon["id"])}
+        owners = {
+            r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon["id"])
+        }
         assert owners == set(winners)
         counts = check_invariants(engine, rdb, coupon["id"], winners)
         assert counts["issued"] == 1500 and counts["pending"] == 0
-        fault_report.append({"case": f"3 consumers, 1 SIGKILLed at {persisted_before} rows", "sent": 2500,
-                             "accepted": len(winners), "issued": counts["issued"], "rejected": counts["rejected"],
-                             "recovery_s": round(time.monotonic() - killed_at, 1)})
+        fault_report.append(
+            {
+                "case": f"3 consumers, 1 SIGKILLed at {persisted_before} rows",
+                "sent": 2500,
+                "accepted": len(winners),
+                "issued": counts["issued"],
+                "rejected": counts["rejected"],
+                "recovery_s": round(time.monotonic() - killed_at, 1),
+            }
+        )
     finally:
         stack.stop()
 
 
 def _issue_outcomes(base: str) -> Counter:
     text = requests.get(base + "/metrics", timeout=5).text
-    return Counter({m[0]: float(m[1]) for m in re.findall(
-        r'^coupon_issue_requests_total\{outcome="([a-z_]+)"\} ([0-9.e+]+)$', text, re.M)})
+    return Counter(
+        {
+            m[0]: float(m[1])
+            for m in re.findall(r'^coupon_issue_requests_total\{outcome="([a-z_]+)"\} ([0-9.e+]+)$', text, re.M)
+        }
+    )
 
 
 @BOTH_REDIS
-def test_two_gunicorn_instances_serve_one_sale_exactly(
-    pipeline_env, tmp_path, admin_token, mint, engine, rdb
-) -> None:
+def test_two_gunicorn_instances_serve_one_sale_exactly(pipeline_env, tmp_path, admin_token, mint, engine, rdb) -> None:
     stack = Stack(pipeline_env, tmp_path)
     try:
         bases = [stack.start_api(workers=2), stack.start_api(workers=2)]
@@ -126,7 +137,9 @@ def test_two_gunicorn_instances_serve_one_sale_exactly(
         assert sum(_issue_outcomes(b)["accepted"] for b in bases) == 500
         winners = [u for (u, _), r in zip(users, results) if r[0] == 202]
         wait_drained(engine, coupon["id"], 500)
-        owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon["id"])}
+        owners = {
+            r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=coupon["id"])
+        }
         assert owners == set(winners)
         counts = check_invariants(engine, rdb, coupon["id"], winners)
         assert counts["issued"] == 500

@@ -1,5 +1,6 @@
 """No secret reaches the logs: passwords, access tokens and the signing key stay out of the API's output,
 also at DEBUG level with the access log on and while requests fail."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,9 @@ from tests.support.client import Api
 from tests.support.processes import Stack
 
 
-def test_passwords_tokens_and_keys_never_reach_the_log(base_env: dict[str, str], migrated_db: str,
-                                                       tmp_path: Path) -> None:
+def test_passwords_tokens_and_keys_never_reach_the_log(
+    base_env: dict[str, str], migrated_db: str, tmp_path: Path
+) -> None:
     stack = Stack(dict(base_env, LOG_LEVEL="DEBUG", ACCESS_LOG="-", LOGIN_MAX_ATTEMPTS="2"), tmp_path)
     try:
         api = Api(stack.start_api(workers=1))

@@ -1,5 +1,6 @@
 """Slow faults: a dependency frozen (SIGSTOP) and resumed (SIGCONT) during a live sale, the late-record fence,
 idempotent retries and the sweeper. Every case ends with the design's invariants checked on the real DB and Redis."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -35,8 +37,10 @@ NOT_RESERVED = {"E5031", "E5032"}  # "nothing was reserved": that request must n
 def service_pid(name: str) -> int:
     """The pid of the service this checkout's scripts/services.sh started (the one the tests talk to)."""
     path = ROOT / ".local" / "run" / f"{name}.pid"
-    assert path.exists(), (f"{path} is missing: the stall tests freeze the services that scripts/services.sh started;"
-                           " run them through `make test`, which starts them")
+    assert path.exists(), (
+        f"{path} is missing: the stall tests freeze the services that scripts/services.sh started;"
+        " run them through `make test`, which starts them"
+    )
     return int(path.read_text().strip())
 
 
@@ -51,16 +55,23 @@ def frozen(name: str) -> Iterator[None]:
 
 
 def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _issue_requests(coupon_id: str, users: list[tuple[str, str]], idem: dict[str, str]) -> list[tuple[Any, ...]]:
     return [("POST", f"/api/coupon/{coupon_id}/issue", t, None, {"Idempotency-Key": idem[u]}) for u, t in users]
 
 
-def _first_accepted_after(api: Api, coupon_id: str, fresh: list[tuple[str, str]], since: float,
-                          limit: float) -> tuple[float, str]:
+def _first_accepted_after(
+    api: Api, coupon_id: str, fresh: list[tuple[str, str]], since: float, limit: float
+) -> tuple[float, str]:
     """Seconds from `since` until a user who never asked before is accepted (each attempt uses a new user)."""
     for user_id, token in fresh:
         resp = api.call("POST", f"/api/coupon/{coupon_id}/issue", token)
@@ -82,7 +93,14 @@ def stall_stack(pipeline_env: dict[str, str], tmp_path: Any) -> Iterator[tuple[S
 @pytest.mark.parametrize("when", ["during", "before"])
 @pytest.mark.parametrize(("service", "seconds"), STALLS, ids=[s for s, _ in STALLS])
 def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_out(
-    service: str, seconds: float, when: str, stall_stack: tuple[Stack, Api], engine, rdb, admin_token, mint,
+    service: str,
+    seconds: float,
+    when: str,
+    stall_stack: tuple[Stack, Api],
+    engine,
+    rdb,
+    admin_token,
+    mint,
     fault_report,
 ) -> None:
     stack, api = stall_stack
@@ -116,38 +134,47 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
     # Those told "nothing reserved" retry; of those told "not confirmed", half retry with the same Idempotency-Key
     # (as the E5034 message says) and half only wait for the outcome (the sweeper settles theirs).
     waiting = set(unconfirmed[1::2])
-    retrying = [(u, t) for u, t in users
-                if answers[u][0][0] != 202 and answers[u][0][1] != "E3003" and u not in waiting]
+    retrying = [
+        (u, t) for u, t in users if answers[u][0][0] != 202 and answers[u][0][1] != "E3003" and u not in waiting
+    ]
     fire(retrying)
     told_duplicate = [u for u, a in answers.items() if any(code == "E3002" for _, code in a)]
     assert not told_duplicate, f"{len(told_duplicate)} users told 'duplicate' after a 503, e.g. {told_duplicate[:3]}"
 
     accepted = {u for u, a in answers.items() if any(status == 202 for status, _ in a)}
-    wait_for(lambda: not _in_flight(rdb, engine, cid), 120, "every confirmed reservation to reach the DB",
-             interval=0.2)
+    wait_for(lambda: not _in_flight(rdb, engine, cid), 120, "every confirmed reservation to reach the DB", interval=0.2)
     repair = _flask(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
     settled = {o: repair.stdout.count(f": {o}\n") for o in ("issued", "fenced", "failure-record", "rejected")}
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert rdb.zcard(keys.unconfirmed(cid)) == 0, "someone is still PENDING after the sweep"
     tokens = dict(users)
-    statuses = Counter(api.call("GET", f"/api/coupon/{cid}/issue", tokens[u]).json()["data"]["status"]
-                       for u in waiting)
+    statuses = Counter(api.call("GET", f"/api/coupon/{cid}/issue", tokens[u]).json()["data"]["status"] for u in waiting)
     assert set(statuses) <= {"ISSUED", "NONE"}, statuses
 
     owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=cid)}
-    refused = {u for u, a in answers.items() if a and all(code in NOT_RESERVED for _, code in a if code)
-               and not any(status == 202 for status, _ in a)}
+    refused = {
+        u
+        for u, a in answers.items()
+        if a and all(code in NOT_RESERVED for _, code in a if code) and not any(status == 202 for status, _ in a)
+    }
     assert not (owners & refused), f"{len(owners & refused)} users told 'nothing reserved' own the coupon"
     check_invariants(engine, rdb, cid, accepted | set(unconfirmed))
     wait_drained(engine, probe, 1)
     check_invariants(engine, rdb, probe, [fresh_user])
     assert accepted <= owners, "a 202 did not become a coupon"
-    fault_report.append({
-        "case": f"7 {service} frozen {seconds:.0f} s {when} the sale", "sent": len(users), "accepted": len(accepted),
-        "issued": issued_rows(engine, cid), "rejected": 0, "recovery_s": round(recovery, 1),
-        "unconfirmed": len(unconfirmed), "settled": {o: n for o, n in settled.items() if n},
-        "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
-    })
+    fault_report.append(
+        {
+            "case": f"7 {service} frozen {seconds:.0f} s {when} the sale",
+            "sent": len(users),
+            "accepted": len(accepted),
+            "issued": issued_rows(engine, cid),
+            "rejected": 0,
+            "recovery_s": round(recovery, 1),
+            "unconfirmed": len(unconfirmed),
+            "settled": {o: n for o, n in settled.items() if n},
+            "first": {f"{status} {code or ''}".strip(): n for (status, code), n in first.items()},
+        }
+    )
 
 
 def _in_flight(rdb: Any, engine: Any, coupon_id: str) -> bool:
@@ -158,7 +185,11 @@ def _in_flight(rdb: Any, engine: Any, coupon_id: str) -> bool:
 
 
 def test_a_record_released_by_the_sweeper_that_arrives_later_never_becomes_a_coupon(
-    stack: Stack, engine, rdb, admin_token, mint,
+    stack: Stack,
+    engine,
+    rdb,
+    admin_token,
+    mint,
 ) -> None:
     api = Api(stack.base_url)
     coupon = api.create_coupon(admin_token, 1)
@@ -176,15 +207,19 @@ def test_a_record_released_by_the_sweeper_that_arrives_later_never_becomes_a_cou
     assert report.returncode == 1 and f"redis-only {late_user} hold=P" in report.stderr, report.stdout + report.stderr
     repair = _flask(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
     assert repair.returncode == 0 and f"settled {cid} {late_user} {event.event_id}: fenced" in repair.stdout, (
-        repair.stdout + repair.stderr)
+        repair.stdout + repair.stderr
+    )
     assert api.call("GET", f"/api/coupon/{cid}/issue", late_token).json()["data"]["status"] == "NONE"
     # The stalled broker finally appends the record, after the release.
     producer = KafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"].split(","), acks="all")
     producer.send(stack.env["KAFKA_ISSUE_TOPIC"], key=late_user.encode(), value=event.to_bytes()).get(timeout=30)
     producer.close()
     consumer = stack.procs[-1]
-    wait_for(lambda: "skipped 1 records of cancelled reservations" in consumer.log(), 60,
-             "the consumer to skip the cancelled record")
+    wait_for(
+        lambda: "skipped 1 records of cancelled reservations" in consumer.log(),
+        60,
+        "the consumer to skip the cancelled record",
+    )
     # The unit is back on sale and goes to someone who asks now.
     resp = api.call("POST", f"/api/coupon/{cid}/issue", other_token)
     assert resp.status_code == 202, resp.text
@@ -196,7 +231,7 @@ def test_a_record_released_by_the_sweeper_that_arrives_later_never_becomes_a_cou
 def test_idempotency_key_same_key_same_answer_other_key_duplicate(server: Api, admin_token, mint, rdb) -> None:
     coupon = server.create_coupon(admin_token, 5)
     path = f"/api/coupon/{coupon['id']}/issue"
-    [(user, token)] = mint(1)
+    [(_user, token)] = mint(1)
     first = server.call("POST", path, token, headers={"Idempotency-Key": "order-1"})
     again = server.call("POST", path, token, headers={"Idempotency-Key": "order-1"})
     other = server.call("POST", path, token, headers={"Idempotency-Key": "order-2"})

@@ -1,5 +1,6 @@
 """Request ids and JSON logs over real processes: one request followed from HTTP to the consumer's line naming
 its DB row (also through a retried failure record), and no token or password in any process's log."""
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,16 @@ def _consumer_events(stack: Stack) -> list[dict]:
 
 
 def _issue(base: str, coupon_id: str, token: str, request_id: str) -> requests.Response:
-    return requests.post(f"{base}/api/coupon/{coupon_id}/issue", timeout=30,
-                         headers={"Authorization": f"Bearer {token}", "X-Request-Id": request_id})
+    return requests.post(
+        f"{base}/api/coupon/{coupon_id}/issue",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}", "X-Request-Id": request_id},
+    )
 
 
-def test_request_ids_follow_each_request_from_http_to_its_db_row(stack: Stack, api: Api, admin_token, mint,
-                                                                   engine, rdb) -> None:
+def test_request_ids_follow_each_request_from_http_to_its_db_row(
+    stack: Stack, api: Api, admin_token, mint, engine, rdb
+) -> None:
     coupon = api.create_coupon(admin_token, 30)
     users = mint(40)
     ids = [f"trace-{uuid.uuid4().hex[:12]}" for _ in users]
@@ -57,15 +62,20 @@ def test_request_ids_follow_each_request_from_http_to_its_db_row(stack: Stack, a
     def consumer_lines() -> dict[str, dict]:
         return {e["request_id"]: e for e in _consumer_events(stack)}
 
-    seen = wait_for(lambda: (lambda found: found if set(accepted) <= set(found) else None)(consumer_lines()),
-                    30, "a consumer log line for every accepted request")
+    seen = wait_for(
+        lambda: (lambda found: found if set(accepted) <= set(found) else None)(consumer_lines()),
+        30,
+        "a consumer log line for every accepted request",
+    )
     with engine.connect() as conn:
         for rid, user_id in accepted.items():
             line = seen[rid]
             assert line["result"] == "inserted" and line["user_id"] == user_id and line["coupon_id"] == coupon["id"]
             # The line names the issued_coupons row (its unique key): that row exists.
-            row = conn.execute(sa.text("SELECT `rank` FROM issued_coupons WHERE coupon_id = :c AND user_id = :u"),
-                               {"c": coupon["id"], "u": user_id}).one()
+            row = conn.execute(
+                sa.text("SELECT `rank` FROM issued_coupons WHERE coupon_id = :c AND user_id = :u"),
+                {"c": coupon["id"], "u": user_id},
+            ).one()
             assert row.rank == line["rank"]
     # Sold-out requests never reached Kafka: no consumer line names them.
     assert not set(ids) - set(accepted) & set(seen)
@@ -84,17 +94,35 @@ def test_a_header_id_that_is_not_safe_is_replaced_and_errors_carry_an_id_too(ser
 def test_a_retried_failure_record_logs_the_same_request_id(stack: Stack, admin_token, api: Api, mint, engine) -> None:
     """The failure payload keeps the id: the retry (CLI and rq job share the code) and the consumer log it."""
     coupon = api.create_coupon(admin_token, 5)
-    (user_id, _token), = mint(1)
+    ((user_id, _token),) = mint(1)
     rid = f"retry-{uuid.uuid4().hex[:8]}"
-    payload = json.dumps({"event_id": "e1", "coupon_id": coupon["id"], "user_id": user_id, "rank": 1,
-                          "requested_at": "2026-11-25T00:00:00.000Z", "retry_of": None, "request_id": rid})
+    payload = json.dumps(
+        {
+            "event_id": "e1",
+            "coupon_id": coupon["id"],
+            "user_id": user_id,
+            "rank": 1,
+            "requested_at": "2026-11-25T00:00:00.000Z",
+            "retry_of": None,
+            "request_id": rid,
+        }
+    )
     with engine.begin() as conn:
-        failure_id = conn.execute(sa.text(
-            "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
-            " status, created_at) VALUES (:c, :u, :p, 'boom', 0, 0, 'PENDING', NOW(6))"),
-            {"c": coupon["id"], "u": user_id, "p": payload}).lastrowid
-    out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(failure_id)],
-                         cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
+        failure_id = conn.execute(
+            sa.text(
+                "INSERT INTO failed_issued_coupons (coupon_id, user_id, payload, error, retry_count, is_resolved,"
+                " status, created_at) VALUES (:c, :u, :p, 'boom', 0, 0, 'PENDING', NOW(6))"
+            ),
+            {"c": coupon["id"], "u": user_id, "p": payload},
+        ).lastrowid
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(failure_id)],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     retry_lines = [d for d in _lines(out.stderr) if d.get("failure_id") == failure_id]
     assert retry_lines and retry_lines[0]["request_id"] == rid and retry_lines[0]["proc"] == "cli"
@@ -106,8 +134,10 @@ def test_a_retried_failure_record_logs_the_same_request_id(stack: Stack, admin_t
     line = wait_for(landed, 30, "the consumer to log the retried event")
     assert line["retry_of"] == failure_id and line["result"] == "inserted" and line["user_id"] == user_id
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT status FROM failed_issued_coupons WHERE id = :i"),
-                            {"i": failure_id}).scalar() == "RESOLVED"
+        assert (
+            conn.execute(sa.text("SELECT status FROM failed_issued_coupons WHERE id = :i"), {"i": failure_id}).scalar()
+            == "RESOLVED"
+        )
 
 
 def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_token, engine) -> None:
@@ -123,16 +153,23 @@ def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_tok
         wrong = api.call("POST", "/api/auth/login", json={"username": user["username"], "password": password + "x"})
         assert wrong.status_code == 401
         admin = api.signup(password=password)  # an admin token for this server's secret
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", admin["username"],
-                        "--password", password], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", admin["username"], "--password", password],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         admin_tok = api.login(admin["username"], password)
         coupon = api.create_coupon(admin_tok, 3)
         assert api.call("POST", f"/api/coupon/{coupon['id']}/issue", token).status_code == 202
         assert api.call("POST", f"/api/coupon/{coupon['id']}/issue", token + "x").status_code == 401
         assert api.call("GET", f"/api/coupon/{coupon['id']}/issue", token).status_code == 200
         wait_drained(engine, coupon["id"], 1)
-        wait_for(lambda: any(e["result"] == "inserted" for e in _consumer_events(stack)), 30,
-                 "the consumer's events line")
+        wait_for(
+            lambda: any(e["result"] == "inserted" for e in _consumer_events(stack)), 30, "the consumer's events line"
+        )
     finally:
         stack.stop()
     text = "".join(p.log() for p in stack.procs)

@@ -1,4 +1,5 @@
 """Coupon usage (exactly once, owner only, before expiry) and undecodable messages parked in the DLQ."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,8 +34,12 @@ def test_concurrent_double_use_exactly_one_succeeds(api: Api, engine, admin_toke
     with ThreadPoolExecutor(max_workers=30) as pool:
         outcomes = Counter(pool.map(use, range(30)))
     assert outcomes == {(200, None): 1, (409, "E3008"): 29}, outcomes
-    row = q(engine, "SELECT used, used_at FROM issued_coupons WHERE coupon_id = :c AND user_id = :u",
-            c=coupon["id"], u=user_id)[0]
+    row = q(
+        engine,
+        "SELECT used, used_at FROM issued_coupons WHERE coupon_id = :c AND user_id = :u",
+        c=coupon["id"],
+        u=user_id,
+    )[0]
     assert row.used == 1 and row.used_at is not None
     owned = api.call("GET", "/api/coupon/owned-coupons", token).json()["data"]
     assert owned[0]["used"] is True and owned[0]["usedAt"]
@@ -50,7 +55,9 @@ def test_usage_by_a_non_owner_is_404(api: Api, engine, admin_token, mint) -> Non
 def test_usage_after_expiry_is_409(api: Api, engine, admin_token, mint) -> None:
     coupon, [(user_id, token), _] = _issued(api, engine, admin_token, mint)
     with engine.begin() as conn:  # time passes: the coupon expires
-        conn.exec_driver_sql("UPDATE coupons SET expires_at = NOW(6) - INTERVAL 1 MINUTE WHERE id = %s", (coupon["id"],))
+        conn.exec_driver_sql(
+            "UPDATE coupons SET expires_at = NOW(6) - INTERVAL 1 MINUTE WHERE id = %s", (coupon["id"],)
+        )
     resp = api.call("POST", f"/api/coupon/{coupon['id']}/usage", token)
     assert resp.status_code == 409 and resp.json()["errorMessage"]["code"] == "E3009"
     assert scalar(engine, "SELECT used FROM issued_coupons WHERE user_id = :u", u=user_id) == 0
@@ -84,9 +91,16 @@ def test_undecodable_message_goes_to_dlq_and_consumer_keeps_going(
     reader.close()
     assert sorted(r.value for r in parked) == sorted(poison)
     assert all(dict(r.headers).get("error") for r in parked)
-    fault_report.append({"case": "7 undecodable records (3) → DLQ", "sent": 3, "accepted": 3,
-                         "issued": scalar(engine, "SELECT COUNT(*) FROM issued_coupons"), "rejected": 0,
-                         "recovery_s": 0.0})
+    fault_report.append(
+        {
+            "case": "7 undecodable records (3) → DLQ",
+            "sent": 3,
+            "accepted": 3,
+            "issued": scalar(engine, "SELECT COUNT(*) FROM issued_coupons"),
+            "rejected": 0,
+            "recovery_s": 0.0,
+        }
+    )
 
 
 def test_event_schema_round_trips_through_kafka(pipeline_env) -> None:
@@ -97,8 +111,12 @@ def test_event_schema_round_trips_through_kafka(pipeline_env) -> None:
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
     producer.send(pipeline_env["KAFKA_ISSUE_TOPIC"], key=b"k", value=event.to_bytes()).get(timeout=10)
     producer.close()
-    reader = KafkaConsumer(pipeline_env["KAFKA_ISSUE_TOPIC"], bootstrap_servers=KAFKA, auto_offset_reset="earliest",
-                           consumer_timeout_ms=5000)
+    reader = KafkaConsumer(
+        pipeline_env["KAFKA_ISSUE_TOPIC"],
+        bootstrap_servers=KAFKA,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     got = [decode(r.value) for r in reader]
     reader.close()
     assert got == [event]

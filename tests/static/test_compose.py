@@ -1,4 +1,5 @@
 """docker-compose.yml and the Dockerfile, checked by reading them (no Docker engine runs here)."""
+
 from __future__ import annotations
 
 import importlib
@@ -132,7 +133,7 @@ def _mounts(service: str) -> dict[str, str]:
 def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
     for name in ("prometheus", "grafana"):
         assert "healthcheck" in SERVICES[name] and SERVICES[name]["image"].split(":")[1]
-        for container, host in _mounts(name).items():
+        for _container, host in _mounts(name).items():
             if host.startswith("./"):
                 assert (ROOT / host).exists(), f"{name} mounts a missing {host}"
     assert _mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./docker/prometheus/prometheus.yml"
@@ -159,20 +160,28 @@ def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> No
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
     prov = ROOT / "docker" / "grafana" / "provisioning"
     (source,) = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())["datasources"]
-    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090" and source["uid"] == "prometheus"
+    assert (
+        source["type"] == "prometheus" and source["url"] == "http://prometheus:9090" and source["uid"] == "prometheus"
+    )
     (provider,) = yaml.safe_load((prov / "dashboards" / "coupon-rush.yml").read_text())["providers"]
     assert _mounts("grafana")[provider["options"]["path"]] == "./docker/grafana/dashboards"
     assert _mounts("grafana")["/etc/grafana/provisioning"] == "./docker/grafana/provisioning"
 
 
 def _family_names(families) -> set[str]:
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "summary": ("_sum", "_count", "_created"), "gauge": ("",), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "summary": ("_sum", "_count", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
     return {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
 
 
 def _exported_metric_names() -> set[str]:
-    """What the API and the consumer really export: coupon.observability.instruments, the flask exporter, the scrape-time gauges."""
+    """What the API and the consumer really export: coupon.observability.instruments, the flask exporter, the
+    scrape-time gauges."""
     from flask import Flask
     from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_flask_exporter import PrometheusMetrics
@@ -216,9 +225,16 @@ def test_every_dashboard_query_uses_exported_metrics_only() -> None:
 
 def test_the_dashboard_has_the_panels_operators_expect() -> None:
     text = " ".join(t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"])
-    for needle in ("coupon_issue_requests_total", "histogram_quantile(0.95", "histogram_quantile(0.99",
-                   "coupon_stock_remaining", "coupon_consumer_lag", 'coupon_failures{status=~"PENDING|DEAD"}',
-                   "coupon_gate_batch_seconds_bucket", "coupon_kafka_produce_seconds_bucket"):
+    for needle in (
+        "coupon_issue_requests_total",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+        "coupon_stock_remaining",
+        "coupon_consumer_lag",
+        'coupon_failures{status=~"PENDING|DEAD"}',
+        "coupon_gate_batch_seconds_bucket",
+        "coupon_kafka_produce_seconds_bucket",
+    ):
         assert needle in text, needle
     for panel in DASHBOARD["panels"]:
         assert panel["datasource"]["uid"] == "prometheus"

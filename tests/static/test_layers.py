@@ -1,4 +1,5 @@
 """The folder rules of docs/ARCHITECTURE.md, checked on every import statement of coupon/ and workers/."""
+
 from __future__ import annotations
 
 import ast
@@ -15,10 +16,24 @@ ALLOWED: dict[str, set[str]] = {
     "coupon.domain": {"coupon.observability", "coupon.extensions"},
     "coupon.adapters": {"coupon.domain", "coupon.observability", "coupon.extensions"},
     "coupon.services": {"coupon.adapters", "coupon.domain", "coupon.observability", "coupon.extensions"},
-    "coupon.http": {"coupon.services", "coupon.adapters", "coupon.domain", "coupon.observability",
-                    "coupon.extensions", "coupon.resources"},
-    "workers": {"coupon", "coupon.services", "coupon.adapters", "coupon.domain", "coupon.observability",
-                "coupon.extensions", "coupon.resources", "coupon.config"},
+    "coupon.http": {
+        "coupon.services",
+        "coupon.adapters",
+        "coupon.domain",
+        "coupon.observability",
+        "coupon.extensions",
+        "coupon.resources",
+    },
+    "workers": {
+        "coupon",
+        "coupon.services",
+        "coupon.adapters",
+        "coupon.domain",
+        "coupon.observability",
+        "coupon.extensions",
+        "coupon.resources",
+        "coupon.config",
+    },
 }
 # Libraries a layer must not reach for: services are plain Python, called by HTTP views, workers and the CLI.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {

@@ -1,4 +1,5 @@
 """The README, checked by reading it: its error table and configuration table cover the code."""
+
 from __future__ import annotations
 
 import re
@@ -11,9 +12,13 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_the_error_table_lists_every_code_with_its_status_and_class() -> None:
-    rows = {m.group(1): (int(m.group(2)), m.group(3))
-            for m in re.finditer(r"^\| `(E\d+)` \| (\d{3}) \| ([^|]+?) \|", README, re.M)}
-    missing = [(c.code, c.status, c.__name__) for c in all_error_classes() if rows.get(c.code) != (c.status, c.__name__)]
+    rows = {
+        m.group(1): (int(m.group(2)), m.group(3))
+        for m in re.finditer(r"^\| `(E\d+)` \| (\d{3}) \| ([^|]+?) \|", README, re.M)
+    }
+    missing = [
+        (c.code, c.status, c.__name__) for c in all_error_classes() if rows.get(c.code) != (c.status, c.__name__)
+    ]
     assert not missing, f"README error table lacks or misstates: {missing}"
 
 

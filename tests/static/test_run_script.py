@@ -1,4 +1,5 @@
 """scripts/run.sh refuses the dev default passwords outside dev/test (admin account and rq-dashboard)."""
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(**env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("ADMIN_PASSWORD", "RQ_DASHBOARD_PASSWORD", "APP_ENV")}
-    return subprocess.run(["bash", str(ROOT / "scripts" / "run.sh")], env=dict(base, **env), capture_output=True,
-                          text=True, timeout=20)
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "run.sh")], env=dict(base, **env), capture_output=True, text=True, timeout=20
+    )
 
 
 @pytest.mark.parametrize(
-    "env,name",
+    ("env", "name"),
     [
         ({}, "ADMIN_PASSWORD"),
         ({"ADMIN_PASSWORD": "a-real-one-9f3a", "RQ_DASHBOARD_PASSWORD": "admin-password"}, "RQ_DASHBOARD_PASSWORD"),

@@ -1,4 +1,5 @@
 """scripts/supervise.sh (the restart loop of `make run`): restarts with a log line and backoff, stops on SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,10 @@ def _supervisor(tmp_path: Path, child: str, **env: str) -> tuple[subprocess.Pope
     log = tmp_path / "supervisor.log"
     script = f'source "{SUPERVISE}"; supervise flaky bash -c {_quote(child)}'
     proc = subprocess.Popen(
-        ["bash", "-c", script], stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        ["bash", "-c", script],
+        stdout=open(log, "ab"),  # noqa: SIM115  (the child owns it; closed when it exits)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "SUPERVISE_MIN_DELAY": "0.2", "SUPERVISE_MAX_DELAY": "0.8", **env},
     )
     return proc, log
@@ -45,8 +49,9 @@ def test_a_child_that_exits_is_restarted_with_a_log_line_and_a_growing_delay(tmp
     try:
         wait_for(lambda: starts.exists() and len(starts.read_text().splitlines()) >= 4, 15, "four starts of the child")
         assert proc.poll() is None, "the supervisor itself must keep running"
-        delays = [float(d) for d in re.findall(r"\[run\] flaky exited \(code 3\); restarting in ([0-9.]+)s",
-                                               log.read_text())]
+        delays = [
+            float(d) for d in re.findall(r"\[run\] flaky exited \(code 3\); restarting in ([0-9.]+)s", log.read_text())
+        ]
         assert delays[:4] == [0.2, 0.4, 0.8, 0.8], log.read_text()  # doubles, then stays at the cap
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -2,9 +2,10 @@
 
 Run as `python -m tests.support.burst < spec.json`; spec = {"base": url, "requests": [[method, path,
 token], ...]}; a request may name its own base URL as a fourth item (clients split over several servers, or
-null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first, then all requests go out together. Prints a JSON
-list of [status, error code or null, data] per request, in order.
+null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first, then all
+requests go out together. Prints a JSON list of [status, error code or null, data] per request, in order.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
@@ -28,8 +29,9 @@ def main() -> None:
     results: list[object] = [None] * len(spec["requests"])
     ready = [0]
 
-    def one(i: int, method: str, path: str, token: str | None, base: str | None = None,
-            extra: dict[str, str] | None = None) -> None:
+    def one(
+        i: int, method: str, path: str, token: str | None, base: str | None = None, extra: dict[str, str] | None = None
+    ) -> None:
         conn = None
         target = urlparse(base) if base else url
         for attempt in range(20):

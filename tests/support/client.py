@@ -1,11 +1,12 @@
 """A thin HTTP client for the API under test, and the burst runner."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -48,7 +49,7 @@ class Api:
 
 
 def iso_in(**delta: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(**delta)).isoformat().replace("+00:00", "Z")
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat().replace("+00:00", "Z")
 
 
 def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
@@ -73,7 +74,11 @@ def burst(base_url: str, reqs: list[tuple[Any, ...]], timing: dict[str, float] |
     """
     spec = json.dumps({"base": base_url, "requests": reqs})
     out = subprocess.run(
-        [sys.executable, "-m", "tests.support.burst"], input=spec, capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-m", "tests.support.burst"],
+        input=spec,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]

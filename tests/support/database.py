@@ -1,4 +1,5 @@
 """A fresh database for a run: dropped, created, and brought to head by the real Alembic migrations."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,7 +21,10 @@ def recreate_and_migrate(url: str, env: dict[str, str]) -> None:
     engine.dispose()
     out = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "-d", "migrations"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         raise RuntimeError(f"migrations failed:\n{out.stdout}\n{out.stderr}")

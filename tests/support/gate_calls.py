@@ -1,4 +1,5 @@
 """One gate decision at a time, for tests and the benches (the API decides its requests in batches)."""
+
 from __future__ import annotations
 
 import uuid

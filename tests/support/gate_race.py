@@ -4,6 +4,7 @@ Run as `python -m tests.support.gate_race < spec.json`; spec = {"redis_url": ...
 "requests": [[coupon_id, user_id], ...], "concurrency": N}. Prints READY once connected, then waits for a
 line on stdin (the start signal shared by all racing processes) and prints a JSON list of [outcome, rank].
 """
+
 from __future__ import annotations
 
 from gevent import monkey
@@ -15,9 +16,9 @@ import sys  # noqa: E402
 
 from gevent.pool import Pool  # noqa: E402
 
-from tests.support.gate_calls import reserve_one
 from coupon.adapters.gate import Gate  # noqa: E402
 from coupon.adapters.redis_client import build_redis  # noqa: E402
+from tests.support.gate_calls import reserve_one  # noqa: E402
 
 
 def main() -> None:

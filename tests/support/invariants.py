@@ -1,7 +1,8 @@
 """The design's invariants, checked against the real DB and Redis after every concurrent run."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import redis
 import sqlalchemy as sa
@@ -38,9 +39,12 @@ def settled(engine: sa.Engine, coupon_id: str) -> int:
 
 def wait_drained(engine: sa.Engine, coupon_id: str, expected: int, timeout: float = 120) -> None:
     """Wait until `expected` accepted requests of the coupon have a final answer in the DB."""
-    wait_for(lambda: settled(engine, coupon_id) >= expected, timeout,
-             f"{expected} requests of coupon {coupon_id} to reach the DB (at {settled(engine, coupon_id)})",
-             interval=0.2)
+    wait_for(
+        lambda: settled(engine, coupon_id) >= expected,
+        timeout,
+        f"{expected} requests of coupon {coupon_id} to reach the DB (at {settled(engine, coupon_id)})",
+        interval=0.2,
+    )
 
 
 def check_invariants(
@@ -53,8 +57,9 @@ def check_invariants(
     rejected = {r.user_id for r in q(engine, "SELECT user_id FROM issue_rejections WHERE coupon_id = :c", c=coupon_id)}
     pending = {
         r.user_id
-        for r in q(engine, "SELECT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0",
-                   c=coupon_id)
+        for r in q(
+            engine, "SELECT user_id FROM failed_issued_coupons WHERE coupon_id = :c AND is_resolved = 0", c=coupon_id
+        )
     }
     # 1. never more rows than stock, and the DB's counter agrees with the rows.
     assert len(owners) <= total, f"over-issued: {len(owners)} rows for quantity {total}"

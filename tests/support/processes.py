@@ -1,4 +1,5 @@
 """Starts the real API (gunicorn, gevent workers) and consumer processes for a test, and stops them."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import requests
 
@@ -35,14 +36,16 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 class Proc:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop(), after the child exits)
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -115,18 +118,28 @@ class Stack:
         def assigned() -> bool:
             if not proc.alive():
                 raise AssertionError(f"consumer exited:\n{proc.log()[-3000:]}")
-            return "partitions assigned: [" in proc.log() and "partitions assigned: []" not in proc.log().splitlines()[-1]
+            return (
+                "partitions assigned: [" in proc.log() and "partitions assigned: []" not in proc.log().splitlines()[-1]
+            )
 
         wait_for(assigned, timeout, "the consumer to be assigned partitions", interval=0.1)
 
     def start_retry_machinery(self) -> list[Proc]:
         """Register the periodic job, then run rqscheduler and an rq worker (in-process jobs)."""
         url = self.env["RQ_REDIS_URL"]
-        reg = subprocess.run([sys.executable, "-m", "workers.schedule"], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, timeout=60)
+        reg = subprocess.run(
+            [sys.executable, "-m", "workers.schedule"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert reg.returncode == 0, reg.stderr
         bin_dir = Path(sys.executable).parent
-        scheduler = self._spawn("rqscheduler", [sys.executable, "-m", "workers.rq_scheduler", "--url", url, "-i", "0.5"])
+        scheduler = self._spawn(
+            "rqscheduler", [sys.executable, "-m", "workers.rq_scheduler", "--url", url, "-i", "0.5"]
+        )
         worker = self._spawn(
             "rqworker",
             [str(bin_dir / "rq"), "worker", "--url", url, "--worker-class", "workers.rq_worker.Worker", "coupon-retry"],
@@ -135,7 +148,9 @@ class Stack:
 
     def start_schedule_watcher(self, every: float = 1.0) -> Proc:
         """`python -m workers.schedule --watch`: registers the periodic job again when Redis has lost it."""
-        return self._spawn("schedule-watcher", [sys.executable, "-m", "workers.schedule", "--watch", "--every", str(every)])
+        return self._spawn(
+            "schedule-watcher", [sys.executable, "-m", "workers.schedule", "--watch", "--every", str(every)]
+        )
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

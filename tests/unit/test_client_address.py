@@ -1,4 +1,5 @@
 """Unit tests for coupon.http.client_address: X-Forwarded-For is believed only from trusted proxies."""
+
 from __future__ import annotations
 
 import pytest

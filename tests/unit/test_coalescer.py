@@ -1,4 +1,5 @@
 """Coalescer: concurrent greenlets share batches, each gets its own result or its own exception."""
+
 from __future__ import annotations
 
 import gevent

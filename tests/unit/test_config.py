@@ -1,4 +1,5 @@
 """Unit tests for coupon.config.load_config: defaults, integer parsing and production secret checks."""
+
 from __future__ import annotations
 
 import pytest
@@ -164,9 +165,7 @@ def test_integer_settings_are_read_from_the_environment(
 
 
 @pytest.mark.parametrize(("name", "read"), INT_SETTINGS, ids=[n for n, _ in INT_SETTINGS])
-def test_an_empty_integer_setting_means_the_default(
-    monkeypatch: pytest.MonkeyPatch, name: str, read: object
-) -> None:
+def test_an_empty_integer_setting_means_the_default(monkeypatch: pytest.MonkeyPatch, name: str, read: object) -> None:
     default = read(load_config())  # type: ignore[operator]
     monkeypatch.setenv(name, "")
     assert read(load_config()) == default  # type: ignore[operator]
@@ -207,8 +206,16 @@ def test_rate_limit_defaults_limit_users_and_logins_but_not_addresses() -> None:
     assert cfg["TRUSTED_PROXIES"] == ""
 
 
-@pytest.mark.parametrize("name", ["RATE_LIMIT_USER_REQUESTS", "RATE_LIMIT_ADDRESS_WINDOW_SECONDS", "LOGIN_MAX_ATTEMPTS",
-                                  "RATE_LIMIT_ADMIN_REQUESTS", "RATE_LIMIT_ADMIN_WINDOW_SECONDS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RATE_LIMIT_USER_REQUESTS",
+        "RATE_LIMIT_ADDRESS_WINDOW_SECONDS",
+        "LOGIN_MAX_ATTEMPTS",
+        "RATE_LIMIT_ADMIN_REQUESTS",
+        "RATE_LIMIT_ADMIN_WINDOW_SECONDS",
+    ],
+)
 def test_negative_limits_are_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "-1")
     with pytest.raises(RuntimeError, match=name):
@@ -232,10 +239,19 @@ def test_consumer_chunk_events_defaults_to_2000() -> None:
     assert load_config()["CONSUMER_CHUNK_EVENTS"] == 2000
 
 
-@pytest.mark.parametrize("name", ["CONSUMER_BATCH_SIZE", "CONSUMER_CHUNK_EVENTS", "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
-                                  "JWT_REFRESH_TOKEN_EXPIRES_SECONDS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CONSUMER_BATCH_SIZE",
+        "CONSUMER_CHUNK_EVENTS",
+        "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
+        "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",
+    ],
+)
 @pytest.mark.parametrize("value", ["0", "-5"])
-def test_sizes_and_token_lifetimes_below_one_stop_the_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_sizes_and_token_lifetimes_below_one_stop_the_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match=f"{name} must be at least 1"):
         load_config()

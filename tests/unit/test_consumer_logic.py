@@ -1,4 +1,5 @@
 """Unit tests for the consumer's pure decisions: what goes to the DLQ, what is committed, backoff (no I/O)."""
+
 from __future__ import annotations
 
 import threading
@@ -12,7 +13,12 @@ from kafka.errors import KafkaTimeoutError
 
 from coupon.domain.events import IssueEvent, decode_record, encode_batch
 from workers.consumer import (
-    MAX_BACKOFF_S, Consumer, commit_points, next_backoff, parcels_of, still_uncommitted,
+    MAX_BACKOFF_S,
+    Consumer,
+    commit_points,
+    next_backoff,
+    parcels_of,
+    still_uncommitted,
 )
 
 Record = namedtuple("Record", "topic partition offset key value headers")

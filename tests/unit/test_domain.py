@@ -1,4 +1,5 @@
 """Unit tests for coupon.domain.vocabulary time helpers: iso() and to_epoch_ms()."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

@@ -1,4 +1,5 @@
 """Unit tests for coupon.domain.errors: every AppError has a unique, well-formed code, status and message."""
+
 from __future__ import annotations
 
 import inspect

@@ -1,4 +1,5 @@
 """Unit tests for the password hasher: bounded admission, Retry-After, and hashing off the gevent hub."""
+
 from __future__ import annotations
 
 import threading

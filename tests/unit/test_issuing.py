@@ -1,14 +1,14 @@
 """Unit tests for coupon.services.issuing (request_issue, decide_and_publish) with hand-written limiter, gate and
 publisher fakes; the batcher is the real Coalescer, which runs a batch of one per submit outside gevent."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 
 import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError
-
-from functools import partial
 
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import GateDecision, GateOutcome, GateRequest, Hold, HoldMode
@@ -52,8 +52,9 @@ class FakeGate:
     """Answers reserve_many() from a script of decisions (an accepted one carries the request's event id, as
     reserve.lua's does) and records every request and every hold change."""
 
-    def __init__(self, *decisions: GateDecision, release_error: Exception | None = None,
-                 confirm: list[bool] | None = None) -> None:
+    def __init__(
+        self, *decisions: GateDecision, release_error: Exception | None = None, confirm: list[bool] | None = None
+    ) -> None:
         self.decisions = list(decisions)
         self.requests: list[GateRequest] = []
         self.reserve_calls: list[tuple[str, str]] = []
@@ -115,8 +116,9 @@ def accepted(rank: int) -> GateDecision:
     return GateDecision(GateOutcome.ACCEPTED, rank)
 
 
-def issue(gate: FakeGate, publisher: FakePublisher, request_id: str | None = None,
-          limiter: FakeLimiter | None = None) -> IssueAccepted:
+def issue(
+    gate: FakeGate, publisher: FakePublisher, request_id: str | None = None, limiter: FakeLimiter | None = None
+) -> IssueAccepted:
     batcher = Coalescer(partial(decide_and_publish, limiter or FakeLimiter(), gate, publisher))
     batcher._gevent = False  # a batch of one per submit, run in the caller
     return request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, request_id)  # type: ignore[arg-type]
@@ -224,7 +226,7 @@ def test_a_publish_that_never_left_releases_the_reservation_once() -> None:
     assert gate.release_calls == [(COUPON_ID, USER_ID)]
 
 
-MAYBE_SENT = PUBLISH_FAILURES[1:] + [IssueNotConfirmed()]
+MAYBE_SENT = [*PUBLISH_FAILURES[1:], IssueNotConfirmed()]
 
 
 @pytest.mark.parametrize("error", MAYBE_SENT, ids=lambda e: type(e).__name__)
@@ -344,8 +346,9 @@ def test_a_failed_publish_releases_every_accepted_request_of_the_batch_and_fails
 
 
 def test_refused_requests_never_reach_the_gate_and_the_others_go_on() -> None:
-    limiter = FakeLimiter({OTHER: LimitDecision(LimitOutcome.LIMITED, 2.5),
-                           THIRD: LimitDecision(LimitOutcome.ACCOUNT_DELETED)})
+    limiter = FakeLimiter(
+        {OTHER: LimitDecision(LimitOutcome.LIMITED, 2.5), THIRD: LimitDecision(LimitOutcome.ACCOUNT_DELETED)}
+    )
     gate, publisher = FakeGate(accepted(1)), FakePublisher()
     results = decide_and_publish(limiter, gate, publisher, tickets(USER_ID, OTHER, THIRD))  # type: ignore[arg-type]
     assert [a.user_id for a in limiter.admitted] == [USER_ID, OTHER, THIRD]

@@ -1,4 +1,5 @@
 """Unit tests for login hardening: unknown names cost a full slow hash, the attempt limit comes first."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,8 @@ import pytest
 from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.rate_limit import ALLOWED, LimitDecision, LimitOutcome
 from coupon.domain.errors import BadCredentials, HashingBusy, RateLimited
-from coupon.services import accounts
 from coupon.http.parsing import Credentials
+from coupon.services import accounts
 
 
 class NoUsers:
@@ -84,8 +85,7 @@ def test_a_failed_login_keeps_its_attempt_counted() -> None:
 def test_a_login_refused_as_busy_costs_no_attempt_and_no_hash() -> None:
     hasher = RecordingHasher(max_queue=1)
     attempts = Attempts(ALLOWED)
-    with hasher.slot():  # another request holds the only slot
-        with pytest.raises(HashingBusy) as err:
-            accounts.login(NoUsers(), hasher, Credentials("rushed", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
+    with hasher.slot(), pytest.raises(HashingBusy) as err:  # another request holds the only slot
+        accounts.login(NoUsers(), hasher, Credentials("rushed", "guess"), lambda u: ("t", 1), attempts)  # type: ignore[arg-type]
     assert (err.value.status, err.value.code) == (503, "E5035") and err.value.retry_after >= 1
     assert attempts.taken == [] and hasher.checked == []

@@ -1,4 +1,5 @@
 """Unit tests for coupon.domain.events: IssueEvent encoding and strict decoding."""
+
 from __future__ import annotations
 
 import uuid
@@ -7,7 +8,14 @@ import orjson
 import pytest
 
 from coupon.domain.events import (
-    MAX_BATCH, SCHEMA_FIELDS, DecodedRecord, IssueEvent, UndecodableMessage, decode, decode_record, encode_batch,
+    MAX_BATCH,
+    SCHEMA_FIELDS,
+    DecodedRecord,
+    IssueEvent,
+    UndecodableMessage,
+    decode,
+    decode_record,
+    encode_batch,
 )
 
 COUPON_ID = str(uuid.UUID("11111111-2222-4333-8444-555555555555"))
@@ -153,8 +161,18 @@ def test_batch_record_round_trip() -> None:
     assert decode_record(events[0].to_bytes()) == DecodedRecord([events[0]], [], batch=False)
 
 
-@pytest.mark.parametrize("raw", [b'{"events": []}', b'{"events": {}}', b'{"events": "x"}', b'{"events": null}',
-                                 b"{not json", b"[1]", b'{"coupon_id": "x"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"events": []}',
+        b'{"events": {}}',
+        b'{"events": "x"}',
+        b'{"events": null}',
+        b"{not json",
+        b"[1]",
+        b'{"coupon_id": "x"}',
+    ],
+)
 def test_a_record_that_is_not_json_or_not_a_valid_envelope_is_undecodable_whole(raw: bytes) -> None:
     with pytest.raises(UndecodableMessage):
         decode_record(raw)
@@ -168,12 +186,19 @@ def test_a_batch_of_more_than_max_batch_events_is_undecodable_whole() -> None:
 
 def test_bad_events_of_a_batch_are_set_apart_one_by_one_with_their_json_and_index() -> None:
     good = _batch_events(3)
-    items: list[object] = [good[0].as_dict(), {"event_id": "x"}, good[1].as_dict(), 42,
-                           dict(good[2].as_dict(), rank=-1)]
+    items: list[object] = [
+        good[0].as_dict(),
+        {"event_id": "x"},
+        good[1].as_dict(),
+        42,
+        dict(good[2].as_dict(), rank=-1),
+    ]
     decoded = decode_record(orjson.dumps({"events": items}))
     assert decoded.events == [good[0], good[1]]
     assert [(b.index, orjson.loads(b.raw)) for b in decoded.bad] == [
-        (1, {"event_id": "x"}), (3, 42), (4, dict(good[2].as_dict(), rank=-1))
+        (1, {"event_id": "x"}),
+        (3, 42),
+        (4, dict(good[2].as_dict(), rank=-1)),
     ]
     assert "missing fields" in decoded.bad[0].reason
     assert decoded.bad[1].reason == "not a JSON object"

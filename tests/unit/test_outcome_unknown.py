@@ -1,4 +1,5 @@
 """Telling "not done" from "outcome unknown": Redis errors, Kafka batches that never left, the producer's readiness."""
+
 from __future__ import annotations
 
 import time
@@ -13,22 +14,28 @@ from coupon.domain.errors import InvalidIdempotencyKey, KafkaUnavailable
 from coupon.http.parsing import parse_idempotency_key
 
 
-@pytest.mark.parametrize(("error", "unknown"), [
-    (redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."), False),
-    (redis.TimeoutError("Timeout reading from socket"), True),
-    (redis.ConnectionError("Connection closed by server."), True),  # the command may have run before the close
-    (redis.exceptions.ClusterDownError("The cluster is down"), True),
-])
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."), False),
+        (redis.TimeoutError("Timeout reading from socket"), True),
+        (redis.ConnectionError("Connection closed by server."), True),  # the command may have run before the close
+        (redis.exceptions.ClusterDownError("The cluster is down"), True),
+    ],
+)
 def test_only_a_refused_connection_proves_a_redis_command_did_not_run(error: Exception, unknown: bool) -> None:
     assert outcome_unknown(error) is unknown
 
 
-@pytest.mark.parametrize(("batch", "sent"), [
-    (SimpleNamespace(drained=None, attempts=0), False),
-    (SimpleNamespace(drained=12.5, attempts=0), True),  # drained: written to a broker's socket
-    (SimpleNamespace(drained=None, attempts=1), True),  # retried: an earlier attempt went out
-    (None, True),  # not found (internals changed): assume it may have been sent
-])
+@pytest.mark.parametrize(
+    ("batch", "sent"),
+    [
+        (SimpleNamespace(drained=None, attempts=0), False),
+        (SimpleNamespace(drained=12.5, attempts=0), True),  # drained: written to a broker's socket
+        (SimpleNamespace(drained=None, attempts=1), True),  # retried: an earlier attempt went out
+        (None, True),  # not found (internals changed): assume it may have been sent
+    ],
+)
 def test_a_kafka_batch_counts_as_never_sent_only_when_it_provably_stayed_here(batch: object, sent: bool) -> None:
     assert never_sent(batch) is (not sent)
 

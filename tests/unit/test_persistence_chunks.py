@@ -1,4 +1,5 @@
 """Unit tests for chunked persistence: plan_chunks, BatchReport.add and persist_in_chunks (no I/O)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,8 +16,9 @@ NOW = datetime(2026, 11, 27, 9, 0, 0)
 
 
 def ev(coupon_id: str, n: int, rank: int | None = None) -> IssueEvent:
-    return IssueEvent(f"e-{coupon_id[:4]}-{n}", coupon_id, f"aaaaaaaa-0000-4000-8000-{n:012d}",
-                      n if rank is None else rank, "t")
+    return IssueEvent(
+        f"e-{coupon_id[:4]}-{n}", coupon_id, f"aaaaaaaa-0000-4000-8000-{n:012d}", n if rank is None else rank, "t"
+    )
 
 
 def test_nothing_is_no_chunk() -> None:
@@ -30,8 +32,9 @@ def test_a_poll_that_fits_is_one_chunk_in_its_own_order(count: int) -> None:
     assert chunk == events
 
 
-@pytest.mark.parametrize(("count", "size", "sizes"), [(11, 10, [10, 1]), (600, 50, [50] * 12), (7, 1, [1] * 7),
-                                                      (2001, 2000, [2000, 1])])
+@pytest.mark.parametrize(
+    ("count", "size", "sizes"), [(11, 10, [10, 1]), (600, 50, [50] * 12), (7, 1, [1] * 7), (2001, 2000, [2000, 1])]
+)
 def test_a_bigger_poll_splits_into_chunks_of_at_most_size_and_keeps_every_event(
     count: int, size: int, sizes: list[int]
 ) -> None:
@@ -43,8 +46,13 @@ def test_a_bigger_poll_splits_into_chunks_of_at_most_size_and_keeps_every_event(
 
 def test_a_bigger_poll_is_ordered_by_coupon_then_rank() -> None:
     # Two partitions' worth, interleaved: later ranks of one coupon arrive before earlier ones.
-    events = [ev(COUPON_B, 1, rank=5), ev(COUPON_A, 2, rank=9), ev(COUPON_A, 3, rank=1), ev(COUPON_B, 4, rank=0),
-              ev(COUPON_A, 5, rank=4)]
+    events = [
+        ev(COUPON_B, 1, rank=5),
+        ev(COUPON_A, 2, rank=9),
+        ev(COUPON_A, 3, rank=1),
+        ev(COUPON_B, 4, rank=0),
+        ev(COUPON_A, 5, rank=4),
+    ]
     chunks = plan_chunks(events, 2)
     flat = [(e.coupon_id, e.rank) for c in chunks for e in c]
     assert flat == [(COUPON_A, 1), (COUPON_A, 4), (COUPON_A, 9), (COUPON_B, 0), (COUPON_B, 5)]
@@ -60,8 +68,9 @@ def test_a_chunk_size_below_one_is_refused(size: int) -> None:
 def test_reports_add_up() -> None:
     a, b = ev(COUPON_A, 1), ev(COUPON_A, 2)
     total = BatchReport(inserted=1, duplicates=2, outcomes=[(a, "inserted", None)])
-    total.add(BatchReport(inserted=3, rejected=1, failed=1, resolved=2, failures=[(b, "boom")],
-                          outcomes=[(b, "failed", 7)]))
+    total.add(
+        BatchReport(inserted=3, rejected=1, failed=1, resolved=2, failures=[(b, "boom")], outcomes=[(b, "failed", 7)])
+    )
     assert (total.inserted, total.duplicates, total.rejected, total.failed, total.resolved) == (4, 2, 1, 1, 2)
     assert total.failures == [(b, "boom")]
     assert total.outcomes == [(a, "inserted", None), (b, "failed", 7)]
@@ -74,8 +83,9 @@ class FakePersist:
         self.chunks: list[list[IssueEvent]] = []
         self.fail_at = fail_at
 
-    def __call__(self, session: Any, locks: Any, events: list[IssueEvent], now: datetime,
-                 lock_wait_s: float = 10.0) -> BatchReport:
+    def __call__(
+        self, session: Any, locks: Any, events: list[IssueEvent], now: datetime, lock_wait_s: float = 10.0
+    ) -> BatchReport:
         self.chunks.append(events)
         if self.fail_at == len(self.chunks) - 1:
             raise TransientFailure("database unavailable")
@@ -94,8 +104,14 @@ def test_every_chunk_is_persisted_on_its_own_and_the_reports_are_summed() -> Non
 def test_a_chunk_failing_transiently_fails_the_whole_poll_and_stops_there(fail_at: int) -> None:
     persist = FakePersist(fail_at=fail_at)
     with pytest.raises(TransientFailure):
-        persist_in_chunks(None, None, [ev(COUPON_A, i) for i in range(125)], NOW, chunk_events=50,  # type: ignore[arg-type]
-                          persist=persist)
+        persist_in_chunks(
+            None,
+            None,
+            [ev(COUPON_A, i) for i in range(125)],
+            NOW,
+            chunk_events=50,  # type: ignore[arg-type]
+            persist=persist,
+        )
     assert len(persist.chunks) == fail_at + 1
 
 

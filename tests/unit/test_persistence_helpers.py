@@ -1,4 +1,5 @@
 """Unit tests for the pure helpers of coupon.services.persistence: _dedupe and is_transient."""
+
 from __future__ import annotations
 
 import pymysql

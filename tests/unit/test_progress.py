@@ -1,4 +1,5 @@
 """Unit tests for coupon.observability.progress: a line every `every` items and a final one."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,6 @@
-"""Unit tests for request ids (coupon.observability.request_ids), JSON log lines and redaction (coupon.observability.log_format)."""
+"""Unit tests for request ids (coupon.observability.request_ids), JSON log lines and redaction
+(coupon.observability.log_format)."""
+
 from __future__ import annotations
 
 import logging
@@ -6,9 +8,9 @@ import logging
 import orjson
 import pytest
 
+from coupon.domain.events import decode_record, encode_batch
 from coupon.observability import request_ids
 from coupon.observability.log_format import REQUEST_ID, JsonFormatter, redact
-from coupon.domain.events import decode_record, encode_batch
 from tests.unit.test_messages import make_event, raw
 
 
@@ -32,7 +34,12 @@ def test_events_carry_the_request_id_and_old_records_still_decode() -> None:
     event = make_event(request_id="req-42")
     assert orjson.loads(event.to_bytes())["request_id"] == "req-42"
     assert decode_record(event.to_bytes()).events[0].request_id == "req-42"
-    assert decode_record(encode_batch([event, make_event(user_id="aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff")])).events[0].request_id == "req-42"
+    assert (
+        decode_record(encode_batch([event, make_event(user_id="aaaaaaaa-bbbb-4ccc-8ddd-ffffffffffff")]))
+        .events[0]
+        .request_id
+        == "req-42"
+    )
     assert "request_id" not in orjson.loads(make_event().to_bytes())  # no id, no field: records stay as before
     assert decode_record(raw()).events[0].request_id is None
     # An unsafe id is dropped; the request it belongs to is still processed.
@@ -59,7 +66,7 @@ def test_a_log_line_is_json_with_the_bound_request_id_and_extra_fields() -> None
 
 
 @pytest.mark.parametrize(
-    "text, secret",
+    ("text", "secret"),
     [
         ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
         ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl in a message", "eyJhbGciOiJIUzI1NiJ9"),

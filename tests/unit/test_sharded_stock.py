@@ -1,4 +1,5 @@
 """Unit tests for the sharded-stock simulation (bench/sharded_stock.py) behind docs/SCALING.md's hot-coupon plan."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from bench.sharded_stock import arrivals, shard_of, simulate, split_stock, table
 
 
-@pytest.mark.parametrize("total,shards", [(1000, 1), (1000, 3), (7, 4), (3, 8), (0, 2)])
+@pytest.mark.parametrize(("total", "shards"), [(1000, 1), (1000, 3), (7, 4), (3, 8), (0, 2)])
 def test_sub_stocks_add_up_to_the_stock(total: int, shards: int) -> None:
     parts = split_stock(total, shards)
     assert len(parts) == shards and sum(parts) == total and max(parts) - min(parts) <= 1

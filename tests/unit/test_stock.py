@@ -1,4 +1,5 @@
 """Unit tests for coupon.services.catalog.Stock: remaining stock never goes negative."""
+
 from __future__ import annotations
 
 import pytest

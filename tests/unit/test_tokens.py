@@ -1,4 +1,5 @@
 """The hot-path token verifier agrees with PyJWT on good tokens and refuses everything else."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,16 @@ SECRET = b"unit-test-secret-of-a-decent-length-0123456789-0123456789-abcdef"
 
 def claims(**over: object) -> dict[str, object]:
     now = int(time.time())
-    base: dict[str, object] = {"sub": "user-1", "role": "USER", "type": "access", "fresh": False, "jti": "j",
-                               "iat": now, "nbf": now, "exp": now + 60}
+    base: dict[str, object] = {
+        "sub": "user-1",
+        "role": "USER",
+        "type": "access",
+        "fresh": False,
+        "jti": "j",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -150,12 +159,14 @@ _SPARE_BIT_TWIN = _ALPHABET[_ALPHABET.index(_GOOD[-1]) ^ 1]
 
 
 @settings(max_examples=500, deadline=None)
-@given(position=st.integers(min_value=0, max_value=len(_GOOD) - 1),
-       replacement=st.characters(min_codepoint=0, max_codepoint=0x2FF))
+@given(
+    position=st.integers(min_value=0, max_value=len(_GOOD) - 1),
+    replacement=st.characters(min_codepoint=0, max_codepoint=0x2FF),
+)
 @example(position=len(_GOOD) - 1, replacement=_SPARE_BIT_TWIN)
 @example(position=len(_GOOD) - 1, replacement="+")
 def test_any_single_changed_character_is_refused(position: int, replacement: str) -> None:
     assume(replacement != _GOOD[position])
-    token = _GOOD[:position] + replacement + _GOOD[position + 1:]
+    token = _GOOD[:position] + replacement + _GOOD[position + 1 :]
     with pytest.raises(TokenInvalid):
         verify_access_token(token, SECRET)

@@ -1,4 +1,5 @@
 """Unit tests for coupon.http.parsing: credentials, coupon drafts, UUIDs and JSON-object checks."""
+
 from __future__ import annotations
 
 import uuid
@@ -7,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from coupon.domain.vocabulary import CouponType, DiscountType
 from coupon.domain.errors import InvalidId, MalformedJson, ValidationFailed
+from coupon.domain.vocabulary import CouponType, DiscountType
 from coupon.http.parsing import (
     MAX_FIXED_DISCOUNT,
     MAX_QUANTITY,
-    Credentials,
     CouponDraft,
+    Credentials,
     parse_coupon_draft,
     parse_credentials,
     parse_uuid,

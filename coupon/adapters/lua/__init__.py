@@ -1,10 +1,12 @@
 """The Lua scripts, read once from this folder, and the ways to run many calls of one in a pipeline."""
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -43,8 +45,9 @@ def run_many(client: Any, name: str, calls: Sequence[tuple[Sequence[Any], Sequen
     return replies
 
 
-def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Sequence[Any]]],
-                max_groups: int = 500) -> list[Any]:
+def run_grouped(
+    client: Any, name: str, groups: Sequence[tuple[Sequence[str], Sequence[Any]]], max_groups: int = 500
+) -> list[Any]:
     """Run script `name`, written for repeated (keys, args) groups, on as few calls as the keys allow.
 
     Groups of one hash slot share one call (on a single Redis every group does), at most `max_groups` a call so
@@ -60,10 +63,15 @@ def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Se
             by_slot.setdefault(client.keyslot(group_keys[0]), []).append(index)
     else:
         by_slot[0] = list(range(len(groups)))
-    members = [chunk for indexes in by_slot.values()
-               for chunk in (indexes[i:i + max_groups] for i in range(0, len(indexes), max_groups))]
-    calls = [([key for i in chunk for key in groups[i][0]], [arg for i in chunk for arg in groups[i][1]])
-             for chunk in members]
+    members = [
+        chunk
+        for indexes in by_slot.values()
+        for chunk in (indexes[i : i + max_groups] for i in range(0, len(indexes), max_groups))
+    ]
+    calls = [
+        ([key for i in chunk for key in groups[i][0]], [arg for i in chunk for arg in groups[i][1]])
+        for chunk in members
+    ]
     out: list[Any] = [None] * len(groups)
     for chunk, reply in zip(members, run_many(client, name, calls)):
         if isinstance(reply, BaseException):
@@ -72,7 +80,7 @@ def run_grouped(client: Any, name: str, groups: Sequence[tuple[Sequence[str], Se
             continue
         width = len(reply) // len(chunk)
         for n, i in enumerate(chunk):
-            out[i] = reply[n * width:(n + 1) * width]
+            out[i] = reply[n * width : (n + 1) * width]
     return out
 
 
@@ -84,8 +92,14 @@ def _pipeline(client: Any, digest: str, calls: Sequence[tuple[Sequence[Any], Seq
         # picks another: after a master's failover every gate call failed for good. A redirected or failed call is
         # retried by redis-py with key-based routing, which reads EVALSHA's keys itself.
         for call_keys, args in calls:
-            pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args,
-                                 target_nodes=client.get_node_from_key(call_keys[0]))
+            pipe.execute_command(
+                "EVALSHA",
+                digest,
+                len(call_keys),
+                *call_keys,
+                *args,
+                target_nodes=client.get_node_from_key(call_keys[0]),
+            )
     else:
         for call_keys, args in calls:
             pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args)

@@ -1,4 +1,5 @@
 """HTTP layer: blueprints that parse, call one service, and shape the reply."""
+
 from __future__ import annotations
 
 from flask import Flask

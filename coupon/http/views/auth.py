@@ -1,4 +1,5 @@
 """Login, refresh and logout: a short-lived JWT access token and a rotating, single-use refresh token."""
+
 from __future__ import annotations
 
 import math
@@ -6,16 +7,16 @@ import time
 
 from flask import Blueprint, Response, current_app
 
+from coupon.domain.models import User
+from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.resources import current
 from coupon.http.body import json_body
+from coupon.http.envelope import success
 from coupon.http.guards import current_claims, user_required
 from coupon.http.minting import mint_token
-from coupon.domain.vocabulary import utcnow
-from coupon.http.envelope import success
-from coupon.domain.models import User
-from coupon.services import accounts, sessions
 from coupon.http.parsing import parse_credentials, parse_refresh_token
+from coupon.resources import current
+from coupon.services import accounts, sessions
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 

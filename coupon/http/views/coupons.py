@@ -1,19 +1,20 @@
 """Coupons: administration, the issue request and its status, usage and the user's wallet."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from coupon.domain.vocabulary import iso, utcnow
 from coupon.extensions import db
+from coupon.http.admission import deferred_address, is_admin
+from coupon.http.body import json_body
+from coupon.http.envelope import success
+from coupon.http.guards import admin_required, current_claims, current_user_id, user_required
+from coupon.http.parsing import parse_coupon_draft, parse_idempotency_key, parse_uuid
+from coupon.http.presenters import coupon_json, owned_json
 from coupon.observability import request_ids
 from coupon.resources import current
-from coupon.http.admission import deferred_address, is_admin
-from coupon.http.presenters import coupon_json, owned_json
-from coupon.http.body import json_body
-from coupon.http.guards import admin_required, current_claims, current_user_id, user_required
-from coupon.domain.vocabulary import iso, utcnow
-from coupon.http.envelope import success
 from coupon.services import catalog, issuing, usage
-from coupon.http.parsing import parse_coupon_draft, parse_idempotency_key, parse_uuid
 
 bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
 
@@ -45,9 +46,17 @@ def detail(coupon_id: str) -> Response:
 def issue(coupon_id: str) -> Response:
     claims = current_claims()
     accepted = issuing.request_issue(
-        db.session, current().issuer, current().gate, parse_uuid(coupon_id), claims["sub"], utcnow(),
-        request_ids.current(), deferred_address(), parse_idempotency_key(request.headers.get("Idempotency-Key")),
-        claims["jti"], is_admin(claims),
+        db.session,
+        current().issuer,
+        current().gate,
+        parse_uuid(coupon_id),
+        claims["sub"],
+        utcnow(),
+        request_ids.current(),
+        deferred_address(),
+        parse_idempotency_key(request.headers.get("Idempotency-Key")),
+        claims["jti"],
+        is_admin(claims),
     )
     return success(
         {
@@ -73,4 +82,6 @@ def issue_status(coupon_id: str) -> Response:
 @user_required
 def use(coupon_id: str) -> Response:
     record = usage.use_coupon(db.session, parse_uuid(coupon_id), current_user_id(), utcnow())
-    return success({"couponId": record.coupon_id, "userId": record.user_id, "used": True, "usedAt": iso(record.used_at)})
+    return success(
+        {"couponId": record.coupon_id, "userId": record.user_id, "used": True, "usedAt": iso(record.used_at)}
+    )

@@ -1,4 +1,5 @@
 """GET /api/openapi.json: the API's contract (coupon/http/openapi.py), public."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response

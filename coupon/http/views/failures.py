@@ -1,14 +1,15 @@
 """Admin views: failure records of the issue pipeline."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from coupon.extensions import db
-from coupon.http.guards import admin_required
 from coupon.domain.vocabulary import iso
+from coupon.extensions import db
 from coupon.http.envelope import success
-from coupon.services import failure_records
+from coupon.http.guards import admin_required
 from coupon.http.parsing import parse_failure_query
+from coupon.services import failure_records
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 

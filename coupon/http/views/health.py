@@ -1,12 +1,13 @@
 """Liveness and readiness."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response
 from sqlalchemy import text
 
 from coupon.extensions import db
-from coupon.resources import current
 from coupon.http.envelope import respond, success
+from coupon.resources import current
 from coupon.services.readiness import readiness
 
 bp = Blueprint("health", __name__)
@@ -23,7 +24,7 @@ def ready() -> Response:
     gate, publisher = resources.gate, resources.publisher
     ok, report = readiness(
         {
-            "redis": lambda: gate.client.ping(),
+            "redis": gate.client.ping,
             "database": lambda: session.execute(text("SELECT 1")),
             "kafka": lambda: (publisher.check(), publisher.ping()),
         }

@@ -1,15 +1,16 @@
 """Sign-up, and account deletion by an admin."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
 from coupon.extensions import db
-from coupon.resources import current
 from coupon.http.body import json_body
-from coupon.http.guards import admin_required, current_user_id
 from coupon.http.envelope import success
-from coupon.services import accounts
+from coupon.http.guards import admin_required, current_user_id
 from coupon.http.parsing import parse_credentials, parse_uuid
+from coupon.resources import current
+from coupon.services import accounts
 
 bp = Blueprint("users", __name__, url_prefix="/api/users")
 
