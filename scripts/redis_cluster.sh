@@ -23,10 +23,9 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
-LOCAL="$ROOT/.local"
-RUN_DIR="$LOCAL/run"
-LOG_DIR="$LOCAL/log"
+# shellcheck source=scripts/lib/common.sh
+source "$SCRIPT_DIR/lib/common.sh"
+LOG_PREFIX='[cluster]'
 DATA_DIR="$LOCAL/redis-cluster"
 
 PORT0="${REDIS_CLUSTER_PORT:-7100}"
@@ -35,11 +34,7 @@ REPLICAS="${REDIS_CLUSTER_REPLICAS:-0}"
 TIMEOUT="${REDIS_CLUSTER_TIMEOUT:-60}"
 NODE_TIMEOUT="${REDIS_CLUSTER_NODE_TIMEOUT:-5000}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
-HOST=127.0.0.1
 PORT_BLOCK=50
-
-log() { printf '[cluster] %s\n' "$*"; }
-die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   echo "usage: scripts/redis_cluster.sh up|down|status|nodes" >&2
@@ -58,37 +53,11 @@ answers() { [ "$(cli "$1" ping 2>/dev/null || true)" = PONG ]; }
 info_field() { cli "$1" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
 
 # Alive and really our redis-server on that port (not a recycled pid).
-our_pid() {
-  local port="$1" file pid
-  file="$(pid_file "$port")"
-  [ -f "$file" ] || return 1
-  pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "redis-server.*:$port"; then
-    echo "$pid"
-    return 0
-  fi
-  rm -f "$file"
-  return 1
-}
+our_pid() { our_pid_from "$(pid_file "$1")" "redis-server.*:$1"; }
 
 ensure_installed() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
-  command -v apt-get >/dev/null || die "redis-server/redis-cli missing and apt-get is not available"
-  log "installing redis-server redis-tools with apt-get"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  # Keep Debian's maintainer scripts from starting a system-wide redis.
-  local policy=/usr/sbin/policy-rc.d created=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && created=1
-  fi
-  local rc=0
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null &&
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-      redis-server redis-tools >"$LOG_DIR/apt-cluster.log" 2>&1 || rc=$?
-  [ "$created" -eq 1 ] && $sudo rm -f "$policy"
-  [ "$rc" -eq 0 ] || { tail -n 20 "$LOG_DIR/apt-cluster.log" >&2; die "apt-get install redis-server failed"; }
+  APT_LOG="$LOG_DIR/apt-cluster.log" apt_install redis-server redis-tools
 }
 
 launch() {
@@ -97,18 +66,16 @@ launch() {
   redis-server --daemonize yes --bind "$HOST" --port "$port" --dir "$dir" \
     --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout "$NODE_TIMEOUT" \
     --pidfile "$(pid_file "$port")" --logfile "$LOG_DIR/redis-cluster-$port.log" \
-    --save "" --appendonly no </dev/null >/dev/null 2>&1 8>&- ||
+    --save "" --appendonly no </dev/null >/dev/null 2>&1 9>&- ||
     die "redis-server on port $port failed to start (log: $LOG_DIR/redis-cluster-$port.log)"
 }
 
-# Wait until every node answers PING.
+# Wait until every node answers PING (TIMEOUT seconds for all of them).
 await_nodes() {
   local start=$SECONDS port
   for port in "${PORTS[@]}"; do
-    until answers "$port"; do
-      [ $((SECONDS - start)) -lt "$TIMEOUT" ] || die "node $port does not answer (log: $LOG_DIR/redis-cluster-$port.log)"
-      sleep 0.1
-    done
+    poll_until $((TIMEOUT - (SECONDS - start))) 0.1 answers "$port" ||
+      die "node $port does not answer (log: $LOG_DIR/redis-cluster-$port.log)"
   done
 }
 
@@ -123,21 +90,18 @@ cluster_ok() {
   [ "$REPLICAS" -eq 0 ] || [ "$(cli "$PORT0" cluster nodes 2>/dev/null | grep -c slave || true)" -eq $((MASTERS * REPLICAS)) ]
 }
 
+replica_synced() { ! is_replica "$1" || cli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
+is_replica() { cli "$1" info replication 2>/dev/null | grep -q '^role:slave'; }
+
 await_ok() {
-  local start=$SECONDS
-  until cluster_ok; do
-    [ $((SECONDS - start)) -lt "$TIMEOUT" ] || { cli "$PORT0" cluster info >&2 || true; die "cluster not ok after ${TIMEOUT}s"; }
-    sleep 0.2
-  done
+  local start=$SECONDS port
+  poll_until "$TIMEOUT" 0.2 cluster_ok || { cli "$PORT0" cluster info >&2 || true; die "cluster not ok after ${TIMEOUT}s"; }
   log "cluster_state:ok on all $COUNT nodes after $((SECONDS - start))s"
   # A replica that has not finished its first sync refuses to be promoted ("disconnected from master for longer
   # than allowed"), so a master lost right after `up` would take its slots down for good: wait for every link.
   for port in "${PORTS[@]}"; do
-    cli "$port" info replication 2>/dev/null | grep -q '^role:slave' || continue
-    until cli "$port" info replication 2>/dev/null | grep -q '^master_link_status:up'; do
-      [ $((SECONDS - start)) -lt "$TIMEOUT" ] || die "replica $port has not synced with its master after ${TIMEOUT}s"
-      sleep 0.2
-    done
+    poll_until $((TIMEOUT - (SECONDS - start))) 0.2 replica_synced "$port" ||
+      die "replica $port has not synced with its master after ${TIMEOUT}s"
   done
 }
 
@@ -160,10 +124,10 @@ up() {
     if our_pid "$port" >/dev/null; then
       continue
     fi
-    if answers "$port" || timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$port" 2>/dev/null; then
+    if answers "$port" || port_open "$port" 1; then
       die "port $HOST:$port is taken by something this script did not start; set REDIS_CLUSTER_PORT to free ports"
     fi
-    if timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$((port + 10000))" 2>/dev/null; then
+    if port_open $((port + 10000)) 1; then
       die "cluster bus port $HOST:$((port + 10000)) is taken; set REDIS_CLUSTER_PORT to free ports"
     fi
     # No data survives a restart, so an old cluster config would only describe empty slots' owners. A replica
@@ -201,19 +165,12 @@ up() {
 }
 
 stop_port() {
-  local port="$1" pid waited=0
+  local port="$1" pid
   pid="$(our_pid "$port")" || {
     answers "$port" && log "node $port answers but was not started by this script: leaving it alone"
     return 0
   }
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$waited" -ge $((STOP_TIMEOUT * 10)) ]; then
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  stop_pid "node $port" "$pid" "$STOP_TIMEOUT" || die "node $port: pid $pid survived SIGKILL for 30s"
   rm -f "$(pid_file "$port")" "$DATA_DIR/$port/nodes-$port.conf" "$DATA_DIR/$port/dump.rdb"
   log "node $port stopped"
 }
@@ -254,8 +211,7 @@ main() {
   case "$1" in
     up|down)
       # One cluster script at a time per checkout.
-      exec 8>"$RUN_DIR/redis-cluster.lock"
-      flock 8
+      hold_lock "$RUN_DIR/redis-cluster.lock"
       "$1"
       ;;
     status) status ;;

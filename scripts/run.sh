@@ -5,6 +5,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+LOG_PREFIX='[run]'
 
 ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
 ADMIN_PASSWORD="${ADMIN_PASSWORD:-admin-password}"
@@ -25,8 +28,7 @@ export API_PORT REDIS_URL DATABASE_URL KAFKA_BOOTSTRAP_SERVERS RQ_REDIS_URL
 if [[ "${APP_ENV:-dev}" != dev && "${APP_ENV:-dev}" != test ]]; then
   for name in ADMIN_PASSWORD RQ_DASHBOARD_PASSWORD; do
     if [[ -z "${!name}" || "${!name}" == admin-password ]]; then
-      echo "[run] $name is the dev default; set a real one for APP_ENV=$APP_ENV" >&2
-      exit 1
+      die "$name is the dev default; set a real one for APP_ENV=$APP_ENV"
     fi
   done
 fi
@@ -36,9 +38,9 @@ scripts/services.sh up
 export PATH="$ROOT/.venv/bin:$PATH"
 export FLASK_APP=wsgi
 
-echo "[run] applying migrations"
+log "applying migrations"
 flask db upgrade -d migrations
-echo "[run] creating Kafka topics"
+log "creating Kafka topics"
 flask create-topics
 flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
 
@@ -50,11 +52,11 @@ stop_all() {
   stopping=1
   trap - INT TERM EXIT
   echo
-  echo "[run] stopping ${#pids[@]} processes"
+  log "stopping ${#pids[@]} processes"
   # Each supervisor passes the TERM on to its process and waits for it (a consumer finishes its batch).
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  echo "[run] stopped"
+  log "stopped"
 }
 trap stop_all INT TERM EXIT
 
@@ -87,10 +89,8 @@ dashboard() {
 supervise rq-dashboard dashboard &
 pids+=($!)
 
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+# Up to 20 s for the API to answer; the banner comes either way (gunicorn's own errors are above it).
+poll_until 20 0.2 curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/health" 2>/dev/null || true
 cat <<MSG
 
 [run] coupon rush is up on http://127.0.0.1:$API_PORT: API, $CONSUMERS consumer(s), rq worker + rqscheduler.
@@ -107,4 +107,4 @@ Readiness: curl -s http://127.0.0.1:$API_PORT/health/ready    Ctrl-C stops every
 MSG
 api_code=0
 wait "$api_pid" || api_code=$?
-if [[ $stopping == 0 ]]; then echo "[run] the API (gunicorn) exited (code $api_code); stopping the rest"; fi
+if [[ $stopping == 0 ]]; then log "the API (gunicorn) exited (code $api_code); stopping the rest"; fi

@@ -20,13 +20,25 @@
 #   REDIS_TIMEOUT=60 DB_TIMEOUT=60 KAFKA_TIMEOUT=90   seconds to wait for a service to answer
 #   STOP_TIMEOUT=30                                   seconds between SIGTERM and SIGKILL
 #   KILL=1                                            stop/restart/down with SIGKILL
+#
+# How it is built: SERVICE_TABLE below lists the services; each NAME there provides these functions, and
+# the generic code (launch, await, stop_one, status_one) and the commands (cmd_up, cmd_stop, ...) use
+# nothing else:
+#   NAME_packages    print the apt packages NAME still needs (nothing once installed)
+#   NAME_start       start NAME in the background, its pid in $RUN_DIR/NAME.pid; does not wait
+#   NAME_ready       succeed when NAME answers on its port
+#   NAME_wipe        remove NAME's data
+# and optionally
+#   NAME_preflight   more checks before a start (e.g. other ports it needs are free)
+#   NAME_await       wait until NAME answers after a start (default: poll NAME_ready up to its timeout)
+#   NAME_stopped     clean up after NAME stopped
+# Logs are $LOG_DIR/NAME.log (the service's own) and $LOG_DIR/NAME.out (its stdout/stderr).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
-LOCAL="$ROOT/.local"
-RUN_DIR="$LOCAL/run"
-LOG_DIR="$LOCAL/log"
+# shellcheck source=scripts/lib/common.sh
+source "$SCRIPT_DIR/lib/common.sh"
+LOG_PREFIX='[services]'
 
 REDIS_PORT="${REDIS_PORT:-6379}"
 DB_PORT="${DB_PORT:-3306}"
@@ -44,8 +56,24 @@ KAFKA_TIMEOUT="${KAFKA_TIMEOUT:-90}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
 KILL="${KILL:-0}"
 
-HOST=127.0.0.1
-SERVICES=(redis mariadb kafka)
+# ---------------------------------------------------------------- the table of services
+# In start order (`down` stops them in the reverse order).
+#   name      port variable   timeout variable   what /proc/PID/cmdline contains for the pid to be it
+SERVICE_TABLE='
+  redis     REDIS_PORT      REDIS_TIMEOUT      redis-server
+  mariadb   DB_PORT         DB_TIMEOUT         mariadbd
+  kafka     KAFKA_PORT      KAFKA_TIMEOUT      kafka.Kafka
+'
+SERVICES=()
+declare -A PORT_VAR=() TIMEOUT_VAR=() PROC_MARKER=()
+while read -r name port_var timeout_var marker; do
+  [ -n "$name" ] || continue
+  SERVICES+=("$name")
+  PORT_VAR[$name]="$port_var"
+  TIMEOUT_VAR[$name]="$timeout_var"
+  PROC_MARKER[$name]="$marker"
+done <<<"$SERVICE_TABLE"
+unset name port_var timeout_var marker
 
 REDIS_DIR="$LOCAL/redis"
 DB_DIR="$LOCAL/mariadb"
@@ -61,10 +89,6 @@ if [ "${#DB_SOCKET}" -gt 100 ]; then
   DB_SOCKET="/tmp/coupon-mariadb-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1).sock"
 fi
 
-log() { printf '[services] %s\n' "$*"; }
-warn() { printf '[services] WARNING: %s\n' "$*" >&2; }
-die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
-
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/services.sh up|down|status|wipe
@@ -74,143 +98,54 @@ EOF
   exit 2
 }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-port_of() {
-  case "$1" in
-    redis) echo "$REDIS_PORT" ;;
-    mariadb) echo "$DB_PORT" ;;
-    kafka) echo "$KAFKA_PORT" ;;
-  esac
-}
-
-# Something listens on 127.0.0.1:PORT (bash /dev/tcp, no extra tools).
-port_open() {
-  timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-}
-
-# ---------------------------------------------------------------- pid files
-
+is_service() { [ -n "${1:-}" ] && [ -n "${PORT_VAR[$1]:-}" ]; }
+port_of() { local var="${PORT_VAR[$1]}"; echo "${!var}"; }
+timeout_of() { local var="${TIMEOUT_VAR[$1]}"; echo "${!var}"; }
 pid_file() { echo "$RUN_DIR/$1.pid"; }
-
-# What /proc/PID/cmdline must contain for the pid to be that service.
-proc_marker() {
-  case "$1" in
-    redis) echo "redis-server" ;;
-    mariadb) echo "mariadbd" ;;
-    kafka) echo "kafka.Kafka" ;;
-  esac
-}
-
-# Alive: some thread of PID is not a zombie. (An exited process stays a zombie until its parent,
-# here often PID 1, reaps it, and kill -0 still succeeds on a zombie; a process whose main
-# thread exited while other threads still run shows Z on the leader only.)
-pid_alive() {
-  local pid="$1" stat rest
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  [ -d "/proc/$pid" ] || return 0
-  for stat in /proc/"$pid"/task/*/stat; do
-    rest="$(cat "$stat" 2>/dev/null || true)"
-    rest="${rest##*) }"
-    case "${rest%% *}" in
-      Z|X|"") ;;
-      *) return 0 ;;
-    esac
-  done
-  return 1
-}
+logs_of() { echo "$LOG_DIR/$1.log" "$LOG_DIR/$1.out"; }
+has_hook() { declare -F "$1_$2" >/dev/null; }
 
 # Print the pid of our running instance of NAME; remove a stale pid file.
-our_pid() {
-  local name="$1" file pid
-  file="$(pid_file "$name")"
-  [ -f "$file" ] || return 1
-  pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
-  if [ -n "$pid" ] && pid_alive "$pid" &&
-     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(proc_marker "$name")"; then
-    echo "$pid"
-    return 0
-  fi
-  log "$name: removing stale pid file (pid ${pid:-?} is gone)" >&2
-  rm -f "$file"
-  return 1
+our_pid() { our_pid_from "$(pid_file "$1")" "${PROC_MARKER[$1]}" "$1"; }
+
+# The services in reverse start order.
+services_reversed() {
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do echo "${SERVICES[i]}"; done
 }
 
-# ---------------------------------------------------------------- installs
-
-APT_UPDATED=0
-
-wait_for_apt() {
-  local waited=0 comm busy
-  while :; do
-    busy=""
-    for comm in /proc/[0-9]*/comm; do
-      case "$(cat "$comm" 2>/dev/null || true)" in
-        apt|apt-get|aptitude|dpkg|unattended-upgr*) busy=1; break ;;
-      esac
-    done
-    [ -z "$busy" ] && return 0
-    [ "$waited" -eq 0 ] && log "another apt/dpkg is running; waiting for it to finish"
-    [ "$waited" -ge 900 ] && die "apt/dpkg still busy after 900 s"
-    sleep 2
-    waited=$((waited + 2))
-  done
+# Start a process in the background with its pid in FILE from the start: the child writes its own pid
+# before exec'ing. Output goes to OUT.  spawn FILE OUT COMMAND [ARGS...]
+spawn() {
+  local file="$1" out="$2"
+  shift 2
+  # shellcheck disable=SC2016  # $$/$1/$@ are for the inner bash
+  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$file" "$@" >>"$out" 2>&1 </dev/null 9>&- &
 }
 
-apt_install() {
-  [ "$#" -gt 0 ] || return 0
-  command -v apt-get >/dev/null || die "need to install $* but apt-get is not available"
-  local policy=/usr/sbin/policy-rc.d created_policy=0
-  wait_for_apt
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update (once)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null ||
-      die "apt-get update failed"
-    APT_UPDATED=1
-  fi
-  # Keep Debian's maintainer scripts from starting system-wide redis/mariadb on our ports.
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-    as_root chmod 755 "$policy"
-    created_policy=1
-  fi
-  log "apt-get install -y $* (this takes a while the first time)"
-  local rc=0 t0=$SECONDS
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "$@" \
-    >"$LOG_DIR/apt.log" 2>&1 || rc=$?
-  [ "$created_policy" -eq 1 ] && as_root rm -f "$policy"
-  if [ "$rc" -ne 0 ]; then
-    tail -n 30 "$LOG_DIR/apt.log" >&2 || true
-    die "apt-get install $* failed (full log: $LOG_DIR/apt.log)"
-  fi
-  log "apt-get install done in $((SECONDS - t0))s"
+# ---------------------------------------------------------------- redis
+
+redis_packages() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || echo redis-server redis-tools
 }
 
-# Install the packages the given services need, in one apt-get run.
-ensure_installed() {
-  local pkgs=() name
-  for name in "$@"; do
-    case "$name" in
-      redis)
-        command -v redis-server >/dev/null && command -v redis-cli >/dev/null || pkgs+=(redis-server redis-tools)
-        ;;
-      mariadb)
-        { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } &&
-          command -v mariadb-install-db >/dev/null &&
-          { command -v mariadb >/dev/null || command -v mysql >/dev/null; } ||
-          pkgs+=(mariadb-server mariadb-client)
-        ;;
-      kafka)
-        command -v java >/dev/null || pkgs+=(default-jre-headless)
-        command -v mvn >/dev/null || kafka_jars_present || pkgs+=(maven)
-        command -v python3 >/dev/null || pkgs+=(python3)
-        ;;
-    esac
-  done
-  apt_install "${pkgs[@]+"${pkgs[@]}"}"
+redis_ready() {
+  command -v redis-cli >/dev/null || return 1
+  [ "$(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null || true)" = "PONG" ]
 }
+
+redis_start() {
+  mkdir -p "$REDIS_DIR"
+  rm -f "$(pid_file redis)"
+  redis-server --daemonize yes --bind "$HOST" --port "$REDIS_PORT" --dir "$REDIS_DIR" \
+    --pidfile "$(pid_file redis)" --logfile "$LOG_DIR/redis.log" --save '' --appendonly no \
+    </dev/null >>"$LOG_DIR/redis.out" 2>&1 9>&- \
+    || { show_log_tail "$LOG_DIR/redis.out" "$LOG_DIR/redis.log"; die "redis-server failed to start"; }
+}
+
+redis_wipe() { rm -rf "$REDIS_DIR"; }
+
+# ---------------------------------------------------------------- mariadb
 
 mariadbd_bin() {
   command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd
@@ -220,77 +155,12 @@ mariadb_client() {
   command -v mariadb 2>/dev/null || command -v mysql
 }
 
-# ---------------------------------------------------------------- waiting
-
-show_log_tail() {
-  local f
-  for f in "$@"; do
-    [ -s "$f" ] || continue
-    printf '[services] ---- last 30 lines of %s ----\n' "$f" >&2
-    tail -n 30 "$f" >&2
-  done
+mariadb_packages() {
+  { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } &&
+    command -v mariadb-install-db >/dev/null &&
+    { command -v mariadb >/dev/null || command -v mysql >/dev/null; } ||
+    echo mariadb-server mariadb-client
 }
-
-logs_of() {
-  case "$1" in
-    redis) echo "$LOG_DIR/redis.log $LOG_DIR/redis.out" ;;
-    mariadb) echo "$LOG_DIR/mariadb.log $LOG_DIR/mariadb.out" ;;
-    kafka) echo "$LOG_DIR/kafka.log $LOG_DIR/kafka.out" ;;
-  esac
-}
-
-timeout_of() {
-  case "$1" in
-    redis) echo "$REDIS_TIMEOUT" ;;
-    mariadb) echo "$DB_TIMEOUT" ;;
-    kafka) echo "$KAFKA_TIMEOUT" ;;
-  esac
-}
-
-# wait_until NAME CHECK-FUNCTION: poll until CHECK succeeds; fail with the log tail on timeout
-# or when our process died meanwhile.
-wait_until() {
-  local name="$1" check="$2" limit start now
-  limit="$(timeout_of "$name")"
-  start=$SECONDS
-  log "waiting for $name on $HOST:$(port_of "$name") (up to ${limit}s)"
-  while :; do
-    if "$check"; then
-      log "$name answers after $((SECONDS - start))s"
-      return 0
-    fi
-    now=$SECONDS
-    if [ -n "${LAUNCHED[$name]:-}" ] && ! pid_alive "${LAUNCHED[$name]}"; then
-      # shellcheck disable=SC2046
-      show_log_tail $(logs_of "$name")
-      die "$name exited during startup (logs above; $LOG_DIR)"
-    fi
-    if [ $((now - start)) -ge "$limit" ]; then
-      # shellcheck disable=SC2046
-      show_log_tail $(logs_of "$name")
-      die "$name did not answer on $HOST:$(port_of "$name") within ${limit}s (logs above; $LOG_DIR)"
-    fi
-    sleep 0.5
-  done
-}
-
-# ---------------------------------------------------------------- redis
-
-redis_ready() {
-  command -v redis-cli >/dev/null || return 1
-  [ "$(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null || true)" = "PONG" ]
-}
-
-redis_launch() {
-  mkdir -p "$REDIS_DIR"
-  rm -f "$(pid_file redis)"
-  redis-server --daemonize yes --bind "$HOST" --port "$REDIS_PORT" --dir "$REDIS_DIR" \
-    --pidfile "$(pid_file redis)" --logfile "$LOG_DIR/redis.log" --save '' --appendonly no \
-    </dev/null >>"$LOG_DIR/redis.out" 2>&1 9>&- \
-    || { show_log_tail "$LOG_DIR/redis.out" "$LOG_DIR/redis.log"; die "redis-server failed to start"; }
-}
-
-# ---------------------------------------------------------------- mariadb
 
 db_root() {
   "$(mariadb_client)" --no-defaults --protocol=socket --socket="$DB_SOCKET" -uroot "$@"
@@ -300,7 +170,7 @@ db_socket_ready() {
   [ -S "$DB_SOCKET" ] && db_root -e 'SELECT 1' >/dev/null 2>&1
 }
 
-db_ready() {
+mariadb_ready() {
   command -v mariadb >/dev/null || command -v mysql >/dev/null || return 1
   MYSQL_PWD="$DB_PASSWORD" timeout 5 "$(mariadb_client)" --no-defaults --protocol=tcp \
     -h"$HOST" -P"$DB_PORT" -u"$DB_USER" -e 'SELECT 1' >/dev/null 2>&1
@@ -321,7 +191,7 @@ db_init_datadir() {
   }
 }
 
-db_launch() {
+mariadb_start() {
   mkdir -p "$DB_DIR"
   db_init_datadir
   rm -f "$DB_SOCKET" "$(pid_file mariadb)"
@@ -337,11 +207,8 @@ db_launch() {
   )
   # mariadbd refuses to run as root unless told to.
   [ "$(id -u)" -eq 0 ] && args+=(--user=root)
-  # The child writes its own pid before exec'ing, so the pid file is right from the start
-  # (mariadbd rewrites the same pid once it is up).
-  # shellcheck disable=SC2016  # $$/$1/$@ are for the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$(pid_file mariadb)" \
-    "$(mariadbd_bin)" "${args[@]}" >>"$LOG_DIR/mariadb.out" 2>&1 </dev/null 9>&- &
+  # (mariadbd rewrites the same pid into its pid file once it is up.)
+  spawn "$(pid_file mariadb)" "$LOG_DIR/mariadb.out" "$(mariadbd_bin)" "${args[@]}"
 }
 
 sql_quote() { printf "%s" "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g"; }
@@ -365,16 +232,41 @@ db_provision() {
   db_root -e "$sql" || die "mariadb: could not create database/user $DB_NAME/$DB_USER"
 }
 
-# ---------------------------------------------------------------- kafka
-
-kafka_ready() {
-  python3 "$SCRIPT_DIR/kafka_ping.py" --bootstrap "$HOST:$KAFKA_PORT" --timeout 0 --quiet >/dev/null 2>&1
+# Ours: wait for the root socket and make sure the database and user exist; then wait for the TCP port.
+mariadb_await() {
+  if our_pid mariadb >/dev/null; then
+    db_socket_ready || wait_until mariadb db_socket_ready
+    db_provision
+  fi
+  mariadb_ready || wait_until mariadb mariadb_ready
 }
+
+mariadb_stopped() { rm -f "$DB_SOCKET"; }
+
+mariadb_wipe() { rm -rf "$DB_DIR"; }
+
+# ---------------------------------------------------------------- kafka
 
 kafka_jars_wanted() { echo "kafka=$KAFKA_VERSION log4j=$LOG4J_VERSION"; }
 
 kafka_jars_present() {
   [ -f "$KAFKA_STAMP" ] && [ "$(cat "$KAFKA_STAMP")" = "$(kafka_jars_wanted)" ]
+}
+
+kafka_packages() {
+  command -v java >/dev/null || echo default-jre-headless
+  command -v mvn >/dev/null || kafka_jars_present || echo maven
+  command -v python3 >/dev/null || echo python3
+}
+
+kafka_ready() {
+  python3 "$SCRIPT_DIR/kafka_ping.py" --bootstrap "$HOST:$KAFKA_PORT" --timeout 0 --quiet >/dev/null 2>&1
+}
+
+kafka_preflight() {
+  if port_open "$KAFKA_CONTROLLER_PORT"; then
+    die "kafka: controller port $HOST:$KAFKA_CONTROLLER_PORT is taken; free it or set KAFKA_CONTROLLER_PORT"
+  fi
 }
 
 kafka_check_java() {
@@ -409,107 +301,16 @@ kafka_fetch_jars() {
   log "kafka: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars fetched in $((SECONDS - t0))s"
 }
 
+# The broker's and the tools' config, from the templates in scripts/kafka/ (rendered at every start, so
+# they follow the ports and paths of this run).
 kafka_write_config() {
   mkdir -p "$KAFKA_DIR" "$KAFKA_DATA"
-  # Kafka 4.x logs through Log4j 2 only (no log4j 1 properties any more); without a config
-  # Log4j 2 prints just ERRORs to the console.
-  cat >"$KAFKA_DIR/log4j2.properties" <<EOF
-# generated by scripts/services.sh
-status = warn
-name = kafka-local
-# Log4j's own JVM shutdown hook would stop logging before Kafka's shutdown hook has logged
-# its clean shutdown; the file appender flushes every line anyway.
-shutdownHook = disable
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = $LOG_DIR/kafka.log
-appender.file.append = true
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.kafka.name = kafka
-logger.kafka.level = INFO
-logger.zk.name = org.apache.zookeeper
-logger.zk.level = WARN
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.network.name = kafka.network.RequestChannel\$
-logger.network.level = WARN
-logger.controller.name = kafka.controller
-logger.controller.level = INFO
-logger.cleaner.name = kafka.log.LogCleaner
-logger.cleaner.level = WARN
-logger.state.name = state.change.logger
-logger.state.level = WARN
-logger.authorizer.name = kafka.authorizer.logger
-logger.authorizer.level = WARN
-logger.raft.name = org.apache.kafka.raft
-logger.raft.level = WARN
-logger.metadata.name = org.apache.kafka.image
-logger.metadata.level = WARN
-logger.storage.name = org.apache.kafka.storage
-logger.storage.level = WARN
-logger.logmgr.name = kafka.log
-logger.logmgr.level = WARN
-logger.coord.name = org.apache.kafka.coordinator
-logger.coord.level = WARN
-logger.clients.name = org.apache.kafka.clients
-logger.clients.level = WARN
-logger.common.name = org.apache.kafka.common
-logger.common.level = WARN
-logger.partition.name = kafka.cluster.Partition
-logger.partition.level = WARN
-logger.replica.name = kafka.server.ReplicaFetcherManager
-logger.replica.level = WARN
-EOF
-  cat >"$KAFKA_DIR/log4j2-tools.properties" <<'EOF'
-# generated by scripts/services.sh (StorageTool runs)
-status = warn
-name = kafka-tools
-appender.err.type = Console
-appender.err.name = STDERR
-appender.err.target = SYSTEM_ERR
-appender.err.layout.type = PatternLayout
-appender.err.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.err.ref = STDERR
-EOF
-  cat >"$KAFKA_DIR/server.properties" <<EOF
-# generated by scripts/services.sh -- single-node KRaft broker+controller for dev/tests
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DATA
-num.partitions=6
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=6
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-# After a SIGKILL the restarted broker is refused (DUPLICATE_BROKER_REGISTRATION) until the old
-# incarnation's session expires: keep that short (default 9 s) for fault-injection tests.
-broker.heartbeat.interval.ms=1000
-broker.session.timeout.ms=4000
-auto.create.topics.enable=true
-delete.topic.enable=true
-num.network.threads=3
-num.io.threads=4
-num.recovery.threads.per.data.dir=1
-log.retention.hours=24
-log.segment.bytes=104857600
-log.retention.check.interval.ms=300000
-EOF
+  local file
+  for file in log4j2.properties log4j2-tools.properties server.properties; do
+    render_template "$SCRIPT_DIR/kafka/$file.in" "$KAFKA_DIR/$file" \
+      HOST="$HOST" KAFKA_PORT="$KAFKA_PORT" KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" \
+      KAFKA_DATA="$KAFKA_DATA" LOG_DIR="$LOG_DIR"
+  done
 }
 
 kafka_tool() {
@@ -539,35 +340,68 @@ kafka_format() {
   echo "$want" >"$formatted_for"
 }
 
-kafka_launch() {
+kafka_start() {
   kafka_check_java
   kafka_fetch_jars
   kafka_write_config
   kafka_format
   rm -f "$(pid_file kafka)"
-  # shellcheck disable=SC2016  # $$/$1/$@ are for the inner bash
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$(pid_file kafka)" \
+  spawn "$(pid_file kafka)" "$LOG_DIR/kafka.out" \
     java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$LOG_DIR" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-    >>"$LOG_DIR/kafka.out" 2>&1 </dev/null 9>&- &
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties"
 }
 
-# ---------------------------------------------------------------- generic start/stop
+kafka_wipe() {
+  rm -rf "$KAFKA_DATA" "$KAFKA_DIR/cluster.id" "$KAFKA_DIR/libs.tmp" "$KAFKA_DIR"/*.properties
+}
 
-ready() {
-  case "$1" in
-    redis) redis_ready ;;
-    mariadb) db_ready ;;
-    kafka) kafka_ready ;;
-  esac
+# ---------------------------------------------------------------- generic install/start/stop/status
+
+# Install the packages the given services need, in one apt-get run.
+ensure_installed() {
+  local pkgs=() more=() name out
+  for name in "$@"; do
+    out="$("${name}_packages")"
+    read -ra more <<<"${out//$'\n'/ }"
+    pkgs+=("${more[@]}")
+  done
+  apt_install "${pkgs[@]+"${pkgs[@]}"}"
 }
 
 # Outcome of the last launch per service: "started" or "already running".
 declare -A OUTCOME=()
 # Pid of the process launched by this run, per service.
 declare -A LAUNCHED=()
+
+# NAME answers (CHECK succeeds); dies when the process this run launched for NAME has exited meanwhile.
+answers_or_died() {
+  local name="$1" check="$2"
+  "$check" && return 0
+  if [ -n "${LAUNCHED[$name]:-}" ] && ! pid_alive "${LAUNCHED[$name]}"; then
+    # shellcheck disable=SC2046  # two log file names without spaces
+    show_log_tail $(logs_of "$name")
+    die "$name exited during startup (logs above; $LOG_DIR)"
+  fi
+  return 1
+}
+
+# wait_until NAME CHECK-FUNCTION: poll until CHECK succeeds; fail with the log tail on timeout
+# or when our process died meanwhile.
+wait_until() {
+  local name="$1" check="$2" limit start
+  limit="$(timeout_of "$name")"
+  start=$SECONDS
+  log "waiting for $name on $HOST:$(port_of "$name") (up to ${limit}s)"
+  if poll_until "$limit" 0.5 answers_or_died "$name" "$check"; then
+    log "$name answers after $((SECONDS - start))s"
+    return 0
+  fi
+  # shellcheck disable=SC2046  # two log file names without spaces
+  show_log_tail $(logs_of "$name")
+  die "$name did not answer on $HOST:$(port_of "$name") within ${limit}s (logs above; $LOG_DIR)"
+}
 
 # launch NAME: start NAME in the background unless it already answers. Does not wait.
 launch() {
@@ -581,60 +415,44 @@ launch() {
     OUTCOME[$name]="already running (pid $pid)"
     return 0
   fi
-  if ready "$name"; then
+  if "${name}_ready"; then
     log "$name: already running on $HOST:$port (not started by this script)"
     OUTCOME[$name]="already running (not ours)"
     return 0
   fi
   if port_open "$port"; then
-    die "$name: port $HOST:$port is taken by something that is not a working $name; free it or set $(case $name in redis) echo REDIS_PORT;; mariadb) echo DB_PORT;; kafka) echo KAFKA_PORT;; esac)"
+    die "$name: port $HOST:$port is taken by something that is not a working $name; free it or set ${PORT_VAR[$name]}"
   fi
-  if [ "$name" = kafka ] && port_open "$KAFKA_CONTROLLER_PORT"; then
-    die "kafka: controller port $HOST:$KAFKA_CONTROLLER_PORT is taken; free it or set KAFKA_CONTROLLER_PORT"
-  fi
+  if has_hook "$name" preflight; then "${name}_preflight"; fi
   log "$name: starting on $HOST:$port"
-  case "$name" in
-    redis) redis_launch ;;
-    mariadb) db_launch ;;
-    kafka) kafka_launch ;;
-  esac
+  "${name}_start"
   OUTCOME[$name]="started"
   # The pid file appears a moment later (redis daemonizes; the others write it before exec).
-  local _ file
+  local file
   file="$(pid_file "$name")"
-  for _ in $(seq 1 100); do
-    [ -s "$file" ] && break
-    sleep 0.05
-  done
-  # shellcheck disable=SC2046
-  [ -s "$file" ] || { show_log_tail $(logs_of "$name"); die "$name: no pid file after start"; }
-  LAUNCHED[$name]="$(tr -dc '0-9' <"$file")"
+  # shellcheck disable=SC2046  # two log file names without spaces
+  poll_until 5 0.05 test -s "$file" || { show_log_tail $(logs_of "$name"); die "$name: no pid file after start"; }
+  LAUNCHED[$name]="$(pid_in_file "$file")"
   echo "$port" >"$RUN_DIR/$name.port"
 }
 
-# await NAME: wait until NAME answers (and for mariadb, make sure the database/user exist).
+# await NAME: wait until NAME answers (NAME_await when it has one).
 await() {
   local name="$1"
-  case "$name" in
-    redis) ready redis || wait_until redis redis_ready ;;
-    mariadb)
-      if our_pid mariadb >/dev/null; then
-        db_socket_ready || wait_until mariadb db_socket_ready
-        db_provision
-      fi
-      ready mariadb || wait_until mariadb db_ready
-      ;;
-    kafka) ready kafka || wait_until kafka kafka_ready ;;
-  esac
+  if has_hook "$name" await; then
+    "${name}_await"
+  else
+    "${name}_ready" || wait_until "$name" "${name}_ready"
+  fi
   if [ "${OUTCOME[$name]:-}" = started ]; then
     OUTCOME[$name]="started (pid ${LAUNCHED[$name]:-?})"
   fi
 }
 
 stop_one() {
-  local name="$1" pid sig=TERM grace="$STOP_TIMEOUT" waited=0
+  local name="$1" pid sig=TERM
   if ! pid="$(our_pid "$name")"; then
-    if ready "$name"; then
+    if "${name}_ready"; then
       warn "$name answers on $HOST:$(port_of "$name") but was not started by this script (no pid file): leaving it alone"
       return 2
     fi
@@ -643,28 +461,16 @@ stop_one() {
   fi
   [ "$KILL" = 1 ] && sig=KILL
   log "$name: stopping pid $pid (SIG$sig)"
-  kill -s "$sig" "$pid" 2>/dev/null || true
-  while pid_alive "$pid"; do
-    if [ "$sig" = TERM ] && [ "$waited" -ge $((grace * 10)) ]; then
-      warn "$name: still alive after ${grace}s, sending SIGKILL"
-      sig=KILL
-      kill -s KILL "$pid" 2>/dev/null || true
-      waited=0
-    elif [ "$sig" = KILL ] && [ "$waited" -ge 300 ]; then
-      die "$name: pid $pid survived SIGKILL for 30s"
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  stop_pid "$name" "$pid" "$STOP_TIMEOUT" "$sig" || die "$name: pid $pid survived SIGKILL for 30s"
   rm -f "$(pid_file "$name")" "$RUN_DIR/$name.port"
-  [ "$name" = mariadb ] && rm -f "$DB_SOCKET"
+  if has_hook "$name" stopped; then "${name}_stopped"; fi
   log "$name: stopped"
 }
 
 status_one() {
   local name="$1" port pid state who="" ourport
   port="$(port_of "$name")"
-  if ready "$name"; then state=up; else state=down; fi
+  if "${name}_ready"; then state=up; else state=down; fi
   if pid="$(our_pid "$name")"; then
     ourport="$(cat "$RUN_DIR/$name.port" 2>/dev/null || echo "$port")"
     who="pid $pid, started by services.sh"
@@ -690,72 +496,75 @@ print_summary() {
   log "  KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT"
 }
 
-check_name() {
-  case "${1:-}" in
-    redis|mariadb|kafka) ;;
-    *) usage ;;
-  esac
+# ---------------------------------------------------------------- commands
+# cmd_X is `scripts/services.sh X`; CMD_ARGS says whether it takes a service NAME.
+
+declare -A CMD_ARGS=([up]=0 [down]=0 [status]=0 [wipe]=0 [start]=1 [stop]=1 [restart]=1)
+
+cmd_up() {
+  local t0=$SECONDS name
+  ensure_installed "${SERVICES[@]}"
+  for name in "${SERVICES[@]}"; do launch "$name"; done
+  for name in "${SERVICES[@]}"; do await "$name"; done
+  print_summary
+  log "up done in $((SECONDS - t0))s"
+}
+
+cmd_down() {
+  local name
+  for name in $(services_reversed); do stop_one "$name" || true; done
+}
+
+cmd_status() {
+  local name
+  for name in "${SERVICES[@]}"; do status_one "$name"; done
+}
+
+cmd_start() {
+  ensure_installed "$1"
+  launch "$1"
+  await "$1"
+  log "$1: ${OUTCOME[$1]}"
+}
+
+cmd_stop() {
+  local rc=0
+  stop_one "$1" || rc=$?
+  return "$rc"
+}
+
+cmd_restart() {
+  local rc=0
+  stop_one "$1" || rc=$?
+  [ "$rc" -eq 0 ] || die "$1: not restarted (not started by this script)"
+  cmd_start "$1"
+}
+
+cmd_wipe() {
+  local name
+  cmd_down
+  log "wipe: removing data under $LOCAL (keeping the Kafka jar cache $KAFKA_LIBS)"
+  for name in "${SERVICES[@]}"; do "${name}_wipe"; done
+  rm -rf "$LOG_DIR"
+  rm -f "$RUN_DIR"/*.pid "$RUN_DIR"/*.port
 }
 
 # ---------------------------------------------------------------- main
 
 main() {
-  local cmd="${1:-}" name rc=0
-  case "$cmd" in
-    up|down|status|wipe) [ "$#" -eq 1 ] || usage ;;
-    start|stop|restart) [ "$#" -eq 2 ] || usage; check_name "$2" ;;
-    *) usage ;;
-  esac
+  local cmd="${1:-}" nargs
+  [ -n "$cmd" ] && [ -n "${CMD_ARGS[$cmd]:-}" ] || usage
+  nargs="${CMD_ARGS[$cmd]}"
+  [ "$#" -eq $((1 + nargs)) ] || usage
+  [ "$nargs" -eq 0 ] || is_service "$2" || usage
 
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   # One services.sh at a time per checkout (make -j, parallel test runners).
-  exec 9>"$RUN_DIR/services.lock"
-  if ! flock -n 9; then
-    log "another services.sh is running here; waiting for it"
-    flock 9
-  fi
-
-  case "$cmd" in
-    up)
-      local t0=$SECONDS
-      ensure_installed "${SERVICES[@]}"
-      for name in "${SERVICES[@]}"; do launch "$name"; done
-      for name in "${SERVICES[@]}"; do await "$name"; done
-      print_summary
-      log "up done in $((SECONDS - t0))s"
-      ;;
-    down)
-      for name in kafka mariadb redis; do stop_one "$name" || true; done
-      ;;
-    status)
-      for name in "${SERVICES[@]}"; do status_one "$name"; done
-      ;;
-    start)
-      ensure_installed "$2"
-      launch "$2"
-      await "$2"
-      log "$2: ${OUTCOME[$2]}"
-      ;;
-    stop)
-      stop_one "$2" || rc=$?
-      return "$rc"
-      ;;
-    restart)
-      stop_one "$2" || rc=$?
-      [ "$rc" -eq 0 ] || die "$2: not restarted (not started by this script)"
-      ensure_installed "$2"
-      launch "$2"
-      await "$2"
-      log "$2: ${OUTCOME[$2]}"
-      ;;
-    wipe)
-      for name in kafka mariadb redis; do stop_one "$name" || true; done
-      log "wipe: removing data under $LOCAL (keeping the Kafka jar cache $KAFKA_LIBS)"
-      rm -rf "$REDIS_DIR" "$DB_DIR" "$KAFKA_DATA" "$KAFKA_DIR/cluster.id" "$KAFKA_DIR/libs.tmp" \
-        "$KAFKA_DIR"/*.properties "$LOG_DIR"
-      rm -f "$RUN_DIR"/*.pid "$RUN_DIR"/*.port
-      ;;
-  esac
+  hold_lock "$RUN_DIR/services.lock"
+  "cmd_$cmd" "${@:2}"
 }
 
-main "$@"
+# Sourced (tests/static), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

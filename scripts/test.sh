@@ -32,8 +32,5 @@ scripts/redis_cluster.sh up
 export TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes)}"
 
 export PATH="$ROOT/.venv/bin:$PATH"
-set +e
+# Last command: under set -e its exit code (pytest's) is the script's, after cleanup has run.
 pytest "$@"
-rc=$?
-set -e
-exit "$rc"
