@@ -26,6 +26,17 @@ cluster-down: ## Stop the Redis Cluster nodes this project started
 venv: ## Create .venv from requirements/
 	@scripts/venv.sh
 
+# Same flags for both files. --no-emit-find-links/--no-emit-index-url keep a machine's pip settings out of them;
+# PINS_ARGS passes more, e.g. `make pins PINS_ARGS="-P ruff"` to upgrade one package (`--upgrade`: all).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make pins" .venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-find-links --no-emit-index-url $(PINS_ARGS)
+pins: venv ## Recompile requirements/base.txt and dev.txt (every package pinned, hashed) from the .in files
+	@echo "[pins] requirements/base.in -> requirements/base.txt"
+	@$(PIP_COMPILE) --output-file=requirements/base.txt requirements/base.in
+	@echo "[pins] requirements/dev.in -> requirements/dev.txt"
+	@$(PIP_COMPILE) --output-file=requirements/dev.txt requirements/dev.in
+	@scripts/venv.sh
+
 unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
@@ -40,4 +51,4 @@ bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluste
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down venv unit k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down venv pins unit k6 bench bench-scaling
