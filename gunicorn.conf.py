@@ -16,8 +16,10 @@ bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '
 worker_class = "gevent"
 # One worker per core: the hot path is CPU-bound Python between two network waits.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-# Enough for a 10,000-client burst on two workers; the rest would wait in the (4,096) accept backlog.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "6000"))
+# Per worker: a 10,000-client burst on two workers (5,000 each) plus the live-stock streams (SSE) each worker holds
+# open, e.g. 2,000 shoppers watching the sale (about 1,000 each); the rest would wait in the (4,096) accept backlog.
+# Every connection is a file descriptor: `ulimit -n` must be above workers x this.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "8000"))
 backlog = 4096
 keepalive = 30
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
@@ -75,6 +77,33 @@ def post_worker_init(worker):
     publisher = worker.wsgi.extensions.get("coupon.publisher")
     if publisher is not None:
         gevent.spawn(publisher.warm_up)
+
+    resources = worker.wsgi.extensions.get("coupon")
+    feed = getattr(resources, "stock_feed", None)
+    if feed is not None:
+        gevent.spawn(_end_streams_on_stop, worker, feed)
+
+
+def _end_streams_on_stop(worker, feed):
+    """End this worker's live-stock streams as soon as it is told to stop.
+
+    On SIGTERM gunicorn's gevent worker only clears `worker.alive` (no hook runs); its loop then stops accepting and
+    waits up to graceful_timeout for every open connection, so open streams would hold the shutdown that long. Their
+    clients reconnect (retry hint, Last-Event-ID) to a live worker.
+    """
+    import gevent
+
+    while worker.alive:
+        gevent.sleep(0.25)
+    feed.close()
+
+
+def worker_int(worker):
+    """SIGINT/SIGQUIT: the worker exits at once; its streams end first, cleanly."""
+    resources = worker.wsgi.extensions.get("coupon") if getattr(worker, "wsgi", None) is not None else None
+    feed = getattr(resources, "stock_feed", None)
+    if feed is not None:
+        feed.close()
 
 
 def on_starting(server):

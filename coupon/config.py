@@ -96,6 +96,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_ATTEMPT_WINDOW_SECONDS": _int("LOGIN_ATTEMPT_WINDOW_SECONDS", 300),
         # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs); empty = none.
         "TRUSTED_PROXIES": _env("TRUSTED_PROXIES", ""),
+        # Live stock (GET /api/coupon/{id}/stock/stream, SSE): each API worker reads a watched coupon's gate once per
+        # tick and sends its streams only what changed; a comment line after each quiet heartbeat interval; a stream
+        # ends after at most STOCK_STREAM_MAX_SECONDS (90-100 % of it, spread) and the client reconnects after the
+        # retry delay with its Last-Event-ID.
+        "STOCK_STREAM_TICK_MS": _int("STOCK_STREAM_TICK_MS", 250),
+        "STOCK_STREAM_HEARTBEAT_SECONDS": _int("STOCK_STREAM_HEARTBEAT_SECONDS", 15),
+        "STOCK_STREAM_MAX_SECONDS": _int("STOCK_STREAM_MAX_SECONDS", 300),
+        "STOCK_STREAM_RETRY_MS": _int("STOCK_STREAM_RETRY_MS", 2000),
     }
     if overrides:
         cfg.update(overrides)
@@ -118,9 +126,15 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",
         "HASH_THREADS",
         "HASH_MAX_QUEUE",
+        "STOCK_STREAM_HEARTBEAT_SECONDS",
+        "STOCK_STREAM_MAX_SECONDS",
     ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
+    if cfg["STOCK_STREAM_TICK_MS"] < 10:
+        raise RuntimeError(f"STOCK_STREAM_TICK_MS must be at least 10, got {cfg['STOCK_STREAM_TICK_MS']}")
+    if cfg["STOCK_STREAM_RETRY_MS"] < 0:
+        raise RuntimeError(f"STOCK_STREAM_RETRY_MS must be 0 or more, got {cfg['STOCK_STREAM_RETRY_MS']}")
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much
     _check_secrets(cfg)
     return cfg

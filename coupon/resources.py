@@ -1,5 +1,5 @@
-"""The per-process resources (Redis client, gate, limiter, publisher, issue batcher, hasher, token key), built once
-per worker into one typed object on the app."""
+"""The per-process resources (Redis client, gate, limiter, publisher, issue batcher, hasher, token key, live-stock
+feed), built once per worker into one typed object on the app."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, RedisClient, build_redis
+from coupon.adapters.stock_feed import StockFeed
 from coupon.http.client_address import Network, parse_trusted
 from coupon.services.issuing import IssueBatcher, decide_and_publish
+from coupon.services.stock_watch import StreamSettings
 
 _EXTENSION = "coupon"
 
@@ -33,6 +35,8 @@ class Resources:
     hasher: PasswordHasher
     jwt_key: bytes
     trusted_proxies: tuple[Network, ...]
+    stock_feed: StockFeed
+    stream_settings: StreamSettings
 
 
 def init_app(app: Flask) -> None:
@@ -96,4 +100,11 @@ def build(cfg: Mapping[str, Any]) -> Resources:
         hasher=PasswordHasher(cfg["HASH_THREADS"], cfg["HASH_MAX_QUEUE"], cfg["HASH_NICE"]),
         jwt_key=cfg["JWT_SECRET_KEY"].encode(),
         trusted_proxies=parse_trusted(cfg["TRUSTED_PROXIES"]),
+        # Live stock: one gate read per watched coupon per tick in this process, shared by all its streams.
+        stock_feed=StockFeed.for_redis(client, cfg["STOCK_STREAM_TICK_MS"] / 1000),
+        stream_settings=StreamSettings(
+            heartbeat_s=cfg["STOCK_STREAM_HEARTBEAT_SECONDS"],
+            max_duration_s=cfg["STOCK_STREAM_MAX_SECONDS"],
+            retry_ms=cfg["STOCK_STREAM_RETRY_MS"],
+        ),
     )

@@ -46,3 +46,13 @@ PERSIST_LATENCY = Histogram(
     "coupon_consumer_persist_seconds", "Persisting one batch (locks + DB transaction)", buckets=_LATENCY_BUCKETS
 )
 LAG = Gauge("coupon_consumer_lag", "Records behind the log end, per partition", ["partition"], multiprocess_mode="max")
+
+# Live stock (GET /api/coupon/{id}/stock/stream): each API worker reads a watched coupon's gate once per tick,
+# however many streams it serves; reads per second here stay at workers x watched coupons / tick.
+STOCK_FEED_READS = Counter(
+    "coupon_stock_feed_reads_total",
+    "Gate reads of the live-stock feed (one pipeline per watched coupon per tick per API worker), by result: ok,"
+    " missing (no gate meta), error (the tick was skipped)",
+    ["result"],
+)
+STOCK_STREAMS = Gauge("coupon_stock_streams", "Open live-stock streams (SSE)", multiprocess_mode="livesum")

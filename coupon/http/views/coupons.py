@@ -1,4 +1,4 @@
-"""Coupons: administration, the issue request and its status, usage and the user's wallet."""
+"""Coupons: administration, the issue request and its status, live stock (SSE), usage and the user's wallet."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from flask import Blueprint, Response, request
 
 from coupon.domain.vocabulary import iso, utcnow
 from coupon.extensions import db
+from coupon.http import sse
 from coupon.http.admission import deferred_address, is_admin
 from coupon.http.body import json_body
 from coupon.http.envelope import success
@@ -14,7 +15,7 @@ from coupon.http.parsing import parse_coupon_draft, parse_idempotency_key, parse
 from coupon.http.presenters import coupon_json, owned_json
 from coupon.observability import request_ids
 from coupon.resources import current
-from coupon.services import catalog, issuing, usage
+from coupon.services import catalog, issuing, stock_watch, usage
 
 bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
 
@@ -39,6 +40,24 @@ def owned() -> Response:
 def detail(coupon_id: str) -> Response:
     found = catalog.coupon_with_stock(db.session, current().gate, parse_uuid(coupon_id))
     return success(coupon_json(found.coupon, found.stock))
+
+
+@bp.get("/<coupon_id>/stock/stream")
+@user_required
+def stock_stream(coupon_id: str) -> Response:
+    """Server-Sent Events of the remaining stock; admitted (rate limit) once, at connect."""
+    res = current()
+    items = stock_watch.open_stream(
+        db.session,
+        res.gate,
+        res.stock_feed,
+        parse_uuid(coupon_id),
+        request.headers.get("Last-Event-ID"),
+        res.stream_settings,
+    )
+    if request.method == "HEAD":
+        return sse.stream_response(())  # the headers only: a HEAD must not hold its connection for a stream
+    return sse.stream_response(items, request.environ.get("gunicorn.socket"))
 
 
 @bp.post("/<coupon_id>/issue")

@@ -1,0 +1,219 @@
+"""Many live-stock streams (SSE) at once from one gevent process: each a raw socket speaking HTTP/1.1 (chunked,
+as a browser's EventSource gets it), parsed as it arrives, recording when its final event came.
+
+    python -m bench.streams --base URL --coupon ID --tokens FILE --count 2000 [--hold]
+
+Prints `ready <connected> <failed> <epoch>` on stdout once every stream got its first state (or failed), then, when
+every stream has ended (its final event, or EOF) or on SIGTERM (--hold: stay until then), one JSON object: counts,
+errors, per-stream epoch arrival times of the final event, and how many stock events arrived out of order.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse
+import json
+import resource
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+FINAL = (b"sold-out", b"closed")
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Soft NOFILE limit up to the hard one when `needed` descriptors would not fit; returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed and (hard == resource.RLIM_INFINITY or soft < hard):
+        soft = hard if hard != resource.RLIM_INFINITY else max(needed, soft)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+class Dechunk:
+    """Incremental decoder of an HTTP/1.1 chunked body; `ended` after the last (empty) chunk."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.left = 0  # bytes of the current chunk still to come
+        self.trailer = 0  # CRLF bytes after a chunk still to skip
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        out = []
+        while self.buf and not self.ended:
+            if self.trailer:
+                skip = min(self.trailer, len(self.buf))
+                self.buf, self.trailer = self.buf[skip:], self.trailer - skip
+                continue
+            if self.left:
+                piece = self.buf[: self.left]
+                out.append(piece)
+                self.buf, self.left = self.buf[len(piece) :], self.left - len(piece)
+                if not self.left:
+                    self.trailer = 2
+                continue
+            line_end = self.buf.find(b"\r\n")
+            if line_end < 0:
+                break
+            size = int(self.buf[:line_end].split(b";")[0], 16)
+            self.buf = self.buf[line_end + 2 :]
+            if size == 0:
+                self.ended = True
+            else:
+                self.left = size
+        return b"".join(out)
+
+
+class Stream:
+    __slots__ = ("error", "events", "final", "final_at", "first_at", "last_reserved", "out_of_order", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.first_at = 0.0
+        self.final: str | None = None
+        self.final_at = 0.0
+        self.events = 0
+        self.last_reserved = -1
+        self.out_of_order = 0
+        self.error: str | None = None
+
+    def block(self, block: bytes, now: float) -> None:
+        """One SSE block (event or comment)."""
+        if block.startswith(b":") or b"event: " not in block:
+            return
+        name = event_id = b""
+        for line in block.split(b"\n"):
+            if line.startswith(b"event: "):
+                name = line[7:]
+            elif line.startswith(b"id: "):
+                event_id = line[4:]
+        self.events += 1
+        if not self.first_at:
+            self.first_at = now
+        parts = event_id.split(b".")
+        if len(parts) == 4 and parts[1].isdigit():
+            reserved = int(parts[1])
+            if reserved < self.last_reserved:
+                self.out_of_order += 1
+            self.last_reserved = reserved
+        if name in FINAL:
+            self.final, self.final_at = name.decode(), now
+
+
+def run_stream(host: str, port: int, path: str, token: str, st: Stream, gate: Semaphore, ready: Event) -> None:
+    sock = None
+    try:
+        with gate:  # at most --connect-batch handshakes and first answers at once
+            sock = socket.create_connection((host, port), timeout=60)
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                "Accept: text/event-stream\r\n\r\n"
+            )
+            sock.sendall(request.encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed before the headers")
+                head += data
+            head, rest = head.split(b"\r\n\r\n", 1)
+            st.status = int(head.split(b" ", 2)[1])
+            if st.status != 200:
+                raise ConnectionError(f"HTTP {st.status}")
+            chunked = b"transfer-encoding: chunked" in head.lower()
+        sock.settimeout(None)
+        dechunk = Dechunk()
+        sse = b""
+        data = rest
+        while True:
+            if data:
+                now = time.time()
+                sse += dechunk.feed(data) if chunked else data
+                while b"\n\n" in sse:
+                    block, sse = sse.split(b"\n\n", 1)
+                    st.block(block, now)
+                if st.final or dechunk.ended:
+                    return
+            data = sock.recv(65536)
+            if not data:
+                return
+    except Exception as exc:
+        st.error = type(exc).__name__ + (f": {exc}" if str(exc).startswith("HTTP") else "")
+    finally:
+        ready.set()
+        if sock is not None:
+            sock.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--coupon", required=True)
+    ap.add_argument("--tokens", required=True, help='file of "user_id token" lines; streams take them in turn')
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--connect-batch", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=300, help="give up waiting for the ends after this long")
+    ap.add_argument("--hold", action="store_true", help="keep the streams open until SIGTERM")
+    args = ap.parse_args()
+    raise_fd_limit(args.count + 64)
+    url = urlparse(args.base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    tokens = [line.split()[1] for line in Path(args.tokens).read_text().splitlines() if line.strip()]
+    path = f"/api/coupon/{args.coupon}/stock/stream"
+    streams = [Stream() for _ in range(args.count)]
+    gate = Semaphore(args.connect_batch)
+    progress = Event()
+    jobs = [
+        gevent.spawn(run_stream, host, port, path, tokens[i % len(tokens)], st, gate, progress)
+        for i, st in enumerate(streams)
+    ]
+    stop = Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if all(st.first_at or st.error or st.final for st in streams):
+            break
+        progress.clear()
+        progress.wait(0.05)
+    connected = sum(1 for st in streams if st.first_at)
+    print(f"ready {connected} {args.count - connected} {time.time():.6f}", flush=True)
+    if args.hold:
+        stop.wait(max(deadline - time.monotonic(), 0))
+    else:
+        gevent.joinall(jobs, timeout=max(deadline - time.monotonic(), 0))
+    gevent.killall([j for j in jobs if not j.dead], block=True, timeout=5)
+    finals = Counter(st.final for st in streams if st.final)
+    print(
+        json.dumps(
+            {
+                "count": args.count,
+                "connected": connected,
+                "errors": dict(Counter(st.error for st in streams if st.error)),
+                "finals": dict(finals),
+                "ended_without_final": sum(1 for st in streams if st.first_at and not st.final and not st.error),
+                "stock_events": sum(st.events for st in streams),
+                "out_of_order": sum(st.out_of_order for st in streams),
+                "first_at": [round(st.first_at, 6) for st in streams if st.first_at],
+                "final_at": [round(st.final_at, 6) for st in streams if st.final],
+            }
+        ),
+        flush=True,
+    )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
