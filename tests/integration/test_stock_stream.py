@@ -374,6 +374,9 @@ def test_worker_shutdown_ends_open_streams_promptly(
     try:
         for stream in streams:
             _first_state(stream)
+        # An idle keep-alive connection would hold the shutdown too (up to gunicorn's 30 s keepalive): only the
+        # streams stay open.
+        api.http.close()
         proc = stack.procs[0]
         stopped = time.monotonic()
         proc.signal(signal.SIGTERM)
