@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from coupon.domain.errors import AppError, all_error_classes
+from coupon.domain.live_stock import StockStatus
 from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, IssueStatus, Role
 from coupon.http.parsing import MAX_LIST_LIMIT, MAX_QUANTITY, USERNAME_RE
 
@@ -93,6 +94,15 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "IssueStatus": _obj({"couponId": UUID, "userId": UUID, "status": _enum(IssueStatus)}),
+    "StockEvent": _obj(
+        {
+            "couponId": UUID,
+            "total": INT,
+            "reserved": INT,
+            "remaining": {"type": "integer", "minimum": 0},
+            "status": _enum(StockStatus),
+        }
+    ),
     "Usage": _obj({"couponId": UUID, "userId": UUID, "used": {"const": True}, "usedAt": TIME}),
     "OwnedCoupon": _obj(
         {
@@ -284,6 +294,65 @@ USER_ONLY = AUTH + LIMITED
 ADMIN_ONLY = [*AUTH, "E1004", *LIMITED]
 
 
+_STREAM_DESCRIPTION = """Server-Sent Events of the coupon's remaining stock, admitted (rate limit) once at connect.
+
+Frames: `retry: <ms>` first; then one event per changed state, at most one per STOCK_STREAM_TICK_MS:
+`id: <phase>.<reserved>.<total>.<status letter>`, `event: stock` | `sold-out` | `closed`, and `data:` a StockEvent
+JSON object on one line. `sold-out` (remaining 0) and `closed` (status ENDED or DISABLED) are final: the server
+ends the stream after them (and asks for `retry: 60000`; a client should close its EventSource). While nothing
+changes a comment line `: keep-alive` comes every STOCK_STREAM_HEARTBEAT_SECONDS. A stream ends after at most
+STOCK_STREAM_MAX_SECONDS, or when its server shuts down: reconnect with Last-Event-ID."""
+
+
+def _stock_stream() -> Schema:
+    op = _op(
+        "coupons.stock_stream",
+        "Live stock (Server-Sent Events)",
+        (200, _ref("StockEvent")),
+        ID + USER_ONLY + ["E3001", "E5031", "E5033"],
+        auth=True,
+        params=[
+            *COUPON_ID,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "The id of the last event received: the current state is sent only if it changed"
+                " since (the final event always is, again). A malformed id counts as none.",
+                "schema": {"type": "string"},
+            },
+        ],
+    )
+    op["description"] = _STREAM_DESCRIPTION
+    op["responses"]["200"] = {
+        "description": "the event stream (text/event-stream); each event's data is a StockEvent",
+        "headers": {
+            "Cache-Control": {"schema": {"const": "no-cache"}},
+            "X-Accel-Buffering": {"schema": {"const": "no"}, "description": "no buffering in nginx-like proxies"},
+        },
+        # OpenAPI 3.1 (before 3.2's itemSchema): the schema of an event stream describes each of its events.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["stock", "sold-out", "closed"]},
+                        "id": {"type": "string", "pattern": "^[0-2]\\.[0-9]+\\.[0-9]+\\.[NASED]$"},
+                        "retry": {"type": "integer", "minimum": 0},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": _ref("StockEvent"),
+                        },
+                    },
+                    "required": ["event", "id", "data"],
+                }
+            }
+        },
+    }
+    return op
+
+
 @cache
 def document() -> Schema:
     """The whole document (built once; the JSON served at /api/openapi.json)."""
@@ -425,6 +494,7 @@ def document() -> Schema:
                 params=COUPON_ID,
             ),
         },
+        "/api/coupon/{coupon_id}/stock/stream": {"get": _stock_stream()},
         "/api/coupon/{coupon_id}/usage": {
             "post": _op(
                 "coupons.use",
