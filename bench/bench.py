@@ -1,5 +1,5 @@
 """`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, issue latency during
-a signup/login rush, consumer drain.
+a signup/login rush, a flash sale watched by 2,000 live-stock streams, consumer drain.
 
 Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
 gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
@@ -12,9 +12,12 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +52,7 @@ DB_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/2")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
-ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "drain")
+ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "streams", "drain")
 ACCOUNT_CLIENTS = 64
 LOG_DIR = ROOT / ".local" / "bench"
 
@@ -231,6 +234,13 @@ def main() -> None:
         default=256,
         help="the crowd stage repeats ceiling and issue at this many connections",
     )
+    ap.add_argument("--streams", type=int, default=2000, help="open live-stock streams in the streams stage")
+    ap.add_argument(
+        "--stream-sale-quantity",
+        type=int,
+        default=15_000,
+        help="the streams stage's coupon size under wrk (sold out a few seconds into the run)",
+    )
     ap.add_argument(
         "--only",
         default=",".join(ALL_STAGES),
@@ -244,6 +254,9 @@ def main() -> None:
         say("installing wrk (apt)")
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    if "streams" in stages:
+        # The API's workers hold the streams (one descriptor each) beside the load's connections; they inherit this.
+        raise_fd_limit(args.streams + 2 * (args.crowd_connections + 256) + 1024)
     env = env_for(uuid.uuid4().hex[:8])
     say("fresh database coupon_bench, Redis db 2, topics")
     recreate_and_migrate(DB_URL, env)
@@ -286,13 +299,14 @@ def main() -> None:
         api = Api(stack.start_api(workers=results["workers"]))
         offset_warm = int(80_000 * scale)  # warm-up users; they take part in the warm-up coupon only
 
-        if stages & {"ceiling", "issue", "crowd"}:
+        if stages & {"ceiling", "issue", "crowd", "streams"}:
             # A broker that has just started runs its produce path interpreted: its CPU per request fell about 3x
             # within minutes in our runs. Warm the whole path (API workers, Redis, Kafka) before measuring.
             say("0. warm-up: 5 s of issue requests (not measured)")
             warm_tokens = write_tokens(LOG_DIR / "tokens-warmup.txt", pairs[offset_warm:])
             warm = api.create_coupon(admin_token, 10_000_000)
             wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(warm_tokens), "COUPON_ID": warm["id"]})
+        if stages & {"ceiling", "issue", "crowd"}:
             say(f"1. ceiling: GET /health, {args.connections} connections, {args.seconds}s")
             results["ceiling"] = wrk(
                 api.base + "/health", "health.lua", args.seconds, args.connections, api_pid=stack.procs[0].pid
@@ -321,6 +335,8 @@ def main() -> None:
         if "accounts" in stages:
             say(f"   machine quiet after {wait_quiet()} s")
             accounts(api, admin_token, pairs[-20_000:], results)
+        if "streams" in stages:
+            streams(args, api, admin_token, pairs, results, stack.procs[0].pid, offset)
         stack.stop()
 
         if "drain" in stages:
@@ -349,6 +365,8 @@ def main() -> None:
             (ROOT / "bench" / "RESULTS.md").write_text(table)
     else:
         print(json.dumps(results, indent=2))
+        if results.get("streams"):
+            print("\n".join(_streams_rows(results["streams"])))
 
 
 def throughput(
@@ -586,6 +604,156 @@ def flash_sale(
     say(f"   {results['flash_sale']}")
 
 
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft NOFILE limit (toward the hard one) when `needed` descriptors would not fit; the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        new = needed if hard == resource.RLIM_INFINITY else min(max(needed, soft), hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        say(f"ulimit -n: soft {soft} -> {new} (hard {hard}) for {needed} descriptors")
+        soft = new
+    if soft < needed:
+        say(f"WARNING: ulimit -n allows {soft} descriptors, the streams stage wants {needed}")
+    return soft
+
+
+class SoldOutWatch(threading.Thread):
+    """Polls the gate's reservation counter every 2 ms: the epoch second at which it reached the coupon's total."""
+
+    def __init__(self, coupon_id: str, quantity: int, timeout: float = 300) -> None:
+        super().__init__(daemon=True)
+        self.key, self.quantity, self.timeout = keys.issued(coupon_id), quantity, timeout
+        self.started = time.time()
+        self.at: float | None = None
+
+    def run(self) -> None:
+        rdb = redis.Redis.from_url(REDIS_URL)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if int(rdb.get(self.key) or 0) >= self.quantity:
+                self.at = time.time()
+                return
+            time.sleep(0.002)
+
+    def seconds(self) -> float | None:
+        return None if self.at is None else round(self.at - self.started, 3)
+
+
+def stream_crowd(api: Api, coupon_id: str, tokens: Path, count: int) -> subprocess.Popen:
+    """bench/streams.py with `count` streams on the coupon, pinned beside wrk; returns once all got their first state."""
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    argv = [*pin, sys.executable, "-m", "bench.streams", "--base", api.base, "--coupon", coupon_id]
+    argv += ["--tokens", str(tokens), "--count", str(count), "--timeout", "240"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    started = time.monotonic()
+    ready = proc.stdout.readline().split()
+    assert ready[:3] == ["ready", str(count), "0"], f"bench.streams: {ready}"
+    say(f"   {count} streams open and at their first state after {time.monotonic() - started:.1f} s")
+    return proc
+
+
+def crowd_result(proc: subprocess.Popen, sold_out_at: float | None) -> dict[str, Any]:
+    """The streams' outcome: every one should have got sold-out; how long after the gate's last unit."""
+    if sold_out_at is None:
+        proc.send_signal(signal.SIGTERM)  # not sold out: its streams would wait for a sold-out that never comes
+    else:
+        wait_for(lambda: proc.poll() is not None, 60, "every stream to end", interval=0.05)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, f"bench.streams exited {proc.returncode}"
+    res = json.loads(out.strip().splitlines()[-1])
+    delays = [1000 * (t - sold_out_at) for t in res["final_at"]] if sold_out_at else []
+    return {
+        "streams": res["count"],
+        "connected": res["connected"],
+        "errors": res["errors"],
+        "finals": res["finals"],
+        "ended_without_final": res["ended_without_final"],
+        "stock_events": res["stock_events"],
+        "out_of_order": res["out_of_order"],
+        "client_cpu_s": res["cpu_s_after_ready"],
+        "sold_out_after_last_unit_ms": percentiles(delays) if delays else None,
+    }
+
+
+def streams(
+    args: argparse.Namespace,
+    api: Api,
+    admin_token: str,
+    pairs: list[tuple[str, str]],
+    results: dict[str, Any],
+    api_pid: int,
+    offset: int,
+) -> None:
+    """A flash sale with and without `--streams` open live-stock streams on the coupon being sold: issue throughput
+    (wrk, as in the issue stage) and p99 (open loop at 1,000 req/s), then how long after the gate's last unit every
+    stream had its sold-out event. Same coupon sizes, same load generators, one run."""
+    n, quantity = args.streams, args.stream_sale_quantity
+    wrk_tokens = write_tokens(LOG_DIR / "tokens-streams-wrk.txt", pairs[:offset])
+    ol_tokens = write_tokens(LOG_DIR / "tokens-streams-openloop.txt", pairs[:10_000])
+    stream_tokens = write_tokens(LOG_DIR / "tokens-streams.txt", pairs[-n:])
+    out: dict[str, Any] = {"streams": n, "quantity_wrk": quantity, "quantity_openloop": 5000}
+
+    def wrk_sale(with_streams: bool) -> dict[str, Any]:
+        coupon = api.create_coupon(admin_token, quantity)
+        crowd = stream_crowd(api, coupon["id"], stream_tokens, n) if with_streams else None
+        watch = SoldOutWatch(coupon["id"], quantity)
+        watch.start()
+        run = wrk(
+            api.base,
+            "issue.lua",
+            args.seconds,
+            args.connections,
+            {"TOKENS": str(wrk_tokens), "COUPON_ID": coupon["id"]},
+            api_pid=api_pid,
+        )
+        watch.join(60)
+        run["sold_out_s"] = watch.seconds()
+        run["sale_rps"] = round(quantity / run["sold_out_s"], 1) if run["sold_out_s"] else None
+        if crowd:
+            run["crowd"] = crowd_result(crowd, watch.at)
+        return run
+
+    def openloop_sale(with_streams: bool) -> dict[str, Any]:
+        coupon = api.create_coupon(admin_token, 5000)
+        crowd = stream_crowd(api, coupon["id"], stream_tokens, n) if with_streams else None
+        watch = SoldOutWatch(coupon["id"], 5000)
+        watch.start()
+        run = run_openloop(api, coupon["id"], ol_tokens, min(10, args.seconds))
+        watch.join(60)
+        run["sold_out_s"] = watch.seconds()
+        if crowd:
+            run["crowd"] = crowd_result(crowd, watch.at)
+        return run
+
+    for name, fn, label in (
+        (
+            "wrk_without",
+            lambda: wrk_sale(False),
+            f"7a. wrk sale of {quantity} units, {args.connections} connections, no streams",
+        ),
+        ("wrk_with", lambda: wrk_sale(True), f"7b. the same with {n} open streams on the coupon"),
+        ("openloop_without", lambda: openloop_sale(False), "7c. open loop 1,000 req/s on 5,000 units, no streams"),
+        ("openloop_with", lambda: openloop_sale(True), f"7d. the same with {n} open streams on the coupon"),
+    ):
+        say(f"   machine quiet after {wait_quiet()} s")
+        say(label)
+        out[name] = fn()
+        say(f"   {out[name]}")
+    a, b = out["wrk_without"], out["wrk_with"]
+    out["rps_ratio"] = round(b["rps"] / a["rps"], 3)
+    out["sale_rps_ratio"] = round(b["sale_rps"] / a["sale_rps"], 3) if a.get("sale_rps") and b.get("sale_rps") else None
+    out["p99_ratio_openloop"] = round(out["openloop_with"]["p99_ms"] / max(out["openloop_without"]["p99_ms"], 0.001), 2)
+    results["streams"] = out
+    say(
+        f"   with {n} streams: wrk {a['rps']:.0f} -> {b['rps']:.0f} req/s (ratio {out['rps_ratio']}), selling"
+        f" {quantity} units {a['sold_out_s']} -> {b['sold_out_s']} s; open-loop p99 {out['openloop_without']['p99_ms']}"
+        f" -> {out['openloop_with']['p99_ms']} ms; sold-out reached every stream"
+        f" {b['crowd']['sold_out_after_last_unit_ms']} ms after the last unit (wrk run),"
+        f" {out['openloop_with']['crowd']['sold_out_after_last_unit_ms']} ms (open loop)"
+    )
+
+
 def _cpu(stage: dict[str, Any]) -> str:
     cpu = stage.get("cpu_us_per_request", {})
     return f"{cpu.get('api', 0):.0f}; {cpu.get('redis', 0):.0f}; {cpu.get('kafka', 0):.0f}"
@@ -610,6 +778,38 @@ def _accounts_rows(acc: dict[str, Any] | None) -> list[str]:
         f"| accounts: signups alone, {sign['clients']} concurrent clients | {sign['signups_per_s']} signups/s, p50"
         f" {sign['signup']['p50_ms']} ms, p99 {sign['signup']['p99_ms']} ms, slowest {sign['signup']['max_ms']} ms"
         f" ({statuses(sign)}) | no 60 s waits |",
+    ]
+
+
+def _streams_rows(st: dict[str, Any] | None) -> list[str]:
+    if not st:
+        return []
+    a, b, c, d = st["wrk_without"], st["wrk_with"], st["openloop_without"], st["openloop_with"]
+    n = st["streams"]
+
+    def lat(run: dict[str, Any]) -> str:
+        return f"p50 {run['latency']['p50']} ms, p99 {run['latency']['p99']} ms"
+
+    def reach(crowd: dict[str, Any]) -> str:
+        ms = crowd["sold_out_after_last_unit_ms"] or {}
+        return (
+            f"p50 {ms.get('p50')} ms, p99 {ms.get('p99')} ms, last stream {ms.get('max')} ms"
+            f" ({crowd['finals'].get('sold-out', 0)}/{crowd['streams']} got sold-out,"
+            f" {crowd['out_of_order']} stock events out of order)"
+        )
+
+    return [
+        f"| streams: wrk sale of {st['quantity_wrk']:,} units, no streams / {n:,} open streams on the coupon |"
+        f" {a['rps']:.0f} / {b['rps']:.0f} req/s, ratio **{st['rps_ratio']}** ({lat(a)} / {lat(b)}); sold out after"
+        f" {a['sold_out_s']} / {b['sold_out_s']} s (sale {a['sale_rps']} / {b['sale_rps']} accepted/s, ratio"
+        f" {st['sale_rps_ratio']}); API CPU µs/request {a['cpu_us_per_request'].get('api')} /"
+        f" {b['cpu_us_per_request'].get('api')} | |",
+        f"| streams: open loop 1,000 req/s on {st['quantity_openloop']:,} units, no streams / {n:,} streams |"
+        f" p50 {c['p50_ms']} / {d['p50_ms']} ms, p99 {c['p99_ms']} / {d['p99_ms']} ms (ratio"
+        f" **{st['p99_ratio_openloop']}**), achieved {c['achieved_rps']} / {d['achieved_rps']} req/s | |",
+        f"| streams: gate's last unit → sold-out at every stream (wrk sale) | {reach(b['crowd'])} | |",
+        f"| streams: the same, open-loop sale | {reach(d['crowd'])}; {d['crowd']['stock_events']:,} stock events"
+        f" delivered, stream client CPU {d['crowd']['client_cpu_s']} s | |",
     ]
 
 
@@ -639,6 +839,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| flash sale: DB holds all 1,000 rows after | {fs['seconds_until_db_has_all_rows']} s | |",
         f"| flash sale: last of the replies read after | {fs['seconds_until_last_reply']} s | |",
         *_accounts_rows(r.get("accounts")),
+        *_streams_rows(r.get("streams")),
         f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} rows, first batch to last"
         f" row {r['drain_1']['seconds']} s; {r['drain_1']['seconds_from_launch']} s from process start) | ≥ 10,000 rows/s |",
         f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s (first batch to last row"

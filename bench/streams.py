@@ -4,8 +4,9 @@ as a browser's EventSource gets it), parsed as it arrives, recording when its fi
     python -m bench.streams --base URL --coupon ID --tokens FILE --count 2000 [--hold]
 
 Prints `ready <connected> <failed> <epoch>` on stdout once every stream got its first state (or failed), then, when
-every stream has ended (its final event, or EOF) or on SIGTERM (--hold: stay until then), one JSON object: counts,
-errors, per-stream epoch arrival times of the final event, and how many stock events arrived out of order.
+every stream has ended (its final event, or EOF), on SIGTERM or after --timeout (--hold: stays until SIGTERM), one
+JSON object: counts, errors, per-stream epoch arrival times of the final event, and how many stock events arrived
+out of order.
 """
 
 from __future__ import annotations
@@ -189,11 +190,11 @@ def main() -> None:
         progress.clear()
         progress.wait(0.05)
     connected = sum(1 for st in streams if st.first_at)
+    cpu_at_ready = time.process_time()
     print(f"ready {connected} {args.count - connected} {time.time():.6f}", flush=True)
-    if args.hold:
-        stop.wait(max(deadline - time.monotonic(), 0))
-    else:
-        gevent.joinall(jobs, timeout=max(deadline - time.monotonic(), 0))
+    # Until every stream ended (without --hold), SIGTERM, or the deadline.
+    while time.monotonic() < deadline and not stop.is_set() and (args.hold or not all(j.dead for j in jobs)):
+        stop.wait(0.05)
     gevent.killall([j for j in jobs if not j.dead], block=True, timeout=5)
     finals = Counter(st.final for st in streams if st.final)
     print(
@@ -206,6 +207,8 @@ def main() -> None:
                 "ended_without_final": sum(1 for st in streams if st.first_at and not st.final and not st.error),
                 "stock_events": sum(st.events for st in streams),
                 "out_of_order": sum(st.out_of_order for st in streams),
+                "cpu_s_connecting": round(cpu_at_ready, 3),
+                "cpu_s_after_ready": round(time.process_time() - cpu_at_ready, 3),
                 "first_at": [round(st.first_at, 6) for st in streams if st.first_at],
                 "final_at": [round(st.final_at, 6) for st in streams if st.final],
             }

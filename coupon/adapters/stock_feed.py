@@ -217,6 +217,15 @@ class StockFeed:
         state = stock_state(channel.coupon_id, reading, self._clock_ms())
         if state != channel.state:
             channel.publish(state)
+            if state.final:
+                log.info(
+                    "live stock: coupon %s is %s (reserved %d of %d); %d streams of this worker told",
+                    state.coupon_id,
+                    state.status.value,
+                    state.reserved,
+                    state.total,
+                    channel.subscribers,
+                )
 
     def _log_failure(self, channel: _Channel, reason: str) -> None:
         """At most one line per coupon per error_log_every_s, however many ticks fail meanwhile."""
