@@ -63,6 +63,7 @@ class _Channel:
     __slots__ = (
         "changed",
         "coupon_id",
+        "gate_found",
         "greenlet",
         "last_failure_log",
         "state",
@@ -80,6 +81,7 @@ class _Channel:
         self.changed = Event()  # replaced on each publish; the old one is set, waking its waiters
         self.wake = Event()  # cuts the greenlet's wait short (last subscriber left, feed closed)
         self.greenlet: gevent.Greenlet[[_Channel], None] | None = None
+        self.gate_found = False  # the last answered read found the gate's meta
         self.last_failure_log = -float("inf")
         self.unlogged_failures = 0
 
@@ -161,6 +163,11 @@ class StockFeed:
         channel = self._channels.get(coupon_id)
         return None if channel is None else channel.state
 
+    def vouches_for(self, coupon_id: str) -> bool:
+        """This process watches the coupon and its last read found the gate: the coupon exists and has a gate."""
+        channel = self._channels.get(coupon_id)
+        return channel is not None and channel.state is not None and channel.gate_found
+
     def subscribe(self, coupon_id: str) -> Subscription:
         channel = self._channels.get(coupon_id)
         if channel is None:
@@ -209,6 +216,7 @@ class StockFeed:
             _READ_ERROR.inc()
             self._log_failure(channel, f"{type(exc).__name__}: {exc}")
             return
+        channel.gate_found = reading is not None
         if reading is None:
             _READ_MISSING.inc()
             self._log_failure(channel, "the gate has no meta (it is rebuilt on the next request)")

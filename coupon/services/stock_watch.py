@@ -54,9 +54,10 @@ def open_stream(
 ) -> Iterator[StreamItem]:
     """Check the coupon (404 E3001 here, before any byte of the stream), then return its stream.
 
-    A coupon this process already watches exists and has a gate: its streams cost no DB or Redis call to open.
+    A coupon this process already watches exists and has a gate: its streams cost no DB or Redis call to open (one
+    whose gate went missing, Redis wiped, is checked again, and its gate rebuilt).
     """
-    if feed.latest(coupon_id) is None:
+    if not feed.vouches_for(coupon_id):
         catalog.get_coupon(session, coupon_id)
         if not gate.has_meta(coupon_id):
             catalog.rebuild_gate(session, gate, coupon_id)

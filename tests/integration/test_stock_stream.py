@@ -206,6 +206,25 @@ def test_a_redis_error_during_ticks_skips_them_and_the_stream_lives_on(
     assert len(lines) == 1 and "WRONGTYPE" in lines[0], lines
 
 
+def test_a_wiped_gate_is_rebuilt_by_the_next_stream_and_the_open_ones_carry_on(
+    stream_api: StreamApi, admin_token: str, mint, gate_client: Any
+) -> None:
+    coupon = stream_api.create_coupon(admin_token, 5)
+    users = mint(2)
+    with SseStream(stream_api.base, _path(coupon["id"]), users[0][1], timeout=5) as first:
+        assert _first_state(first).id == "1.0.5.A"
+        Gate(gate_client).forget([coupon["id"]])  # Redis lost the gate
+        assert isinstance(first.next_item(), Comment)  # the open stream lives on, on its last state
+        assert isinstance(first.next_item(), Comment)
+        # The worker's feed no longer vouches for the coupon: the next stream checks the DB and rebuilds the gate.
+        with SseStream(stream_api.base, _path(coupon["id"]), users[1][1], timeout=5) as second:
+            assert _first_state(second).id == "1.0.5.A"
+        assert gate_client.exists(keys.meta(coupon["id"]))
+        _issue(stream_api, coupon["id"], users[0][1])
+        event = first.next_event()
+    assert event is not None and event.id == "1.1.5.A"
+
+
 def _commandstats(rdb: redis.Redis) -> dict[str, int]:
     stats = rdb.info("commandstats")
     return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("get", "hmget")}

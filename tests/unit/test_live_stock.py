@@ -249,10 +249,13 @@ def test_a_failing_read_skips_the_tick_and_is_logged_once(caplog: pytest.LogCapt
         calls = gate.calls
         _until(lambda: gate.calls >= calls + 5)
         assert sub.current()[0] == 1 and not sub.closed
+        assert feed.vouches_for(CID), "an error says nothing about the gate"
         gate.error, gate.reading = None, None  # answers again, but without meta: skipped as well
         _until(lambda: gate.calls >= calls + 8)
+        assert not feed.vouches_for(CID), "a gate without meta: the next stream checks the coupon again"
         gate.reading = reading(4)
         _until(lambda: sub.current()[0] == 2)
+        assert feed.vouches_for(CID)
         assert sub.current()[1] == StockState(CID, 10, 4, StockStatus.ACTIVE)
     lines = [r.getMessage() for r in caplog.records if "live stock" in r.getMessage()]
     assert len(lines) == 1 and "ConnectionError: Redis is down" in lines[0], lines
