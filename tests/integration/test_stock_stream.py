@@ -88,10 +88,12 @@ def test_unknown_coupon_bad_id_and_no_token_are_answered_before_any_stream(
     assert anonymous.status_code == 401 and anonymous.json()["errorMessage"]["code"] == "E1001"
 
 
-def test_a_stream_starts_with_retry_and_the_current_state(stream_api: StreamApi, admin_token: str, mint) -> None:
+def test_a_stream_starts_with_retry_and_the_current_state(
+    stream_api: StreamApi, admin_token: str, mint, standalone_rdb: redis.Redis
+) -> None:
     coupon = stream_api.create_coupon(admin_token, 5)
-    [(_, token)] = mint(1)
-    with SseStream(stream_api.base, _path(coupon["id"]), token) as stream:
+    [(user_id, token)] = mint(1)
+    with SseStream(stream_api.base, _path(coupon["id"]), token, timeout=5) as stream:
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert stream.headers["cache-control"] == "no-cache" and stream.headers["x-accel-buffering"] == "no"
@@ -99,6 +101,9 @@ def test_a_stream_starts_with_retry_and_the_current_state(stream_api: StreamApi,
         event = _first_state(stream)
         assert event.event == "stock" and event.id == "1.0.5.A"
         assert event.json() == {"couponId": coupon["id"], "total": 5, "reserved": 0, "remaining": 5, "status": "ACTIVE"}
+        assert isinstance(stream.next_item(), Comment)
+        # Admitted once, at connect: the user's rate-limit window counted one request, however long it streams.
+        assert standalone_rdb.get(keys.rl_user(user_id)) == "1"
     head = stream_api.call("HEAD", _path(coupon["id"]), token)
     assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/event-stream")
 
