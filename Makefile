@@ -40,6 +40,11 @@ pins: venv ## Recompile requirements/base.txt and dev.txt (every package pinned,
 unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
+lint: venv ## ruff (lint + format check), mypy --strict (coupon/, workers/), shellcheck (scripts/)
+	@scripts/lint.sh
+
+check: venv ## The quick loop: lint + unit + static + integration tests not marked slow (starts the services if down)
+	@scripts/check.sh
 
 k6: venv ## Load run against a running `make run`: mint users, create a coupon, k6 (if installed), reconcile → verdict
 	@scripts/k6.sh
@@ -51,4 +56,4 @@ bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluste
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down venv pins unit k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down venv pins unit lint check k6 bench bench-scaling

@@ -1,36 +1,85 @@
 #!/usr/bin/env bash
 # `make test`: install, start the real services, run the whole suite, stop what this run started.
+#
+# The suite runs on TEST_WORKERS pytest-xdist workers (default 3; 1 runs it in this process, no xdist). Each
+# worker has a set of services of its own, so the tests that freeze, kill or restart Redis, MariaDB or Kafka
+# only touch their own: worker gw0 uses the usual services (scripts/services.sh, REDIS_PORT, DB_PORT, ...),
+# worker gwN (N >= 1) the instance SERVICES_INSTANCE=N, on the same ports + 1000*N, with its state under
+# .local/instances/N/. The one Redis Cluster is shared; the tests that use it run on one worker, in turn.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k issue -x`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+WORKERS="${TEST_WORKERS:-3}"
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "[test] ERROR: TEST_WORKERS=$WORKERS is not a positive number" >&2; exit 2; }
+REDIS_PORT="${REDIS_PORT:-6379}"
+DB_PORT="${DB_PORT:-3306}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+started_at=$SECONDS
+
 scripts/venv.sh
+
+# The environment of instance N (0: the usual services).
+instance_env() {
+  local n="$1" offset=$((1000 * $1))
+  echo "SERVICES_INSTANCE=$n REDIS_PORT=$((REDIS_PORT + offset)) DB_PORT=$((DB_PORT + offset))" \
+    "KAFKA_PORT=$((KAFKA_PORT + offset)) KAFKA_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + offset))"
+}
 
 # Services that were already up belong to someone else (a `make run`, say): leave them running.
 # (Status is read once into a variable: `status | grep -q` under pipefail fails when grep exits early and
 # status gets SIGPIPE, which made services that were up look down, so they were stopped afterwards.)
 started=()
-status="$(scripts/services.sh status 2>/dev/null || true)"
-for name in redis mariadb kafka; do
-  if ! grep -Eq "^\[services\] $name +up" <<<"$status"; then
-    started+=("$name")
-  fi
+for ((n = 0; n < WORKERS; n++)); do
+  # shellcheck disable=SC2046  # the words of instance_env are NAME=value assignments
+  status="$(env $(instance_env "$n") scripts/services.sh status 2>/dev/null || true)"
+  for name in redis mariadb kafka; do
+    grep -Eq "^\[services\] $name +up" <<<"$status" || started+=("$n:$name")
+  done
 done
 # The Redis Cluster for the cluster-mode tests (REDIS_CLUSTER_PORT, default 7100-7102); same rule.
 cluster_started=0
 scripts/redis_cluster.sh status >/dev/null 2>&1 || cluster_started=1
 cleanup() {
-  local rc=$?
-  for name in "${started[@]}"; do scripts/services.sh stop "$name" || true; done
+  local rc=$? item
+  for item in "${started[@]}"; do
+    # shellcheck disable=SC2046
+    env $(instance_env "${item%%:*}") scripts/services.sh stop "${item#*:}" || true
+  done
   [ "$cluster_started" -eq 0 ] || scripts/redis_cluster.sh down || true
+  echo "[test] done in $((SECONDS - started_at)) s"
   exit "$rc"
 }
 trap cleanup EXIT
+
+# Instance 0 first: on a new machine it installs the packages and fetches the Kafka jars the others share.
 scripts/services.sh up
+pids=()
+for ((n = 1; n < WORKERS; n++)); do
+  mkdir -p ".local/instances/$n"
+  echo "[test] starting services instance $n ($(instance_env "$n")); log: .local/instances/$n/up.log"
+  # shellcheck disable=SC2046
+  env $(instance_env "$n") scripts/services.sh up >".local/instances/$n/up.log" 2>&1 &
+  pids+=("$!")
+done
 scripts/redis_cluster.sh up
-export TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes)}"
+for ((i = 0; i < ${#pids[@]}; i++)); do
+  wait "${pids[$i]}" || { cat ".local/instances/$((i + 1))/up.log" >&2; echo "[test] ERROR: instance $((i + 1)) did not start" >&2; exit 1; }
+done
+TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes | tail -1)}"
+export TEST_REDIS_CLUSTER_NODES
 
 export PATH="$ROOT/.venv/bin:$PATH"
-# Last command: under set -e its exit code (pytest's) is the script's, after cleanup has run.
-pytest "$@"
+args=()
+if [ "$WORKERS" -gt 1 ]; then
+  for ((n = 1; n < WORKERS; n++)); do
+    offset=$((1000 * n))
+    export "TEST_SERVICES_gw$n=$(instance_env "$n") KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$((KAFKA_PORT + offset))"
+  done
+  args=(-n "$WORKERS" --dist loadgroup)
+fi
+echo "[test] services up in $((SECONDS - started_at)) s; pytest on $WORKERS worker(s)"
+# Not `exec`: the EXIT trap must stop what this run started. The script's status is pytest's (set -e).
+pytest "${args[@]}" "$@"

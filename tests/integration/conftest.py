@@ -33,7 +33,12 @@ from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
+from tests.support.fault_report import FAULT_REPORT
 from tests.support.processes import ROOT, Stack
+from tests.support.services import use_worker_services
+
+# Before anything below reads the environment: a pytest-xdist worker's own services (scripts/test.sh).
+XDIST_WORKER = use_worker_services()
 
 # Defaults follow scripts/services.sh's port variables, so `REDIS_PORT=6382 make test` tests the services it
 # started instead of whatever answers on the standard ports.
@@ -57,6 +62,16 @@ HOW_TO_START_CLUSTER = (
     "Start it with `make cluster` (scripts/redis_cluster.sh up; REDIS_CLUSTER_PORT=7170 moves it to 7170-7172)"
     " and point TEST_REDIS_CLUSTER_NODES at its nodes, or run `make test`, which does both."
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Redis Cluster is one for all xdist workers, flushed before each test that uses it: those tests run
+    on one worker, one after the other (`--dist loadgroup`). So do the ones with a cluster of their own."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        uses_cluster = callspec is not None and callspec.params.get("redis_mode") == "cluster"
+        if uses_cluster or "cluster_rdb" in getattr(item, "fixturenames", ()) or "cluster_failover" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("redis-cluster"))
 
 
 def _check_services() -> None:
@@ -276,26 +291,7 @@ def api(stack: Stack) -> Api:
     return Api(stack.base_url)
 
 
-_FAULT_REPORT: list[dict[str, Any]] = []
-
-
 @pytest.fixture
 def fault_report() -> list[dict[str, Any]]:
     """Fault cases append what they saw; the terminal summary prints it (numbers for the issue notes)."""
-    return _FAULT_REPORT
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _FAULT_REPORT:
-        return
-    terminalreporter.section("fault injection report")
-    for row in _FAULT_REPORT:
-        terminalreporter.write_line(
-            f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
-            f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
-            + (
-                f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
-                if "unconfirmed" in row
-                else ""
-            )
-        )
+    return FAULT_REPORT
