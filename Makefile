@@ -14,8 +14,9 @@ test: ## Install, start services, run the whole test suite against them, stop wh
 services: ## Start Redis, MariaDB and Kafka (idempotent)
 	@scripts/services.sh up
 
-services-down: ## Stop the services this project started
+services-down: ## Stop the services this project started (also the per-worker ones `make check` leaves up)
 	@scripts/services.sh down
+	@scripts/test.sh --down-instances
 
 cluster: ## Start a local Redis Cluster: 3 masters on 127.0.0.1:7100-7102 (REDIS_CLUSTER_REPLICAS=1 adds 3 replicas)
 	@scripts/redis_cluster.sh up

@@ -6,6 +6,7 @@
 # only touch their own: worker gw0 uses the usual services (scripts/services.sh, REDIS_PORT, DB_PORT, ...),
 # worker gwN (N >= 1) the instance SERVICES_INSTANCE=N, on the same ports + 1000*N, with its state under
 # .local/instances/N/. The one Redis Cluster is shared; the tests that use it run on one worker, in turn.
+# TEST_KEEP_SERVICES=1 leaves every service up afterwards (`make check` does, for the next loop).
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k issue -x`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,14 +20,25 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 started_at=$SECONDS
 
-scripts/venv.sh
-
 # The environment of instance N (0: the usual services).
 instance_env() {
   local n="$1" offset=$((1000 * $1))
   echo "SERVICES_INSTANCE=$n REDIS_PORT=$((REDIS_PORT + offset)) DB_PORT=$((DB_PORT + offset))" \
     "KAFKA_PORT=$((KAFKA_PORT + offset)) KAFKA_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + offset))"
 }
+
+# `scripts/test.sh --down-instances`: stop the per-worker instances a TEST_KEEP_SERVICES=1 run left up
+# (`make services-down` calls it).
+if [ "${1:-}" = --down-instances ]; then
+  for dir in .local/instances/*/; do
+    [ -d "$dir" ] || continue
+    # shellcheck disable=SC2046  # the words of instance_env are NAME=value assignments
+    env $(instance_env "$(basename "$dir")") scripts/services.sh down
+  done
+  exit 0
+fi
+
+scripts/venv.sh
 
 # Services that were already up belong to someone else (a `make run`, say): leave them running.
 # (Status is read once into a variable: `status | grep -q` under pipefail fails when grep exits early and
@@ -42,6 +54,10 @@ done
 # The Redis Cluster for the cluster-mode tests (REDIS_CLUSTER_PORT, default 7100-7102); same rule.
 cluster_started=0
 scripts/redis_cluster.sh status >/dev/null 2>&1 || cluster_started=1
+if [ "${TEST_KEEP_SERVICES:-0}" = 1 ]; then
+  started=()
+  cluster_started=0
+fi
 cleanup() {
   local rc=$? item
   for item in "${started[@]}"; do

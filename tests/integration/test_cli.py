@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import click
+import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
@@ -114,6 +115,7 @@ def test_seed_creates_the_demo_coupons_once(base_env, engine, rdb, tmp_path) -> 
     assert scalar(engine, "SELECT COUNT(*) FROM coupons WHERE name LIKE 'Demo:%'") == len(DEMO_COUPONS)
 
 
+@pytest.mark.slow
 def test_rebuild_gate_restores_the_holders_from_the_db(base_env, engine, rdb, mint) -> None:
     created = _flask(base_env, "create-coupon", "--name", "rebuild me", "--quantity", "10")
     coupon_id = created.stdout.strip().splitlines()[-1]

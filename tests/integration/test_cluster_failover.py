@@ -27,6 +27,9 @@ from tests.support.invariants import check_invariants, issued_rows, q, wait_drai
 from tests.support.processes import api_and_consumer, wait_for
 from tests.support.services import pid_file
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 PORT = int(os.environ.get("TEST_REDIS_FAILOVER_PORT", "7150"))
 
 

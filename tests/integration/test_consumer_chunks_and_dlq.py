@@ -23,6 +23,9 @@ from tests.support.invariants import check_invariants, issued_rows, wait_drained
 from tests.support.processes import Stack, wait_for
 from tests.support.services import services
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 POISON = b"{not json at all"
 
 

@@ -20,6 +20,9 @@ from tests.support.invariants import check_invariants, issued_rows, q, scalar, w
 from tests.support.processes import Stack, api_and_consumer, wait_for
 from tests.support.services import services
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 FAULT_TRIGGER = """
 CREATE TRIGGER fault_inject BEFORE INSERT ON issued_coupons FOR EACH ROW
 BEGIN

@@ -61,6 +61,7 @@ def test_quantity_500_for_3000_users_issues_exactly_500(api: Api, admin_token, m
     assert detail == {"total": 500, "reserved": 500, "issued": 500, "remaining": 0}
 
 
+@pytest.mark.slow
 def test_status_moves_from_pending_to_issued(pipeline_env, tmp_path, admin_token, mint, engine) -> None:
     stack = Stack(pipeline_env, tmp_path)
     try:
@@ -109,6 +110,7 @@ def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_
     check_invariants(engine, rdb, coupon["id"], winners)
 
 
+@pytest.mark.slow
 def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
     stack: Stack, api: Api, admin_token, mint, engine, rdb, fault_report
 ) -> None:
@@ -162,6 +164,7 @@ def test_redis_wiped_mid_sale_rebuilds_and_never_over_issues(api: Api, admin_tok
     assert counts["issued"] == 200
 
 
+@pytest.mark.slow
 def test_kafka_down_answers_503_and_leaks_no_reservation(
     api: Api, admin_token, mint, engine, rdb, fault_report
 ) -> None:

@@ -25,6 +25,9 @@ from tests.support.services import services
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _own_redis_pid() -> int:
     """The pid of the Redis at TEST_REDIS_URL, provided this checkout's scripts/services.sh started it.

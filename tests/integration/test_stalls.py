@@ -28,6 +28,9 @@ from tests.support.invariants import check_invariants, issued_rows, q, wait_drai
 from tests.support.processes import Stack, api_and_consumer, wait_for
 from tests.support.services import pid_file
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 # Short bounds so a case settles in seconds: the producer gives up after 3 s, the sweeper takes anything older
 # than 2 s once the consumers have drained.
 STALL_ENV = {"KAFKA_DELIVERY_TIMEOUT_MS": "3000", "SETTLE_AFTER_SECONDS": "2", "SETTLE_LAG_WAIT_SECONDS": "20"}
