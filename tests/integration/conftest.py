@@ -64,16 +64,6 @@ HOW_TO_START_CLUSTER = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The Redis Cluster is one for all xdist workers, flushed before each test that uses it: those tests run
-    on one worker, one after the other (`--dist loadgroup`). So do the ones with a cluster of their own."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        uses_cluster = callspec is not None and callspec.params.get("redis_mode") == "cluster"
-        if uses_cluster or "cluster_rdb" in getattr(item, "fixturenames", ()) or "cluster_failover" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("redis-cluster"))
-
-
 def _check_services() -> None:
     problems = []
     try:
