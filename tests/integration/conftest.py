@@ -111,7 +111,8 @@ def base_env(run_id: str) -> dict[str, str]:
         KAFKA_DLQ_TOPIC=f"test.{run_id}.coupon.issue.dlq",
         KAFKA_CONSUMER_GROUP=f"test.{run_id}.coupon-issuer",
         LOG_LEVEL="INFO",
-        GRACEFUL_TIMEOUT="3",
+        # A graceful stop waits this long for idle keep-alive connections: every test's teardown pays it.
+        GRACEFUL_TIMEOUT="1",
         PYTHONPATH=str(ROOT),
         # Pipeline tests fire hundreds of requests per user at the gate on purpose; the limiter's own tests
         # (test_rate_limit.py) set tight limits.
@@ -270,8 +271,7 @@ def pipeline_env(base_env: dict[str, str], migrated_db: str, redis_mode: str, rd
 def stack(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     """API + one consumer on the test's own topic; more can be started from the test."""
     s = Stack(pipeline_env, tmp_path)
-    s.start_api()
-    s.start_consumer()
+    s.start_api_and_consumer()
     yield s
     s.stop()
 
