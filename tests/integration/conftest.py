@@ -31,6 +31,7 @@ from coupon.adapters.redis_client import build_redis, cluster_startup
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
+from tests.support.cli import overrides
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
 from tests.support.fault_report import FAULT_REPORT
@@ -121,19 +122,6 @@ def base_env(run_id: str) -> dict[str, str]:
     return env
 
 
-def _overrides(env: dict[str, str]) -> dict[str, Any]:
-    return {
-        "APP_ENV": "test",
-        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
-        "REDIS_URL": env["REDIS_URL"],
-        "RQ_REDIS_URL": env["RQ_REDIS_URL"],
-        "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
-        "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
-        "KAFKA_DLQ_TOPIC": env["KAFKA_DLQ_TOPIC"],
-        "KAFKA_CONSUMER_GROUP": env["KAFKA_CONSUMER_GROUP"],
-    }
-
-
 @pytest.fixture(scope="session")
 def migrated_db(base_env: dict[str, str]) -> str:
     """A fresh test database, brought to head by the real migrations (forward from empty)."""
@@ -145,7 +133,7 @@ def migrated_db(base_env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def app(migrated_db: str, base_env: dict[str, str]) -> Iterator[Any]:
-    application = create_app(_overrides(base_env))
+    application = create_app(overrides(base_env))
     with application.app_context():
         yield application
 
