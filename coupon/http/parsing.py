@@ -6,7 +6,8 @@ import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from coupon.domain.commands import CouponDraft, Credentials
 from coupon.domain.errors import InvalidId, InvalidIdempotencyKey, MalformedJson, ValidationFailed
@@ -16,6 +17,8 @@ from coupon.domain.vocabulary import CouponType, DiscountType
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
 MAX_QUANTITY = 10_000_000
 MAX_FIXED_DISCOUNT = Decimal("10000000")
+
+E = TypeVar("E", bound=Enum)
 
 
 class _Problems:
@@ -126,7 +129,7 @@ def parse_datetime(value: Any) -> datetime:
     return parsed
 
 
-def _enum_field(body: dict[str, Any], field: str, enum_cls: type, problems: _Problems) -> Any:
+def _enum_field(body: dict[str, Any], field: str, enum_cls: type[E], problems: _Problems) -> E | None:
     value = body.get(field)
     if value is None:
         problems.add(field, "is required")

@@ -7,9 +7,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import coupons_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, GateMeta, GateSnapshot
 from coupon.domain.commands import CouponDraft
 from coupon.domain.errors import AppError, CouponNotFound, RedisUnavailable
@@ -46,7 +45,7 @@ def gate_meta(coupon: Coupon) -> GateMeta:
     )
 
 
-def create_coupon(session: Session, gate: Gate, draft: CouponDraft) -> Coupon:
+def create_coupon(session: DbSession, gate: Gate, draft: CouponDraft) -> Coupon:
     """Insert the coupon, then prime its gate; if Redis refuses, the coupon is removed again (503)."""
     coupon = Coupon(
         id=str(uuid.uuid4()),
@@ -72,18 +71,18 @@ def create_coupon(session: Session, gate: Gate, draft: CouponDraft) -> Coupon:
     return coupon
 
 
-def find_by_name(session: Session, name: str) -> Coupon | None:
+def find_by_name(session: DbSession, name: str) -> Coupon | None:
     return coupons_repo.find_by_name(session, name)
 
 
-def get_coupon(session: Session, coupon_id: str) -> Coupon:
+def get_coupon(session: DbSession, coupon_id: str) -> Coupon:
     coupon = coupons_repo.get(session, coupon_id)
     if coupon is None:
         raise CouponNotFound(data={"couponId": coupon_id})
     return coupon
 
 
-def coupon_with_stock(session: Session, gate: Gate, coupon_id: str) -> CouponWithStock:
+def coupon_with_stock(session: DbSession, gate: Gate, coupon_id: str) -> CouponWithStock:
     coupon = get_coupon(session, coupon_id)
     if not gate.has_meta(coupon_id):
         rebuild_gate(session, gate, coupon_id)
@@ -91,7 +90,7 @@ def coupon_with_stock(session: Session, gate: Gate, coupon_id: str) -> CouponWit
     return CouponWithStock(coupon, Stock(coupon.total_quantity, reserved, coupon.issued_count))
 
 
-def rebuild_gate(session: Session, gate: Gate, coupon_id: str) -> bool:
+def rebuild_gate(session: DbSession, gate: Gate, coupon_id: str) -> bool:
     """Rebuild the gate from the DB under a lock; returns False if the coupon does not exist.
 
     Holders are issued rows plus unresolved failures; requests still in flight on Kafka are not

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate
 from coupon.adapters.stock_feed import StockFeed
 from coupon.domain.live_stock import StockPosition, StockState, needs_sending, parse_event_id
@@ -45,7 +44,7 @@ HEARTBEAT = Heartbeat()
 
 
 def open_stream(
-    session: Session,
+    session: DbSession,
     gate: Gate,
     feed: StockFeed,
     coupon_id: str,
