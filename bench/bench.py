@@ -238,8 +238,8 @@ def main() -> None:
     ap.add_argument(
         "--stream-sale-quantity",
         type=int,
-        default=15_000,
-        help="the streams stage's coupon size under wrk (sold out a few seconds into the run)",
+        default=0,
+        help="the streams stage's coupon size under wrk; 0: what a 3 s calibration run says 45 %% of --seconds sell",
     )
     ap.add_argument(
         "--only",
@@ -690,6 +690,15 @@ def streams(
     stream had its sold-out event. Same coupon sizes, same load generators, one run."""
     n, quantity = args.streams, args.stream_sale_quantity
     wrk_tokens = write_tokens(LOG_DIR / "tokens-streams-wrk.txt", pairs[:offset])
+    if not quantity:
+        # Sold out part-way through each run (a sale, then its sold-out replies), whatever this box manages today.
+        probe = api.create_coupon(admin_token, 10_000_000)
+        rate = wrk(api.base, "issue.lua", 3, args.connections, {"TOKENS": str(wrk_tokens), "COUPON_ID": probe["id"]})
+        quantity = max(1000, round(0.45 * rate["rps"] * args.seconds, -2))
+        say(
+            f"   calibration: {rate['rps']:.0f} req/s, so {quantity:.0f} units sell out part-way through {args.seconds} s"
+        )
+    quantity = int(quantity)
     ol_tokens = write_tokens(LOG_DIR / "tokens-streams-openloop.txt", pairs[:10_000])
     stream_tokens = write_tokens(LOG_DIR / "tokens-streams.txt", pairs[-n:])
     out: dict[str, Any] = {"streams": n, "quantity_wrk": quantity, "quantity_openloop": 5000}
