@@ -747,7 +747,10 @@ def streams(
     ):
         say(f"   machine quiet after {wait_quiet()} s")
         say(label)
+        load = os.getloadavg()[0]
         out[name] = fn()
+        # Other work on the box moves these numbers: the 1-minute load average around each run says how much.
+        out[name]["load_avg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         say(f"   {out[name]}")
     a, b = out["wrk_without"], out["wrk_with"]
     out["rps_ratio"] = round(b["rps"] / a["rps"], 3)
@@ -807,7 +810,12 @@ def _streams_rows(st: dict[str, Any] | None) -> list[str]:
             f" {crowd['out_of_order']} stock events out of order)"
         )
 
+    loads = ", ".join(
+        f"{k}: {'→'.join(str(x) for x in st[k]['load_avg_1m'])}"
+        for k in ("wrk_without", "wrk_with", "openloop_without", "openloop_with")
+    )
     return [
+        f"| streams: 1-minute load average before → after each run (2 cores; other work on the box) | {loads} | |",
         f"| streams: wrk sale of {st['quantity_wrk']:,} units, no streams / {n:,} open streams on the coupon |"
         f" {a['rps']:.0f} / {b['rps']:.0f} req/s, ratio **{st['rps_ratio']}** ({lat(a)} / {lat(b)}); sold out after"
         f" {a['sold_out_s']} / {b['sold_out_s']} s (sale {a['sale_rps']} / {b['sale_rps']} accepted/s, ratio"
