@@ -655,11 +655,16 @@ def stream_crowd(api: Api, coupon_id: str, tokens: Path, count: int) -> subproce
 
 def crowd_result(proc: subprocess.Popen, sold_out_at: float | None) -> dict[str, Any]:
     """The streams' outcome: every one should have got sold-out; how long after the gate's last unit."""
+    # communicate() reads while it waits: the client's report is larger than a pipe's buffer.
     if sold_out_at is None:
-        proc.send_signal(signal.SIGTERM)  # not sold out: its streams would wait for a sold-out that never comes
-    else:
-        wait_for(lambda: proc.poll() is not None, 60, "every stream to end", interval=0.05)
-    out, _ = proc.communicate(timeout=60)
+        say("   not sold out: stopping the stream client")  # its streams would wait for a sold-out that never comes
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        say("   WARNING: streams still without sold-out a minute after it, stopping the client")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, f"bench.streams exited {proc.returncode}"
     res = json.loads(out.strip().splitlines()[-1])
     delays = [1000 * (t - sold_out_at) for t in res["final_at"]] if sold_out_at else []

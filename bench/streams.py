@@ -170,6 +170,10 @@ def main() -> None:
                 "out_of_order": sum(st.out_of_order for st in streams),
                 "cpu_s_connecting": round(cpu_at_ready, 3),
                 "cpu_s_after_ready": round(time.process_time() - cpu_at_ready, 3),
+                # Streams without their final event: how many events each had seen, and the last reserved count.
+                "unfinished": [
+                    [st.events, st.last_reserved, st.error] for st in streams if st.first_at and not st.final
+                ][:20],
                 "first_at": [round(st.first_at, 6) for st in streams if st.first_at],
                 "final_at": [round(st.final_at, 6) for st in streams if st.final],
             }
