@@ -101,7 +101,10 @@ def build(cfg: Mapping[str, Any]) -> Resources:
         jwt_key=cfg["JWT_SECRET_KEY"].encode(),
         trusted_proxies=parse_trusted(cfg["TRUSTED_PROXIES"]),
         # Live stock: one gate read per watched coupon per tick in this process, shared by all its streams.
-        stock_feed=StockFeed.for_redis(client, cfg["STOCK_STREAM_TICK_MS"] / 1000),
+        # Its pulse wakes idle streams for their heartbeats and deadlines: at least twice per heartbeat interval.
+        stock_feed=StockFeed.for_redis(
+            client, cfg["STOCK_STREAM_TICK_MS"] / 1000, pulse_s=min(1.0, cfg["STOCK_STREAM_HEARTBEAT_SECONDS"] / 2)
+        ),
         stream_settings=StreamSettings(
             heartbeat_s=cfg["STOCK_STREAM_HEARTBEAT_SECONDS"],
             max_duration_s=cfg["STOCK_STREAM_MAX_SECONDS"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 
@@ -74,18 +74,17 @@ class StockState:
     total: int
     reserved: int
     status: StockStatus
+    # Derived once: every subscriber of a state asks for them (not part of equality or the hash).
+    final: bool = field(init=False, compare=False, repr=False)
+    position: StockPosition = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "final", self.status in FINAL_STATUSES)
+        object.__setattr__(self, "position", StockPosition(_PHASE[self.status], self.reserved, self.total, self.status))
 
     @property
     def remaining(self) -> int:
         return max(self.total - self.reserved, 0)
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @property
-    def position(self) -> StockPosition:
-        return StockPosition(_PHASE[self.status], self.reserved, self.total, self.status)
 
     @property
     def event_id(self) -> str:

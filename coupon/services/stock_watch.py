@@ -95,4 +95,4 @@ def stream(
                 yield HEARTBEAT
                 quiet_since = clock()
                 continue
-            subscription.wait(seen, min(deadline, quiet_since + settings.heartbeat_s) - now)
+            subscription.wait(seen)  # a new state, or the feed's next pulse (deadline and heartbeat are checked then)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import gevent
@@ -182,7 +183,7 @@ class FakeGate:
 
 
 def _feed(gate: FakeGate, tick_s: float = 0.02) -> StockFeed:
-    return StockFeed(gate, tick_s, clock_ms=lambda: NOW)
+    return StockFeed(gate, tick_s, clock_ms=lambda: NOW, pulse_s=0.02)
 
 
 def _until(condition, timeout: float = 2.0) -> None:
@@ -261,18 +262,41 @@ def test_a_failing_read_skips_the_tick_and_is_logged_once(caplog: pytest.LogCapt
     assert len(lines) == 1 and "ConnectionError: Redis is down" in lines[0], lines
 
 
-def test_wait_returns_on_a_new_state_on_close_or_after_its_timeout() -> None:
+def test_wait_returns_on_a_new_state_on_a_pulse_or_on_close() -> None:
     gate = FakeGate()
-    feed = _feed(gate, tick_s=0.01)
+    feed = StockFeed(gate, 0.01, clock_ms=lambda: NOW, pulse_s=0.1)
     sub = feed.subscribe(CID)
     _until(lambda: sub.current()[0] == 1)
-    assert sub.wait(0, 1.0)  # already newer
-    assert not sub.wait(1, 0.05)  # nothing new
-    gevent.spawn_later(0.05, setattr, gate, "reading", reading(1))
-    assert sub.wait(1, 1.0) and sub.current()[0] == 2
-    gevent.spawn_later(0.05, feed.close)
+    with gevent.Timeout(0.01):
+        sub.wait(0)  # already newer: at once
+    started = time.monotonic()
     with gevent.Timeout(1.0):
-        assert sub.wait(2, 10.0)
+        sub.wait(1)  # nothing new: the next pulse
+    assert 0.05 <= time.monotonic() - started <= 0.5 and sub.current()[0] == 1
+    gevent.spawn_later(0.02, setattr, gate, "reading", reading(1))
+    with gevent.Timeout(1.0):
+        while sub.current()[0] == 1:
+            sub.wait(1)
+    assert sub.current()[1] == StockState(CID, 10, 1, StockStatus.ACTIVE)
+    gevent.spawn_later(0.02, feed.close)
+    with gevent.Timeout(1.0):
+        while not sub.closed:
+            sub.wait(2)
+    sub.close()
+    assert feed.channels() == 0
+
+
+def test_a_channel_whose_greenlet_ended_ends_its_streams() -> None:
+    gate = FakeGate()
+    feed = _feed(gate)
+    sub = feed.subscribe(CID)
+    _until(lambda: sub.current()[0] == 1)
+    assert not sub.closed
+    channel_greenlet = feed._channels[CID].greenlet
+    assert channel_greenlet is not None
+    channel_greenlet.kill()  # cannot happen short of a bug; its streams must not wait forever
+    with gevent.Timeout(1.0):
+        sub.wait(1)
     assert sub.closed
     sub.close()
     assert feed.channels() == 0
