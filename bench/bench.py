@@ -639,11 +639,11 @@ class SoldOutWatch(threading.Thread):
         return None if self.at is None else round(self.at - self.started, 3)
 
 
-def stream_crowd(api: Api, coupon_id: str, tokens: Path, count: int) -> subprocess.Popen:
+def stream_crowd(api: Api, coupon_id: str, tokens: Path, count: int, hold: bool = False) -> subprocess.Popen:
     """bench/streams.py with `count` streams on the coupon, pinned beside wrk; returns once all got their first state."""
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     argv = [*pin, sys.executable, "-m", "bench.streams", "--base", api.base, "--coupon", coupon_id]
-    argv += ["--tokens", str(tokens), "--count", str(count), "--timeout", "240"]
+    argv += ["--tokens", str(tokens), "--count", str(count), "--timeout", "240", *(["--hold"] if hold else [])]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     started = time.monotonic()
@@ -656,7 +656,7 @@ def stream_crowd(api: Api, coupon_id: str, tokens: Path, count: int) -> subproce
 def crowd_result(proc: subprocess.Popen, sold_out_at: float | None) -> dict[str, Any]:
     """The streams' outcome: every one should have got sold-out; how long after the gate's last unit."""
     # communicate() reads while it waits: the client's report is larger than a pipe's buffer.
-    if sold_out_at is None:
+    if sold_out_at is None and proc.poll() is None:
         say("   not sold out: stopping the stream client")  # its streams would wait for a sold-out that never comes
         proc.send_signal(signal.SIGTERM)
     try:
@@ -740,15 +740,41 @@ def streams(
             run["crowd"] = crowd_result(crowd, watch.at)
         return run
 
+    def fanout_only() -> dict[str, Any]:
+        """The streams' own cost, without a sale: the gate's counter moved every 50 ms (an event per stream per
+        tick), the API's CPU per delivered event. CPU per event moves far less with the neighbours than req/s."""
+        coupon = api.create_coupon(admin_token, 10_000_000)
+        crowd = stream_crowd(api, coupon["id"], stream_tokens, n, hold=True)
+        rdb = redis.Redis.from_url(REDIS_URL)
+        key = keys.issued(coupon["id"])
+        before, started = cpu_snapshot(api_pid), time.monotonic()
+        while time.monotonic() - started < 5:
+            rdb.incr(key)
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last tick's events
+        after = cpu_snapshot(api_pid)
+        crowd.send_signal(signal.SIGTERM)
+        res = crowd_result(crowd, time.time())
+        events = max(res["stock_events"] - n, 1)  # each stream's first state came before the window
+        return {
+            "events": events,
+            "seconds": round(time.monotonic() - started, 2),
+            "api_cpu_us_per_event": round(1e6 * (after["api"] - before["api"]) / events, 1),
+            "api_sys_us_per_event": round(1e6 * (after["api_sys"] - before["api_sys"]) / events, 1),
+            "redis_cpu_us_per_event": round(1e6 * (after.get("redis", 0) - before.get("redis", 0)) / events, 2),
+            "client_cpu_s": res["client_cpu_s"],
+        }
+
     for name, fn, label in (
+        ("fanout", fanout_only, f"7a. {n} streams, the gate moving every 50 ms, no sale: API CPU per delivered event"),
         (
             "wrk_without",
             lambda: wrk_sale(False),
-            f"7a. wrk sale of {quantity} units, {args.connections} connections, no streams",
+            f"7b. wrk sale of {quantity} units, {args.connections} connections, no streams",
         ),
-        ("wrk_with", lambda: wrk_sale(True), f"7b. the same with {n} open streams on the coupon"),
-        ("openloop_without", lambda: openloop_sale(False), "7c. open loop 1,000 req/s on 5,000 units, no streams"),
-        ("openloop_with", lambda: openloop_sale(True), f"7d. the same with {n} open streams on the coupon"),
+        ("wrk_with", lambda: wrk_sale(True), f"7c. the same with {n} open streams on the coupon"),
+        ("openloop_without", lambda: openloop_sale(False), "7d. open loop 1,000 req/s on 5,000 units, no streams"),
+        ("openloop_with", lambda: openloop_sale(True), f"7e. the same with {n} open streams on the coupon"),
     ):
         say(f"   machine quiet after {wait_quiet()} s")
         say(label)
@@ -832,6 +858,16 @@ def _streams_rows(st: dict[str, Any] | None) -> list[str]:
         f"| streams: gate's last unit → sold-out at every stream (wrk sale) | {reach(b['crowd'])} | |",
         f"| streams: the same, open-loop sale | {reach(d['crowd'])}; {d['crowd']['stock_events']:,} stock events"
         f" delivered, stream client CPU {d['crowd']['client_cpu_s']} s | |",
+        *(
+            [
+                f"| streams: {n:,} streams, gate moved every 50 ms, no sale: API CPU per delivered event |"
+                f" {st['fanout']['api_cpu_us_per_event']} µs (of it kernel {st['fanout']['api_sys_us_per_event']} µs);"
+                f" {st['fanout']['events']:,} events in {st['fanout']['seconds']} s; Redis"
+                f" {st['fanout']['redis_cpu_us_per_event']} µs per event | |"
+            ]
+            if st.get("fanout")
+            else []
+        ),
     ]
 
 
