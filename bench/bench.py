@@ -239,7 +239,7 @@ def main() -> None:
         "--stream-sale-quantity",
         type=int,
         default=0,
-        help="the streams stage's coupon size under wrk; 0: what a 3 s calibration run says 45 %% of --seconds sell",
+        help="the streams stage's coupon size under wrk; 0: what a 3 s calibration run says a quarter of --seconds sells",
     )
     ap.add_argument(
         "--only",
@@ -699,7 +699,7 @@ def streams(
         # Sold out part-way through each run (a sale, then its sold-out replies), whatever this box manages today.
         probe = api.create_coupon(admin_token, 10_000_000)
         rate = wrk(api.base, "issue.lua", 3, args.connections, {"TOKENS": str(wrk_tokens), "COUPON_ID": probe["id"]})
-        quantity = max(1000, round(0.45 * rate["rps"] * args.seconds, -2))
+        quantity = max(1000, round(0.25 * rate["rps"] * args.seconds, -2))
         say(
             f"   calibration: {rate['rps']:.0f} req/s, so {quantity:.0f} units sell out part-way through {args.seconds} s"
         )
