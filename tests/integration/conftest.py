@@ -48,6 +48,7 @@ TABLES = (
     "issue_rejections",
     "issue_cancellations",
     "refresh_tokens",
+    "coupon_events",
     "coupons",
     "users",
 )
