@@ -371,7 +371,7 @@ def _page_params(bounds: tuple[int, int]) -> list[Schema]:
             "in": "query",
             "required": False,
             "description": "the nextCursor of the previous page (opaque)",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH, "pattern": "^[A-Za-z0-9_-]+$"},
         },
     ]
 

@@ -93,9 +93,9 @@ def test_document_is_served_publicly(server: Api) -> None:
 
 @pytest.fixture
 def fuzz_server(base_env: dict[str, str], migrated_db: str, tmp_path: Path) -> Iterator[str]:
-    # The per-user limit is off here: the fuzzer explores the API with one admin token, not the limiter
+    # The per-user and admin limits are off here: the fuzzer explores the API with one admin token, not the limiter
     # (429 stays documented everywhere, and the limiter has its own tests).
-    stack = Stack(dict(base_env, RATE_LIMIT_USER_REQUESTS="0"), tmp_path)
+    stack = Stack(dict(base_env, RATE_LIMIT_USER_REQUESTS="0", RATE_LIMIT_ADMIN_REQUESTS="0"), tmp_path)
     try:
         yield stack.start_api()
     finally:
