@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def _fail(error: AppError) -> NoReturn:
+def _fail(error: AppError) -> None:
     click.echo(f"error {error.code}: {error.message}" + (f" {error.data}" if error.data else ""), err=True)
     sys.exit(1)
 
@@ -361,6 +361,7 @@ def coupons_list(status: str | None, phase: str | None, limit: int, cursor: str 
         page = catalog.list_coupons(db.session, current().gate, parse_listing_query(args), Role.ADMIN, now)
     except AppError as exc:
         _fail(exc)
+        return
     click.echo(f"{'id':36}  {'status':8} {'phase':8} {'reserved':>9}/{'total':<9} {'expires':24}  name")
     for item in page.items:
         c, stock = item.coupon, item.stock
@@ -381,6 +382,7 @@ def _change(coupon_id: str, body: dict[str, Any] | None = None, patch: CouponPat
         )
     except AppError as exc:
         _fail(exc)
+        return
     if update.action is None:
         click.echo(f"coupon {cid} unchanged")
         return
@@ -450,5 +452,6 @@ def export_issued(coupon_id: str, out: Any, chunk: int) -> None:
             progress.advance(len(rows))
     except AppError as exc:
         _fail(exc)
+        return
     out.flush()
     progress.finish()

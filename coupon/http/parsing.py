@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from coupon.domain.commands import (
     CouponDraft,
@@ -307,6 +308,7 @@ def parse_coupon_patch(body: Any) -> CouponPatch:
     )
 
 
+Choice = TypeVar("Choice", bound=enum.Enum)
 LISTING_LIMIT = (20, 100)  # (default, maximum) of GET /api/coupon
 LEDGER_LIMIT = (100, 1000)  # GET /api/coupon/{id}/issued
 EVENTS_LIMIT = (20, 100)  # GET /api/coupon/{id}/events
@@ -324,7 +326,7 @@ def _limit(args: dict[str, str], bounds: tuple[int, int], problems: _Problems) -
     return int(raw)
 
 
-def _choice(args: dict[str, str], field: str, enum_cls: type, problems: _Problems) -> Any:
+def _choice(args: dict[str, str], field: str, enum_cls: type[Choice], problems: _Problems) -> Choice | None:
     raw = args.get(field)
     if raw is None:
         return None
