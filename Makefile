@@ -14,8 +14,9 @@ test: ## Install, start services, run the whole test suite against them, stop wh
 services: ## Start Redis, MariaDB and Kafka (idempotent)
 	@scripts/services.sh up
 
-services-down: ## Stop the services this project started
+services-down: ## Stop the services this project started (also the per-worker ones `make check` leaves up)
 	@scripts/services.sh down
+	@scripts/test.sh --down-instances
 
 cluster: ## Start a local Redis Cluster: 3 masters on 127.0.0.1:7100-7102 (REDIS_CLUSTER_REPLICAS=1 adds 3 replicas)
 	@scripts/redis_cluster.sh up
@@ -26,9 +27,25 @@ cluster-down: ## Stop the Redis Cluster nodes this project started
 venv: ## Create .venv from requirements/
 	@scripts/venv.sh
 
+# Same flags for both files. --no-emit-find-links/--no-emit-index-url keep a machine's pip settings out of them;
+# PINS_ARGS passes more, e.g. `make pins PINS_ARGS="-P ruff"` to upgrade one package (`--upgrade`: all).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make pins" .venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-find-links --no-emit-index-url $(PINS_ARGS)
+pins: venv ## Recompile requirements/base.txt and dev.txt (every package pinned, hashed) from the .in files
+	@echo "[pins] requirements/base.in -> requirements/base.txt"
+	@$(PIP_COMPILE) --output-file=requirements/base.txt requirements/base.in
+	@echo "[pins] requirements/dev.in -> requirements/dev.txt"
+	@$(PIP_COMPILE) --output-file=requirements/dev.txt requirements/dev.in
+	@scripts/venv.sh
+
 unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
+lint: venv ## ruff (lint + format check), mypy --strict (coupon/, workers/), shellcheck (scripts/)
+	@scripts/lint.sh
+
+check: venv ## The quick loop: lint + unit + static + integration tests not marked slow (starts the services if down)
+	@scripts/check.sh
 
 k6: venv ## Load run against a running `make run`: mint users, create a coupon, k6 (if installed), reconcile → verdict
 	@scripts/k6.sh
@@ -40,4 +57,4 @@ bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluste
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down venv unit k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down venv pins unit lint check k6 bench bench-scaling

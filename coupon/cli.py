@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 import click
 from flask import Flask, current_app
@@ -144,7 +144,7 @@ DEMO_COUPONS: tuple[tuple[str, str, str, int, int, float, float], ...] = (
     help="Also mint this many users and write 'user_id token' lines to --out.",
 )
 @click.option("--out", type=click.File("w"), default="-", help="Where the users' lines go (with --users).")
-def seed(user_count: int, out: Any) -> None:
+def seed(user_count: int, out: IO[str]) -> None:
     """Create the demo coupons (skipping those that exist) and print their ids; optionally mint users."""
     now = utcnow()
     gate = current().gate
@@ -176,7 +176,7 @@ def seed(user_count: int, out: Any) -> None:
         _mint(user_count, f"demo-{uuid.uuid4().hex[:8]}", "demo-password", out)
 
 
-def _mint(count: int, prefix: str, password: str, out: Any) -> None:
+def _mint(count: int, prefix: str, password: str, out: IO[str]) -> None:
     progress = Progress("mint users", total=count, every=1000)
     for chunk in load_users.mint_users(db.session, count, prefix, password, user_token):
         out.writelines(f"{user_id} {token}\n" for user_id, token in chunk)
@@ -206,7 +206,7 @@ def create_topics(partitions: int | None) -> None:
 @click.option("--prefix", default=None, help="Username prefix (default: a random one).")
 @click.option("--out", type=click.File("w"), default="-", help="Where to write 'user_id token' lines.")
 @click.option("--password", default="load-test-password", show_default=True, help="Password of every user.")
-def mint_users(count: int, prefix: str | None, out: Any, password: str) -> None:
+def mint_users(count: int, prefix: str | None, out: IO[str], password: str) -> None:
     """Create COUNT users in bulk and write 'user_id token' per line (for load runs); progress on stderr."""
     _mint(count, prefix or f"load-{uuid.uuid4().hex[:8]}", password, out)
 
@@ -440,7 +440,7 @@ def coupons_set(
 @click.argument("coupon_id")
 @click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="CSV file to write; - is stdout.")
 @click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True, help="Rows read per query.")
-def export_issued(coupon_id: str, out: Any, chunk: int) -> None:
+def export_issued(coupon_id: str, out: IO[str], chunk: int) -> None:
     """Write the winners ledger of COUPON_ID as CSV (header row, by rank), read in chunks; progress on stderr."""
     try:
         coupon, chunks = ledger.issued_chunks(db.session, parse_uuid(coupon_id), chunk)

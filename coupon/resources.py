@@ -12,13 +12,13 @@ from typing import Any
 from flask import Flask, current_app
 
 from coupon.adapters.coalescer import Coalescer
-from coupon.adapters.gate import Gate
+from coupon.adapters.gate import Gate, GateDecision
 from coupon.adapters.hasher import PasswordHasher
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, RedisClient, build_redis
 from coupon.http.client_address import Network, parse_trusted
-from coupon.services.issuing import IssueBatcher, decide_and_publish
+from coupon.services.issuing import IssueBatcher, IssueTicket, decide_and_publish
 
 _EXTENSION = "coupon"
 
@@ -77,7 +77,7 @@ def build(cfg: Mapping[str, Any]) -> Resources:
     )
     # Group commit: the requests that arrive while a batch is in flight share the next rate-limit and gate round
     # trips and the next Kafka record.
-    issuer = Coalescer(
+    issuer: Coalescer[IssueTicket, GateDecision] = Coalescer(
         partial(decide_and_publish, limiter, gate, publisher),
         max_batch=cfg["ISSUE_MAX_BATCH"],
         max_in_flight=cfg["ISSUE_MAX_IN_FLIGHT"],

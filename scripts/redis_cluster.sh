@@ -26,7 +26,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib/common.sh
 source "$SCRIPT_DIR/lib/common.sh"
 LOG_PREFIX='[cluster]'
-DATA_DIR="$LOCAL/redis-cluster"
+DATA_DIR="$STATE/redis-cluster"
 
 PORT0="${REDIS_CLUSTER_PORT:-7100}"
 MASTERS="${REDIS_CLUSTER_MASTERS:-3}"

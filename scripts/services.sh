@@ -75,12 +75,13 @@ while read -r name port_var timeout_var marker; do
 done <<<"$SERVICE_TABLE"
 unset name port_var timeout_var marker
 
-REDIS_DIR="$LOCAL/redis"
-DB_DIR="$LOCAL/mariadb"
+REDIS_DIR="$STATE/redis"
+DB_DIR="$STATE/mariadb"
 DB_DATA="$DB_DIR/data"
 DB_SOCKET="$DB_DIR/mysqld.sock"
-KAFKA_DIR="$LOCAL/kafka"
-KAFKA_LIBS="$KAFKA_DIR/libs"
+KAFKA_DIR="$STATE/kafka"
+# The jars are one cache for every instance.
+KAFKA_LIBS="$LOCAL/kafka/libs"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_STAMP="$KAFKA_LIBS/.fetched"
 
@@ -284,7 +285,7 @@ kafka_fetch_jars() {
   kafka_jars_present && return 0
   command -v mvn >/dev/null || die "mvn is needed to fetch the Kafka jars"
   log "kafka: fetching Kafka $KAFKA_VERSION + log4j $LOG4J_VERSION jars from Maven Central into $KAFKA_LIBS"
-  local tmp="$KAFKA_DIR/libs.tmp" t0=$SECONDS
+  local tmp="$KAFKA_LIBS.tmp.$$" t0=$SECONDS
   rm -rf "$tmp"
   mkdir -p "$tmp"
   if ! mvn -q -B -f "$SCRIPT_DIR/kafka/pom.xml" dependency:copy-dependencies \
@@ -354,7 +355,7 @@ kafka_start() {
 }
 
 kafka_wipe() {
-  rm -rf "$KAFKA_DATA" "$KAFKA_DIR/cluster.id" "$KAFKA_DIR/libs.tmp" "$KAFKA_DIR"/*.properties
+  rm -rf "$KAFKA_DATA" "$KAFKA_DIR/cluster.id" "$KAFKA_DIR"/*.properties
 }
 
 # ---------------------------------------------------------------- generic install/start/stop/status
@@ -543,7 +544,7 @@ cmd_restart() {
 cmd_wipe() {
   local name
   cmd_down
-  log "wipe: removing data under $LOCAL (keeping the Kafka jar cache $KAFKA_LIBS)"
+  log "wipe: removing data under $STATE (keeping the Kafka jar cache $KAFKA_LIBS)"
   for name in "${SERVICES[@]}"; do "${name}_wipe"; done
   rm -rf "$LOG_DIR"
   rm -f "$RUN_DIR"/*.pid "$RUN_DIR"/*.port

@@ -1,9 +1,53 @@
 #!/usr/bin/env bash
 # `make test`: install, start the real services, run the whole suite, stop what this run started.
+#
+# The suite runs on TEST_WORKERS pytest-xdist workers (default 3; 1 runs it in this process, no xdist). Each
+# worker has services of its own — Redis, MariaDB, Kafka and a 3-master Redis Cluster — so a test that
+# freezes, kills or restarts one, or flushes the cluster, only touches its own worker's. Worker gw0 uses the
+# usual ones (scripts/services.sh and scripts/redis_cluster.sh with REDIS_PORT, DB_PORT, ...); worker gwN
+# (N >= 1) the instance SERVICES_INSTANCE=N, on the same ports + 1000*N, its state under .local/instances/N/.
+# TEST_KEEP_SERVICES=1 leaves every service up afterwards (`make check` does, for the next loop).
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k issue -x`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+WORKERS="${TEST_WORKERS:-3}"
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "[test] ERROR: TEST_WORKERS=$WORKERS is not a positive number" >&2; exit 2; }
+REDIS_PORT="${REDIS_PORT:-6379}"
+DB_PORT="${DB_PORT:-3306}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-7100}"
+TEST_REDIS_FAILOVER_PORT="${TEST_REDIS_FAILOVER_PORT:-7150}"
+started_at=$SECONDS
+
+# The environment of instance N (0: the usual services).
+instance_env() {
+  local n="$1" offset=$((1000 * $1))
+  echo "SERVICES_INSTANCE=$n REDIS_PORT=$((REDIS_PORT + offset)) DB_PORT=$((DB_PORT + offset))" \
+    "KAFKA_PORT=$((KAFKA_PORT + offset)) KAFKA_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + offset))" \
+    "REDIS_CLUSTER_PORT=$((REDIS_CLUSTER_PORT + offset)) TEST_REDIS_FAILOVER_PORT=$((TEST_REDIS_FAILOVER_PORT + offset))"
+}
+
+# in_instance N COMMAND...: run COMMAND with instance N's environment.
+in_instance() {
+  local n="$1"
+  shift
+  # shellcheck disable=SC2046  # the words of instance_env are NAME=value assignments
+  env $(instance_env "$n") "$@"
+}
+
+# `scripts/test.sh --down-instances`: stop the per-worker instances a TEST_KEEP_SERVICES=1 run left up
+# (`make services-down` calls it).
+if [ "${1:-}" = --down-instances ]; then
+  for dir in .local/instances/*/; do
+    [ -d "$dir" ] || continue
+    in_instance "$(basename "$dir")" scripts/services.sh down
+    in_instance "$(basename "$dir")" scripts/redis_cluster.sh down
+  done
+  exit 0
+fi
 
 scripts/venv.sh
 
@@ -11,26 +55,58 @@ scripts/venv.sh
 # (Status is read once into a variable: `status | grep -q` under pipefail fails when grep exits early and
 # status gets SIGPIPE, which made services that were up look down, so they were stopped afterwards.)
 started=()
-status="$(scripts/services.sh status 2>/dev/null || true)"
-for name in redis mariadb kafka; do
-  if ! grep -Eq "^\[services\] $name +up" <<<"$status"; then
-    started+=("$name")
-  fi
+for ((n = 0; n < WORKERS; n++)); do
+  status="$(in_instance "$n" scripts/services.sh status 2>/dev/null || true)"
+  for name in redis mariadb kafka; do
+    grep -Eq "^\[services\] $name +up" <<<"$status" || started+=("$n:$name")
+  done
+  in_instance "$n" scripts/redis_cluster.sh status >/dev/null 2>&1 || started+=("$n:cluster")
 done
-# The Redis Cluster for the cluster-mode tests (REDIS_CLUSTER_PORT, default 7100-7102); same rule.
-cluster_started=0
-scripts/redis_cluster.sh status >/dev/null 2>&1 || cluster_started=1
+[ "${TEST_KEEP_SERVICES:-0}" != 1 ] || started=()
 cleanup() {
-  local rc=$?
-  for name in "${started[@]}"; do scripts/services.sh stop "$name" || true; done
-  [ "$cluster_started" -eq 0 ] || scripts/redis_cluster.sh down || true
+  local rc=$? item
+  for item in "${started[@]}"; do
+    if [ "${item#*:}" = cluster ]; then
+      in_instance "${item%%:*}" scripts/redis_cluster.sh down || true
+    else
+      in_instance "${item%%:*}" scripts/services.sh stop "${item#*:}" || true
+    fi
+  done
+  echo "[test] done in $((SECONDS - started_at)) s"
   exit "$rc"
 }
 trap cleanup EXIT
+
+# Instance 0 first: on a new machine it installs the packages and fetches the Kafka jars the others share.
 scripts/services.sh up
+pids=()
+for ((n = 1; n < WORKERS; n++)); do
+  mkdir -p ".local/instances/$n"
+  echo "[test] starting services instance $n ($(instance_env "$n")); log: .local/instances/$n/up.log"
+  in_instance "$n" bash -c 'scripts/services.sh up && scripts/redis_cluster.sh up' >".local/instances/$n/up.log" 2>&1 &
+  pids+=("$!")
+done
 scripts/redis_cluster.sh up
-export TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes)}"
+for ((i = 0; i < ${#pids[@]}; i++)); do
+  wait "${pids[$i]}" || {
+    cat ".local/instances/$((i + 1))/up.log" >&2
+    echo "[test] ERROR: services instance $((i + 1)) did not start" >&2
+    exit 1
+  }
+done
+TEST_REDIS_CLUSTER_NODES="${TEST_REDIS_CLUSTER_NODES:-$(scripts/redis_cluster.sh nodes | tail -1)}"
+export TEST_REDIS_CLUSTER_NODES
 
 export PATH="$ROOT/.venv/bin:$PATH"
-# Last command: under set -e its exit code (pytest's) is the script's, after cleanup has run.
-pytest "$@"
+args=()
+if [ "$WORKERS" -gt 1 ]; then
+  for ((n = 1; n < WORKERS; n++)); do
+    offset=$((1000 * n))
+    nodes="$(in_instance "$n" scripts/redis_cluster.sh nodes | tail -1)"
+    export "TEST_SERVICES_gw$n=$(instance_env "$n") KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$((KAFKA_PORT + offset)) TEST_REDIS_CLUSTER_NODES=$nodes"
+  done
+  args=(-n "$WORKERS")
+fi
+echo "[test] services up in $((SECONDS - started_at)) s; pytest on $WORKERS worker(s)"
+# Not `exec`: the EXIT trap must stop what this run started. The script's status is pytest's (set -e).
+pytest "${args[@]}" "$@"

@@ -21,7 +21,7 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.first * 2**self.failures)
+        delay: float = min(self.cap, self.first * 2**self.failures)
         self.failures += 1
         return delay * random.uniform(0.9, 1.1)
 

@@ -12,8 +12,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -32,6 +34,9 @@ from coupon.resources import of
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
 from workers.gauges import FailureCounts, StockGauges
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 log = logging.getLogger("workers.consumer")
 
 MAX_BACKOFF_S = 5.0
@@ -39,11 +44,32 @@ MAX_BACKOFF_S = 5.0
 DLQ_ACK_TIMEOUT_S = 30.0
 
 
+class PolledRecord(Protocol):
+    """What the consumer reads of a polled record (kafka-python's ConsumerRecord; the unit tests' fakes)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+
+
+# One poll: each partition's records, in offset order.
+Polled = Mapping[TopicPartition, Sequence[PolledRecord]]
+
+
 class _AssignmentLog(ConsumerRebalanceListener):
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
 
 
@@ -103,7 +129,7 @@ class Parcel:
         return (self.tp.topic, self.tp.partition, self.offset, self.index)
 
 
-def parcels_of(record: Any, decoded: DecodedRecord | None, reason: str = "") -> list[Parcel]:
+def parcels_of(record: PolledRecord, decoded: DecodedRecord | None, reason: str = "") -> list[Parcel]:
     """What of a record goes to the DLQ: the whole record when it did not decode, else each bad event alone.
 
     The original headers (x-request-id) stay, so a parked record can still be traced; `source` and `index`
@@ -131,10 +157,10 @@ def parcels_of(record: Any, decoded: DecodedRecord | None, reason: str = "") -> 
     ]
 
 
-def commit_points(polled: dict[Any, list[Any]], blocked: dict[Any, int]) -> dict[Any, int]:
+def commit_points(polled: Polled, blocked: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
     """The offset to commit per partition: past the whole poll, or up to (never past) the first record of a
     partition that is not yet in the DLQ. A partition blocked at its first polled record commits nothing."""
-    points: dict[Any, int] = {}
+    points: dict[TopicPartition, int] = {}
     for tp, records in polled.items():
         if not records:
             continue
@@ -146,7 +172,7 @@ def commit_points(polled: dict[Any, list[Any]], blocked: dict[Any, int]) -> dict
 
 
 def still_uncommitted(
-    parked: set[tuple[str, int, int, int | None]], blocked: dict[Any, int]
+    parked: set[tuple[str, int, int, int | None]], blocked: dict[TopicPartition, int]
 ) -> set[tuple[str, int, int, int | None]]:
     """The parked parcels at or past a partition's commit point: they are read again, and must not be parked twice."""
     return {w for w in parked if w[2] >= blocked.get(TopicPartition(w[0], w[1]), w[2] + 1)}
@@ -158,7 +184,7 @@ def next_backoff(current: float) -> float:
 
 
 class Consumer:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Flask) -> None:
         self.app = app
         cfg = app.config
         self.topic = cfg["KAFKA_ISSUE_TOPIC"]
@@ -189,7 +215,7 @@ class Consumer:
         # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
         self.parked: set[tuple[str, int, int, int | None]] = set()
 
-    def stop(self, signum: int, _frame: Any) -> None:
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current batch, then stopping", signum)
         self.stopping.set()
 
@@ -198,7 +224,7 @@ class Consumer:
         log.info("consuming %s as group %s", self.topic, self.app.config["KAFKA_CONSUMER_GROUP"])
         try:
             while not self.stopping.is_set():
-                polled: dict[TopicPartition, list[Any]] = {}
+                polled: Polled = {}
                 try:
                     polled = self.consumer.poll(timeout_ms=500, max_records=self.batch_size)
                     if polled:
@@ -215,7 +241,7 @@ class Consumer:
         self.backoff = next_backoff(self.backoff)
         self.stopping.wait(self.backoff)
 
-    def handle(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def handle(self, polled: Polled) -> None:
         decoded_records: list[tuple[TopicPartition, int, list[IssueEvent]]] = []
         parcels: list[Parcel] = []
         for tp, records in polled.items():
@@ -291,7 +317,7 @@ class Consumer:
         else:
             self.backoff = 0.0
 
-    def report_lag(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def report_lag(self, polled: Polled) -> None:
         for tp, records in polled.items():
             end = self.consumer.highwater(tp)
             if end is not None and records:
@@ -359,7 +385,7 @@ class Consumer:
             except Exception:
                 log.warning("could not close the DLQ producer", exc_info=True)
 
-    def rewind(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def rewind(self, polled: Polled) -> None:
         for tp, records in polled.items():
             if not records:
                 continue

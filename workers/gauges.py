@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
@@ -13,6 +13,9 @@ from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
 from coupon.resources import of
 from coupon.services import failure_records
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("workers.consumer")
 
@@ -28,7 +31,7 @@ _LIVE_COUPONS = text(
 class FailureCounts:
     """coupon_failures{status}: failure records by status, read from the DB when the consumer is scraped."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Flask) -> None:
         self.app = app
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
@@ -57,7 +60,7 @@ class StockGauges:
 
     NAMES = ("total", "reserved", "remaining", "issued")
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Flask) -> None:
         self.app = app
 
     @classmethod

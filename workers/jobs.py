@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from coupon import create_app
 from coupon.adapters.kafka_progress import ConsumerProgress
@@ -13,15 +13,18 @@ from coupon.extensions import db
 from coupon.resources import of
 from coupon.services import failure_records, settlement
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 QUEUE = "coupon-retry"
 
 
 @cache
-def _app() -> Any:
+def _app() -> Flask:
     return create_app()
 
 
-def _publisher(app: Any) -> IssuePublisher:
+def _publisher(app: Flask) -> IssuePublisher:
     return of(app).publisher
 
 
@@ -58,7 +61,7 @@ def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
     }
 
 
-def sweep(app: Any, older_than_s: float | None = None) -> settlement.SettlementReport:
+def sweep(app: Flask, older_than_s: float | None = None) -> settlement.SettlementReport:
     """One sweep with the app's collaborators (also what `flask reconcile --repair` runs)."""
     cfg = app.config
     progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])

@@ -19,7 +19,7 @@ CONNECT_TIMEOUT = 5.0
 log = logging.getLogger("workers.rq_scheduler")
 
 
-class Scheduler(UpstreamScheduler):
+class Scheduler(UpstreamScheduler):  # type: ignore[misc]  # rq-scheduler is untyped (Any)
     """rq-scheduler 0.14's Scheduler whose run loop survives Redis being down or frozen.
 
     Upstream's run() lets any redis error out of heartbeat()/enqueue_jobs() and the process exits. Here a

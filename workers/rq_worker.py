@@ -88,7 +88,7 @@ class Worker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         try:
-            super().run_maintenance_tasks()
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         except REDIS_DOWN as exc:
             # Registry cleaning is housekeeping; it runs again at the next maintenance interval.
             log.warning("Redis unavailable during maintenance (%s); skipped this round", exc)
@@ -104,7 +104,7 @@ class Worker(SimpleWorker):
             # Redis restarted empty: without registering again the worker would be invisible to `rq info`
             # and rq-dashboard (it keeps working either way).
             log.warning("worker %s is no longer registered in Redis (data lost?); registering again", self.name)
-            self.register_birth()
+            self.register_birth()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         super().heartbeat(timeout)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -123,14 +123,14 @@ class Worker(SimpleWorker):
 
     def teardown(self) -> None:
         try:
-            super().teardown()
+            super().teardown()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         except REDIS_DOWN as exc:
             log.warning("could not record the worker's exit in Redis (%s)", exc)
 
     def set_shutdown_requested_date(self) -> None:
         # Called from the SIGTERM handler; an outage there must not turn a warm shutdown into a traceback.
         try:
-            super().set_shutdown_requested_date()
+            super().set_shutdown_requested_date()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
         except REDIS_DOWN as exc:
             log.warning("could not record the shutdown request in Redis (%s)", exc)
 

@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,13 +30,15 @@ WATCH_SECONDS = 15.0
 # The checks are quick commands: a reply later than this is a stalled Redis, not a slow one.
 SOCKET_TIMEOUT = 5.0
 log = logging.getLogger("workers.schedule")
+# A periodic job: an rq job run with no arguments, returning its report.
+PeriodicJob = Callable[[], dict[str, int]]
 
 
 def connect(redis_url: str) -> Redis:
     return Redis.from_url(redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
 
 
-def jobs(cfg: dict[str, Any]) -> list[tuple[str, Any, int]]:
+def jobs(cfg: dict[str, Any]) -> list[tuple[str, PeriodicJob, int]]:
     """(job id, function, interval) of every periodic job."""
     return [
         (JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
@@ -44,7 +47,11 @@ def jobs(cfg: dict[str, Any]) -> list[tuple[str, Any, int]]:
 
 
 def register(
-    redis_url: str, interval: int, connection: Redis | None = None, job_id: str = JOB_ID, func: Any = republish_failed
+    redis_url: str,
+    interval: int,
+    connection: Redis | None = None,
+    job_id: str = JOB_ID,
+    func: PeriodicJob = republish_failed,
 ) -> str:
     """Returns 'created', 'unchanged' or 'replaced'."""
     scheduler = Scheduler(queue_name=QUEUE, connection=connection or connect(redis_url))

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
+
+if TYPE_CHECKING:  # gevent is imported only once it is active (see _bind_gevent)
+    from gevent.event import AsyncResult
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,7 +44,7 @@ def _gevent_active() -> bool:
 class Coalescer(Generic[T, R]):
     def __init__(
         self,
-        flush: Flush,
+        flush: Flush[T, R],
         max_batch: int = 1000,
         max_in_flight: int = 1,
         queue_timeout: float = 5.0,
@@ -52,7 +55,7 @@ class Coalescer(Generic[T, R]):
         self.max_in_flight = max_in_flight
         self.queue_timeout = queue_timeout
         self.flush_timeout = flush_timeout
-        self._pending: list[tuple[T, object, float]] = []
+        self._pending: list[tuple[T, AsyncResult[R], float]] = []
         self._flushers = 0
         self._gevent = _gevent_active()
         if self._gevent:
@@ -73,13 +76,14 @@ class Coalescer(Generic[T, R]):
             self._bind_gevent()
         queue_timeout = self.queue_timeout if queue_timeout is None else queue_timeout
         flush_timeout = self.flush_timeout if flush_timeout is None else flush_timeout
-        slot = self._AsyncResult()
+        slot: AsyncResult[R] = self._AsyncResult()
         self._pending.append((item, slot, time.monotonic() + queue_timeout))
         if self._flushers < self.max_in_flight:
             self._flushers += 1
             self._spawn(self._run)
         try:
-            return slot.get(timeout=queue_timeout + flush_timeout)
+            # Every slot is set with its flush result (or an exception); gevent's stubs add None for a bare set().
+            return cast(R, slot.get(timeout=queue_timeout + flush_timeout))
         except self._Timeout:
             raise FlushTimeout(f"no result within {queue_timeout + flush_timeout:.1f}s") from None
 
@@ -102,7 +106,7 @@ class Coalescer(Generic[T, R]):
                 batch = []
                 for item, slot, deadline in taken:
                     if deadline < now:
-                        slot.set_exception(QueueTimeout("waited too long to be sent"))  # type: ignore[attr-defined]
+                        slot.set_exception(QueueTimeout("waited too long to be sent"))
                     else:
                         batch.append((item, slot))
                 if not batch:
@@ -113,8 +117,8 @@ class Coalescer(Generic[T, R]):
                     results = [exc] * len(batch)
                 for (_, slot), result in zip(batch, results):
                     if isinstance(result, BaseException):
-                        slot.set_exception(result)  # type: ignore[attr-defined]
+                        slot.set_exception(result)
                     else:
-                        slot.set(result)  # type: ignore[attr-defined]
+                        slot.set(result)
         finally:
             self._flushers -= 1

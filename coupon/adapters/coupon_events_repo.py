@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from coupon.adapters.db_session import DbSession
 from coupon.domain.models import CouponEvent, User
 
 
-def add(session: Session, event: CouponEvent) -> CouponEvent:
+def add(session: DbSession, event: CouponEvent) -> CouponEvent:
     """Insert and flush (the event gets its id)."""
     session.add(event)
     session.flush()
     return event
 
 
-def exists(session: Session, event_id: int) -> bool:
+def exists(session: DbSession, event_id: int) -> bool:
     return session.execute(select(CouponEvent.id).where(CouponEvent.id == event_id)).first() is not None
 
 
 def page(
-    session: Session, coupon_id: str, limit: int, before_id: int | None = None
+    session: DbSession, coupon_id: str, limit: int, before_id: int | None = None
 ) -> list[tuple[CouponEvent, str | None]]:
     """Newest first (id DESC, along ix_coupon_events_coupon), with the actor's username when it is a user that
     still exists (None for the CLI and for deleted accounts)."""

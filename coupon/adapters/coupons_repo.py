@@ -6,24 +6,24 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
 
+from coupon.adapters.db_session import DbSession
 from coupon.domain.commands import CouponPosition
 from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon
 from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES, CouponPhase, CouponStatus
 
 
-def add(session: Session, coupon: Coupon) -> Coupon:
+def add(session: DbSession, coupon: Coupon) -> Coupon:
     session.add(coupon)
     session.flush()
     return coupon
 
 
-def get(session: Session, coupon_id: str) -> Coupon | None:
+def get(session: DbSession, coupon_id: str) -> Coupon | None:
     return session.get(Coupon, coupon_id)
 
 
-def lock(session: Session, coupon_id: str) -> Coupon | None:
+def lock(session: DbSession, coupon_id: str) -> Coupon | None:
     """SELECT ... FOR UPDATE: the row lock every writer of the coupon's gate meta holds (PATCH, gate rebuild), and
     the consumer's stock guard too. The object is refreshed from the locked row, whatever the session held."""
     return session.execute(
@@ -32,7 +32,7 @@ def lock(session: Session, coupon_id: str) -> Coupon | None:
 
 
 def page(
-    session: Session,
+    session: DbSession,
     now: datetime,
     limit: int,
     *,
@@ -67,16 +67,16 @@ def page(
     return list(session.execute(query.order_by(Coupon.created_at.desc(), Coupon.id.desc()).limit(limit)).scalars())
 
 
-def find_by_name(session: Session, name: str) -> Coupon | None:
+def find_by_name(session: DbSession, name: str) -> Coupon | None:
     return session.execute(select(Coupon).where(Coupon.name == name).limit(1)).scalar_one_or_none()
 
 
-def ids_expiring_after(session: Session, since: datetime) -> list[str]:
+def ids_expiring_after(session: DbSession, since: datetime) -> list[str]:
     """Coupons whose issue window ended after `since` (or has not ended): the ones that can hold reservations."""
     return list(session.execute(select(Coupon.id).where(Coupon.expires_at > since)).scalars())
 
 
-def holders(session: Session, coupon_id: str) -> dict[str, int]:
+def holders(session: DbSession, coupon_id: str) -> dict[str, int]:
     """Every user who holds a claim on the coupon's stock: issued rows and unresolved (PENDING or DEAD)
     failures, with ranks."""
     result: dict[str, int] = {}

@@ -7,9 +7,10 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from coupon.adapters import keys
 from coupon.adapters.lua import run_many, source
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 REBUILD_LOCK_MS = 10_000
 REBUILD_WAIT_S = 5.0
 _CHUNK = 1000
+# A sorted-set range read withscores=True: (member, score) pairs. redis-py types every range reply alike
+# (members, or pairs under either protocol), so the reads below say which one they asked for.
+_ScoredMembers = list[tuple[bytes | str, float]]
 
 
 class GateOutcome(enum.Enum):
@@ -171,7 +175,7 @@ class Gate:
             error = _failure(exc)
             return [error] * len(requests)
         GATE_LATENCY.observe(time.perf_counter() - started)
-        results: list[GateDecision | BaseException] = [None] * len(requests)  # type: ignore[list-item]
+        results: list[GateDecision | BaseException | None] = [None] * len(requests)
         for indexes, reply in zip(by_coupon.values(), replies):
             if isinstance(reply, BaseException):
                 for i in indexes:
@@ -185,7 +189,8 @@ class Gate:
                 results[i] = GateDecision(
                     GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]), _text(reply[3 * n + 2])
                 )
-        return results
+        # Every request's coupon had its call, and every call its reply: no None is left.
+        return cast("list[GateDecision | BaseException]", results)
 
     def _run_reserve(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
         try:
@@ -229,8 +234,11 @@ class Gate:
     def unconfirmed_before(self, coupon_id: str, cutoff_ms: int, limit: int = 1000) -> list[HeldReservation]:
         """Holds not confirmed and untouched since cutoff_ms: the sweeper's candidates, oldest first."""
         try:
-            touched = self.client.zrangebyscore(
-                keys.unconfirmed(coupon_id), "-inf", cutoff_ms, start=0, num=limit, withscores=True
+            touched = cast(
+                _ScoredMembers,
+                self.client.zrangebyscore(
+                    keys.unconfirmed(coupon_id), "-inf", cutoff_ms, start=0, num=limit, withscores=True
+                ),
             )
             if not touched:
                 return []
@@ -249,9 +257,11 @@ class Gate:
     def reservations(self, coupon_id: str) -> list[HeldReservation]:
         """Every participant with its hold, for reconcile (one coupon's whole gate state)."""
         try:
-            ranks = self.client.zrange(keys.participants(coupon_id), 0, -1, withscores=True)
+            ranks = cast(_ScoredMembers, self.client.zrange(keys.participants(coupon_id), 0, -1, withscores=True))
             raw = self.client.hgetall(keys.holds(coupon_id))
-            touched = dict(self.client.zrange(keys.unconfirmed(coupon_id), 0, -1, withscores=True))
+            touched = dict(
+                cast(_ScoredMembers, self.client.zrange(keys.unconfirmed(coupon_id), 0, -1, withscores=True))
+            )
         except REDIS_ERRORS as exc:
             raise RedisUnavailable() from exc
         holds = {_text(k): v for k, v in raw.items()}
@@ -369,5 +379,5 @@ class Gate:
             self.client.delete(*keys.gate_keys(coupon_id))
 
 
-def _meta_fields(meta: GateMeta) -> dict[str, str | int]:
+def _meta_fields(meta: GateMeta) -> dict[FieldT, EncodableT]:
     return {"total": meta.total, "starts": meta.starts_ms, "ends": meta.ends_ms, "status": meta.status}

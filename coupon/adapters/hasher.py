@@ -8,9 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
+
+if TYPE_CHECKING:  # gevent is imported on first threaded use only (see _threadpool)
+    from gevent.threadpool import ThreadPool
 
 from coupon.domain.errors import HashingBusy
 
@@ -67,7 +70,7 @@ class PasswordHasher:
         self.max_queue = max_queue
         self.nice = nice
         self._threaded = threaded
-        self._pool: Any = None
+        self._pool: ThreadPool | None = None
         self.admitted = 0
         # Running mean of one hash's wall time, for the Retry-After estimate (starts at a typical 80 ms).
         self._mean_s = 0.08
@@ -106,7 +109,7 @@ class PasswordHasher:
         started = time.perf_counter()
         if self.threaded:
             # The greenlet waits cooperatively on the pool's result; the hub runs other requests meanwhile.
-            result = self._threadpool().apply(self._in_thread, (fn, *args))
+            result: T = self._threadpool().apply(self._in_thread, (fn, *args))
         else:
             result = fn(*args)
         self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - started)
@@ -116,7 +119,7 @@ class PasswordHasher:
         _lower_priority(self.nice)
         return fn(*args)
 
-    def _threadpool(self) -> Any:
+    def _threadpool(self) -> ThreadPool:
         # Created on first use, in the worker process itself (after gunicorn's fork, after monkey-patching).
         if self._pool is None:
             from gevent.threadpool import ThreadPool

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import and_, or_, select, text, update
-from sqlalchemy.orm import Session
 
+from coupon.adapters.db_session import DbSession
 from coupon.domain.commands import RankPosition
 from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection, User
 from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
-def find(session: Session, coupon_id: str, user_id: str) -> IssuedCoupon | None:
+
+def find(session: DbSession, coupon_id: str, user_id: str) -> IssuedCoupon | None:
     return session.execute(
         select(IssuedCoupon).where(IssuedCoupon.coupon_id == coupon_id, IssuedCoupon.user_id == user_id)
     ).scalar_one_or_none()
 
 
-def is_rejected(session: Session, coupon_id: str, user_id: str) -> bool:
+def is_rejected(session: DbSession, coupon_id: str, user_id: str) -> bool:
     """Only the DB stock guard rejects (issue_rejections); a DEAD failure record is held, not rejected."""
     hit = session.execute(
         select(IssueRejection.id).where(IssueRejection.coupon_id == coupon_id, IssueRejection.user_id == user_id)
@@ -27,7 +30,7 @@ def is_rejected(session: Session, coupon_id: str, user_id: str) -> bool:
     return hit is not None
 
 
-def holds_failure(session: Session, coupon_id: str, user_id: str) -> bool:
+def holds_failure(session: DbSession, coupon_id: str, user_id: str) -> bool:
     """An unresolved (PENDING or DEAD) failure record of this pair: its request still holds its unit."""
     hit = session.execute(
         select(FailedIssuedCoupon.id)
@@ -41,7 +44,7 @@ def holds_failure(session: Session, coupon_id: str, user_id: str) -> bool:
     return hit is not None
 
 
-def mark_used(session: Session, coupon_id: str, user_id: str, now: datetime) -> bool:
+def mark_used(session: DbSession, coupon_id: str, user_id: str, now: datetime) -> bool:
     """One conditional UPDATE: only an unused, unexpired coupon of this user flips; True if it did."""
     expiry = select(Coupon.expires_at).where(Coupon.id == coupon_id).scalar_subquery()
     result = session.execute(
@@ -55,10 +58,11 @@ def mark_used(session: Session, coupon_id: str, user_id: str, now: datetime) -> 
         .values(used=True, used_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    # DML runs into a CursorResult, which has rowcount; Session.execute is typed as returning a plain Result.
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
-def owned_by(session: Session, user_id: str) -> list[dict[str, Any]]:
+def owned_by(session: DbSession, user_id: str) -> list[dict[str, Any]]:
     rows = session.execute(
         text(
             "SELECT c.id, c.name, c.type, c.discount_type, c.discount_value, c.expires_at,"
@@ -83,7 +87,7 @@ class LedgerRow(NamedTuple):
     used_at: datetime | None
 
 
-def ledger_page(session: Session, coupon_id: str, limit: int, after: RankPosition | None = None) -> list[LedgerRow]:
+def ledger_page(session: DbSession, coupon_id: str, limit: int, after: RankPosition | None = None) -> list[LedgerRow]:
     """The coupon's issued rows by rank (row id breaking ties), after `after`, along ix_issued_coupon_rank."""
     query = (
         select(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
@@ -15,6 +15,10 @@ from coupon.domain.events import IssueEvent, encode_batch
 from coupon.observability.instruments import PRODUCE_BATCH, PRODUCE_LATENCY
 from coupon.observability.request_ids import KAFKA_HEADER
 
+if TYPE_CHECKING:
+    from kafka.producer.future import FutureRecordMetadata, RecordMetadata
+    from kafka.producer.producer_batch import ProducerBatch
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +27,7 @@ def request_id_header(event: IssueEvent) -> list[tuple[str, bytes]] | None:
     return [(KAFKA_HEADER, event.request_id.encode())] if event.request_id else None
 
 
-def _batch_of(producer: KafkaProducer, future: Any) -> Any:
+def _batch_of(producer: KafkaProducer, future: FutureRecordMetadata) -> ProducerBatch | None:
     """The accumulator batch holding a just-sent record, or None.
 
     kafka-python does not say whether a failed record ever left the process; its batch does (`drained`,
@@ -31,16 +35,17 @@ def _batch_of(producer: KafkaProducer, future: Any) -> Any:
     Any change in those internals gives None, which the caller treats as "maybe sent".
     """
     try:
-        produce_future = future._produce_future
-        for batch in producer._accumulator._batches.get(produce_future.topic_partition, ()):
+        # Private attributes the stubs leave out, so read untyped (cast to Any).
+        produce_future = cast(Any, future)._produce_future
+        for batch in cast(Any, producer)._accumulator._batches.get(produce_future.topic_partition, ()):
             if batch.produce_future is produce_future:
-                return batch
+                return cast("ProducerBatch", batch)
     except Exception:  # internals moved: fall back to the safe answer
         return None
     return None
 
 
-def never_sent(batch: Any) -> bool:
+def never_sent(batch: ProducerBatch | None) -> bool:
     """True only when the batch provably never went to a broker (so the broker cannot append it later)."""
     return batch is not None and batch.drained is None and batch.attempts == 0
 
@@ -116,7 +121,7 @@ class IssuePublisher:
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
         PRODUCE_BATCH.observe(len(events))
 
-    def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> Any:
+    def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> RecordMetadata:
         """Send one record and wait (cooperatively under gevent) for its ack.
 
         KafkaUnavailable when the record never left this process, IssueNotConfirmed when it may still be appended.
@@ -130,7 +135,7 @@ class IssuePublisher:
         batch = _batch_of(producer, future)
         try:
             # A little beyond delivery_timeout_ms: by then the producer itself has failed the record.
-            result = future.get(timeout=self.delivery_timeout_ms / 1000 + 2)
+            result: RecordMetadata = future.get(timeout=self.delivery_timeout_ms / 1000 + 2)
         except KafkaError as exc:
             sent = not (future.is_done and never_sent(batch))
             self._failed(exc, sent=sent)

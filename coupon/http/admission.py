@@ -70,4 +70,5 @@ def admit() -> None:
 
 def deferred_address() -> str | None:
     """The client address a deferred endpoint's service is to limit (None when address limits are off)."""
-    return g.get("client_address")
+    address: str | None = g.get("client_address")
+    return address

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import g, request
 
@@ -13,7 +13,8 @@ from coupon.domain.vocabulary import Role
 from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, verify_access_token
 from coupon.resources import current
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _verify() -> dict[str, Any]:
@@ -35,23 +36,23 @@ def _verify() -> dict[str, Any]:
     return claims
 
 
-def user_required(view: F) -> F:
+def user_required(view: Callable[P, R]) -> Callable[P, R]:
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         _verify()
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def admin_required(view: F) -> F:
+def admin_required(view: Callable[P, R]) -> Callable[P, R]:
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if _verify().get("role") != Role.ADMIN.value:
             raise Forbidden()
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def current_user_id() -> str:

@@ -29,4 +29,5 @@ def mint_token(user: User) -> tuple[str, int]:
 
 def user_token(user_id: str) -> str:
     """A USER-role token for an id (bulk minting for load runs)."""
-    return create_access_token(identity=user_id, additional_claims={"role": Role.USER.value})
+    token: str = create_access_token(identity=user_id, additional_claims={"role": Role.USER.value})
+    return token

@@ -6,6 +6,7 @@ against a live server with it. /metrics (Prometheus text for the scraper) is del
 
 from __future__ import annotations
 
+from enum import Enum
 from functools import cache
 from typing import Any
 
@@ -45,7 +46,7 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _enum(cls: type) -> Schema:
+def _enum(cls: type[Enum]) -> Schema:
     return {"type": "string", "enum": [m.value for m in cls]}
 
 

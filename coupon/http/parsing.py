@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import Any, TypeVar
 
 from coupon.domain.commands import (
@@ -27,6 +27,8 @@ from coupon.http.cursors import decode_coupon_cursor, decode_event_cursor, decod
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
 MAX_QUANTITY = 10_000_000
 MAX_FIXED_DISCOUNT = Decimal("10000000")
+
+E = TypeVar("E", bound=Enum)
 
 
 class _Problems:
@@ -137,7 +139,7 @@ def parse_datetime(value: Any) -> datetime:
     return parsed
 
 
-def _enum_field(body: dict[str, Any], field: str, enum_cls: type, problems: _Problems) -> Any:
+def _enum_field(body: dict[str, Any], field: str, enum_cls: type[E], problems: _Problems) -> E | None:
     value = body.get(field)
     if value is None:
         problems.add(field, "is required")
@@ -308,7 +310,6 @@ def parse_coupon_patch(body: Any) -> CouponPatch:
     )
 
 
-Choice = TypeVar("Choice", bound=enum.Enum)
 LISTING_LIMIT = (20, 100)  # (default, maximum) of GET /api/coupon
 LEDGER_LIMIT = (100, 1000)  # GET /api/coupon/{id}/issued
 EVENTS_LIMIT = (20, 100)  # GET /api/coupon/{id}/events
@@ -326,7 +327,7 @@ def _limit(args: dict[str, str], bounds: tuple[int, int], problems: _Problems) -
     return int(raw)
 
 
-def _choice(args: dict[str, str], field: str, enum_cls: type[Choice], problems: _Problems) -> Choice | None:
+def _choice(args: dict[str, str], field: str, enum_cls: type[E], problems: _Problems) -> E | None:
     raw = args.get(field)
     if raw is None:
         return None

@@ -12,6 +12,8 @@ from coupon.observability.log_format import JsonFormatter
 
 # Loggers that bring their own handlers (gunicorn, rq): their lines get the same JSON format, once.
 _FOREIGN = ("gunicorn.error", "gunicorn.access", "rq.worker", "rq_scheduler.scheduler")
+# The attribute that marks the root handler configure() installed.
+_OURS = "_coupon_json"
 
 
 def configure(level: str | None = None, proc: str | None = None) -> None:
@@ -19,7 +21,7 @@ def configure(level: str | None = None, proc: str | None = None) -> None:
     level = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     formatter = JsonFormatter(proc)
     root = logging.getLogger()
-    ours = [h for h in root.handlers if getattr(h, "_coupon_json", False)]
+    ours = [h for h in root.handlers if getattr(h, _OURS, False)]
     if ours:
         for handler in ours:
             handler.setFormatter(formatter)
@@ -30,7 +32,7 @@ def configure(level: str | None = None, proc: str | None = None) -> None:
         if not root.handlers:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(formatter)
-            handler._coupon_json = True  # type: ignore[attr-defined]
+            setattr(handler, _OURS, True)
             root.addHandler(handler)
     root.setLevel(level)
     for name in _FOREIGN:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-from coupon.observability.log_format import REQUEST_ID
+from coupon.observability.log_format import REQUEST_ID as REQUEST_ID  # re-exported: the HTTP hooks set it
 
 HEADER = "X-Request-Id"
 KAFKA_HEADER = "x-request-id"

@@ -8,9 +8,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import users_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.hasher import hash_inline, verify_inline
 from coupon.adapters.rate_limit import LimitDecision, LimitOutcome
 from coupon.domain.commands import Credentials
@@ -65,7 +64,7 @@ def user_view(user: User) -> dict[str, str]:
     return {"id": user.id, "username": user.username, "role": user.role.value}
 
 
-def signup(session: Session, hasher: Hasher, creds: Credentials, role: Role = Role.USER) -> User:
+def signup(session: DbSession, hasher: Hasher, creds: Credentials, role: Role = Role.USER) -> User:
     """Hash (off the request loop; all slots taken → HashingBusy, nothing written), then insert."""
     password_hash = hasher.hash(creds.password)
     with unit_of_work(session):
@@ -73,7 +72,7 @@ def signup(session: Session, hasher: Hasher, creds: Credentials, role: Role = Ro
 
 
 def login(
-    session: Session, hasher: Hasher, creds: Credentials, mint: TokenMinter, attempts: LoginAttempts | None = None
+    session: DbSession, hasher: Hasher, creds: Credentials, mint: TokenMinter, attempts: LoginAttempts | None = None
 ) -> LoginResult:
     """Check the password (scrypt, also for unknown names); over the attempt limit → RateLimited, unchecked.
 
@@ -97,7 +96,7 @@ def login(
     return LoginResult(user=user, access_token=token, expires_in=expires_in)
 
 
-def ensure_admin(session: Session, username: str, password: str) -> tuple[User, bool]:
+def ensure_admin(session: DbSession, username: str, password: str) -> tuple[User, bool]:
     """Create the admin, or promote and re-password an existing user of that name. Returns (user, created).
 
     CLI only (create-admin), so it hashes inline."""
@@ -111,13 +110,13 @@ def ensure_admin(session: Session, username: str, password: str) -> tuple[User, 
     return user, False
 
 
-def resolve_user_id(session: Session, name_or_id: str) -> str:
+def resolve_user_id(session: DbSession, name_or_id: str) -> str:
     """The id of the account named (by username or id); the value itself when no account matches."""
     found = users_repo.by_username(session, name_or_id) or users_repo.get(session, name_or_id)
     return found.id if found else name_or_id
 
 
-def delete_user(session: Session, marker: DeletionMarker, user_id: str, acting_user_id: str | None = None) -> None:
+def delete_user(session: DbSession, marker: DeletionMarker, user_id: str, acting_user_id: str | None = None) -> None:
     """Delete the account; its still-valid tokens are refused from the moment the marker is written.
 
     Marker first: if the DB delete then fails, the account is merely locked, and deleting again finishes.

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import coupon_events_repo, coupons_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, GateMeta, GateSnapshot
 from coupon.domain.commands import CouponDraft, CouponPosition, ListingQuery
 from coupon.domain.errors import AppError, CouponNotFound, RedisUnavailable
@@ -76,7 +75,7 @@ def recorded_fields(coupon: Coupon) -> dict[str, Any]:
     }
 
 
-def create_coupon(session: Session, gate: Gate, draft: CouponDraft, actor: str) -> Coupon:
+def create_coupon(session: DbSession, gate: Gate, draft: CouponDraft, actor: str) -> Coupon:
     """Insert the coupon and its `created` event, prime its gate, commit: all or nothing.
 
     The gate is installed while the transaction still holds the new row (its insert lock), so a rebuild can only
@@ -124,18 +123,18 @@ def create_coupon(session: Session, gate: Gate, draft: CouponDraft, actor: str) 
     return coupon
 
 
-def find_by_name(session: Session, name: str) -> Coupon | None:
+def find_by_name(session: DbSession, name: str) -> Coupon | None:
     return coupons_repo.find_by_name(session, name)
 
 
-def get_coupon(session: Session, coupon_id: str) -> Coupon:
+def get_coupon(session: DbSession, coupon_id: str) -> Coupon:
     coupon = coupons_repo.get(session, coupon_id)
     if coupon is None:
         raise CouponNotFound(data={"couponId": coupon_id})
     return coupon
 
 
-def list_coupons(session: Session, gate: Gate, query: ListingQuery, role: Role, now: datetime) -> CouponPage:
+def list_coupons(session: DbSession, gate: Gate, query: ListingQuery, role: Role, now: datetime) -> CouponPage:
     """Newest first with live stock. A USER sees only ACTIVE coupons that are live or upcoming: asking for DISABLED
     or ended ones gets an empty page, never a disabled or ended coupon."""
     status, not_ended = query.status, False
@@ -160,7 +159,7 @@ def list_coupons(session: Session, gate: Gate, query: ListingQuery, role: Role, 
     return CouponPage(items, CouponPosition(last.created_at, last.id) if last is not None else None)
 
 
-def coupon_with_stock(session: Session, gate: Gate, coupon_id: str) -> CouponWithStock:
+def coupon_with_stock(session: DbSession, gate: Gate, coupon_id: str) -> CouponWithStock:
     coupon = get_coupon(session, coupon_id)
     if not gate.has_meta(coupon_id):
         rebuild_gate(session, gate, coupon_id)
@@ -168,7 +167,7 @@ def coupon_with_stock(session: Session, gate: Gate, coupon_id: str) -> CouponWit
     return CouponWithStock(coupon, Stock(coupon.total_quantity, reserved, coupon.issued_count))
 
 
-def rebuild_gate(session: Session, gate: Gate, coupon_id: str) -> bool:
+def rebuild_gate(session: DbSession, gate: Gate, coupon_id: str) -> bool:
     """Rebuild the gate from the DB under a lock; returns False if the coupon does not exist.
 
     Holders are issued rows plus unresolved failures; requests still in flight on Kafka are not

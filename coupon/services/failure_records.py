@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import orjson
-from sqlalchemy.orm import Session
 
 from coupon.adapters import failures_repo
+from coupon.adapters.db_session import DbSession
+from coupon.adapters.failures_repo import FailureRow
 from coupon.adapters.kafka_publisher import IssuePublisher, request_id_header
 from coupon.domain.events import IssueEvent, UndecodableMessage, decode
 from coupon.observability.request_ids import accept as accept_request_id
@@ -25,7 +25,7 @@ class RepublishReport:
     dead: int
 
 
-def _event_of(record: Any) -> IssueEvent:
+def _event_of(record: FailureRow) -> IssueEvent:
     try:
         original = decode(record.payload.encode())
     except UndecodableMessage:
@@ -49,7 +49,7 @@ def _event_of(record: Any) -> IssueEvent:
     )
 
 
-def _publish(publisher: IssuePublisher, record: Any, event: IssueEvent) -> None:
+def _publish(publisher: IssuePublisher, record: FailureRow, event: IssueEvent) -> None:
     publisher.publish(event.user_id, event.to_bytes(), request_id_header(event))
     # The same request id the API answered with: the consumer logs it again when the retry lands.
     log.info(
@@ -67,7 +67,7 @@ def _publish(publisher: IssuePublisher, record: Any, event: IssueEvent) -> None:
 
 
 def republish_failed(
-    session: Session,
+    session: DbSession,
     publisher: IssuePublisher,
     max_retries: int,
     now: datetime,
@@ -104,7 +104,7 @@ def republish_failed(
     return RepublishReport(republished=republished, dead=dead)
 
 
-def retry_one(session: Session, publisher: IssuePublisher, failure_id: int, now: datetime) -> bool:
+def retry_one(session: DbSession, publisher: IssuePublisher, failure_id: int, now: datetime) -> bool:
     """Operator's retry now, also of a DEAD record; False if there is no such unresolved record.
 
     The record is revived and committed before the publish: holding its row lock while the consumer
@@ -126,14 +126,14 @@ def retry_one(session: Session, publisher: IssuePublisher, failure_id: int, now:
 @dataclass(frozen=True)
 class FailureView:
     counts: dict[str, int]
-    items: list[Any]
+    items: list[FailureRow]
 
 
-def failure_counts(session: Session) -> dict[str, int]:
+def failure_counts(session: DbSession) -> dict[str, int]:
     """Failure records by status."""
     return failures_repo.counts(session)
 
 
-def failure_view(session: Session, status: str | None, limit: int) -> FailureView:
+def failure_view(session: DbSession, status: str | None, limit: int) -> FailureView:
     """What the admin failure view shows: counts by status and the newest records."""
     return FailureView(failures_repo.counts(session), failures_repo.listing(session, status, limit))

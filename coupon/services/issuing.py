@@ -6,12 +6,11 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
-
-from sqlalchemy.orm import Session
+from typing import Protocol, cast
 
 from coupon.adapters import issued_repo
 from coupon.adapters.coalescer import QueueTimeout
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, GateDecision, GateOutcome, GateRequest, Hold, HoldMode
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Admission, RateLimiter
@@ -132,14 +131,15 @@ def decide_and_publish(
         return decisions
     events, holds = [], []
     for i in accepted:
-        ticket, decision = tickets[i], decisions[i]
-        event_id = decision.event_id  # type: ignore[union-attr]
+        # `accepted` holds only the indexes of GateDecisions.
+        ticket, decision = tickets[i], cast(GateDecision, decisions[i])
+        event_id = decision.event_id
         events.append(
             IssueEvent(
                 event_id,
                 ticket.coupon_id,
                 ticket.user_id,
-                decision.rank,  # type: ignore[union-attr]
+                decision.rank,
                 ticket.requested_at,
                 request_id=ticket.request_id,
             )
@@ -193,7 +193,7 @@ def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
 
 
 def request_issue(
-    session: Session,
+    session: DbSession,
     batcher: IssueBatcher,
     gate: Gate,
     coupon_id: str,
@@ -222,7 +222,7 @@ def request_issue(
 
 
 def _request_issue(
-    session: Session,
+    session: DbSession,
     batcher: IssueBatcher,
     gate: Gate,
     coupon_id: str,
@@ -265,7 +265,7 @@ def _submit(batcher: IssueBatcher, ticket: IssueTicket) -> GateDecision:
         raise _unconfirmed(exc) from exc
 
 
-def issue_status(session: Session, gate: Gate, coupon_id: str, user_id: str) -> IssueStatus:
+def issue_status(session: DbSession, gate: Gate, coupon_id: str, user_id: str) -> IssueStatus:
     get_coupon(session, coupon_id)
     if issued_repo.find(session, coupon_id, user_id) is not None:
         return IssueStatus.ISSUED

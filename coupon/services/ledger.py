@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import coupon_events_repo, issued_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.issued_repo import LedgerRow
 from coupon.domain.commands import EventsQuery, LedgerQuery, RankPosition
 from coupon.domain.models import Coupon, CouponEvent
@@ -34,7 +33,7 @@ class EventsPage:
     next_before_id: int | None  # the next page holds the events older than this id; None: this was the last
 
 
-def issued_page(session: Session, coupon_id: str, query: LedgerQuery) -> LedgerPage:
+def issued_page(session: DbSession, coupon_id: str, query: LedgerQuery) -> LedgerPage:
     """One page of the winners by rank; CouponNotFound for an unknown coupon."""
     get_coupon(session, coupon_id)
     rows = issued_repo.ledger_page(session, coupon_id, query.limit + 1, query.after)
@@ -44,7 +43,7 @@ def issued_page(session: Session, coupon_id: str, query: LedgerQuery) -> LedgerP
 
 
 def issued_chunks(
-    session: Session, coupon_id: str, chunk: int = EXPORT_CHUNK
+    session: DbSession, coupon_id: str, chunk: int = EXPORT_CHUNK
 ) -> tuple[Coupon, Iterator[list[LedgerRow]]]:
     """The coupon and its whole ledger by rank, `chunk` rows at a time (memory stays bounded by one chunk).
 
@@ -66,7 +65,7 @@ def issued_chunks(
     return coupon, chunks()
 
 
-def events_page(session: Session, coupon_id: str, query: EventsQuery) -> EventsPage:
+def events_page(session: DbSession, coupon_id: str, query: EventsQuery) -> EventsPage:
     """One page of the coupon's change events, newest first; CouponNotFound for an unknown coupon."""
     get_coupon(session, coupon_id)
     rows = coupon_events_repo.page(session, coupon_id, query.limit + 1, query.before_id)

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import coupon_events_repo, coupons_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, GateMeta, MetaUpdate
 from coupon.domain.commands import CouponPatch
 from coupon.domain.errors import CouponNotFound, QuantityBelowReserved, ValidationFailed
@@ -129,7 +128,7 @@ def _check_window(coupon: Coupon, new: dict[str, Any]) -> None:
     raise ValidationFailed(f"Invalid fields: {problem['field']}", data=[problem])
 
 
-def update_coupon(session: Session, gate: Gate, coupon_id: str, patch: CouponPatch, actor: str) -> CouponUpdate:
+def update_coupon(session: DbSession, gate: Gate, coupon_id: str, patch: CouponPatch, actor: str) -> CouponUpdate:
     """Apply `patch` to the coupon in the DB and its gate, recorded as one coupon_events row by `actor`.
 
     CouponNotFound; ValidationFailed when the window would not end after it starts; QuantityBelowReserved when the
@@ -149,7 +148,7 @@ def update_coupon(session: Session, gate: Gate, coupon_id: str, patch: CouponPat
 
 
 def _apply(
-    session: Session, gate: Gate, coupon_id: str, patch: CouponPatch, actor: str, attempt: _Attempt
+    session: DbSession, gate: Gate, coupon_id: str, patch: CouponPatch, actor: str, attempt: _Attempt
 ) -> CouponUpdate:
     with unit_of_work(session):
         coupon = coupons_repo.lock(session, coupon_id)
@@ -198,7 +197,7 @@ def _apply(
         return CouponUpdate(coupon, Stock(total, reserved, coupon.issued_count), attempt.action, attempt.changes)
 
 
-def _resync(session: Session, gate: Gate, coupon_id: str, attempt: _Attempt) -> CouponUpdate | None:
+def _resync(session: DbSession, gate: Gate, coupon_id: str, attempt: _Attempt) -> CouponUpdate | None:
     """After a failure once the gate may hold the new meta: under a new row lock, give the gate the DB's values.
 
     Returns the update when the change did commit after all (its event row exists: only the commit's reply was

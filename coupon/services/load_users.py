@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import users_repo
+from coupon.adapters.db_session import DbSession
 from coupon.domain.vocabulary import Role, utcnow
 from coupon.services.accounts import hash_password
 from coupon.services.unit_of_work import unit_of_work
@@ -17,7 +16,7 @@ CHUNK = 1000
 
 
 def mint_users(
-    session: Session, count: int, prefix: str, password: str, token_for: TokenForId
+    session: DbSession, count: int, prefix: str, password: str, token_for: TokenForId
 ) -> Iterator[list[tuple[str, str]]]:
     """Create `count` users in chunks; yields each chunk's (user id, access token) pairs."""
     password_hash = hash_password(password)

@@ -12,14 +12,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
 
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.locks import LockBusy, PairLocks
 from coupon.domain.events import IssueEvent
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def _dedupe(events: list[IssueEvent]) -> dict[str, list[IssueEvent]]:
     return grouped
 
 
-def _insert_many(session: Session, sql: str, rows: list[tuple[object, ...]]) -> int:
+def _insert_many(session: DbSession, sql: str, rows: list[tuple[object, ...]]) -> int:
     """One multi-row INSERT IGNORE; returns rows inserted.
 
     The VALUES list is built with the driver's own escaping, each distinct value escaped once: a batch repeats
@@ -112,7 +116,9 @@ def _insert_many(session: Session, sql: str, rows: list[tuple[object, ...]]) -> 
     if not rows:
         return 0
     connection = session.connection()
-    escape = connection.connection.dbapi_connection.escape  # type: ignore[union-attr]
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None  # None only once the pool has invalidated it; this one was just checked out
+    escape: Callable[[object], str] = dbapi_connection.escape  # PyMySQL's Connection.escape
     literals: dict[object, str] = {}
 
     def literal(value: object) -> str:
@@ -128,12 +134,12 @@ def _insert_many(session: Session, sql: str, rows: list[tuple[object, ...]]) -> 
     return int(result.rowcount or 0)
 
 
-def _has_open_failures(session: Session, coupon_id: str) -> bool:
+def _has_open_failures(session: DbSession, coupon_id: str) -> bool:
     return session.execute(_OPEN_FAILURES, {"coupon_id": coupon_id}).first() is not None
 
 
 def _without_fenced(
-    session: Session, events: list[IssueEvent], coupon_ids: list[str], report: BatchReport
+    session: DbSession, events: list[IssueEvent], coupon_ids: list[str], report: BatchReport
 ) -> list[IssueEvent]:
     """Drop the events of reservations the sweeper cancelled; run under the coupon row locks it takes too."""
     fenced_coupons = [row.coupon_id for row in session.execute(_FENCED_COUPONS, {"ids": coupon_ids})]
@@ -154,7 +160,7 @@ def _without_fenced(
     return kept
 
 
-def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
+def persist_in_one_transaction(session: DbSession, events: list[IssueEvent], now: datetime) -> BatchReport:
     """All events or none; raises the DB's error on any failure (the caller decides what it means)."""
     report = BatchReport()
     try:
@@ -200,7 +206,8 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
             done = [e.user_id for e in group if e.user_id not in refused]
             if done and _has_open_failures(session, coupon_id):
                 result = session.execute(_RESOLVE, {"now": now, "coupon_id": coupon_id, "users": done})
-                report.resolved += int(result.rowcount or 0)
+                # An UPDATE runs into a CursorResult (rowcount); Session.execute is typed as returning a Result.
+                report.resolved += int(cast("CursorResult[Any]", result).rowcount or 0)
         session.commit()
     except BaseException:
         session.rollback()
@@ -208,7 +215,7 @@ def persist_in_one_transaction(session: Session, events: list[IssueEvent], now: 
     return report
 
 
-def _reject(session: Session, events: list[IssueEvent], reason: str, now: datetime) -> int:
+def _reject(session: DbSession, events: list[IssueEvent], reason: str, now: datetime) -> int:
     log.warning("DB stock guard rejected %d accepted requests (%s)", len(events), reason)
     _insert_many(
         session,
@@ -232,7 +239,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, PoolTimeout)
 
 
-def record_failure(session: Session, event: IssueEvent, error: str, now: datetime) -> int | None:
+def record_failure(session: DbSession, event: IssueEvent, error: str, now: datetime) -> int | None:
     """Write (or refresh) the failed_issued_coupons row of this request and return its id; the retry job
     takes it from there. The payload keeps the request id, so a retried record logs the same one."""
     error = error[:2000]
@@ -281,7 +288,7 @@ def record_failure(session: Session, event: IssueEvent, error: str, now: datetim
 
 
 def persist_batch(
-    session: Session, locks: PairLocks, events: list[IssueEvent], now: datetime, lock_wait_s: float = 10.0
+    session: DbSession, locks: PairLocks, events: list[IssueEvent], now: datetime, lock_wait_s: float = 10.0
 ) -> BatchReport:
     """Persist a batch; per-message failures become failure records; raises TransientFailure to retry later."""
     if not events:
@@ -309,7 +316,7 @@ def persist_batch(
             log.warning("could not release pair locks; they expire on their own")
 
 
-def _one_by_one(session: Session, events: list[IssueEvent], now: datetime) -> BatchReport:
+def _one_by_one(session: DbSession, events: list[IssueEvent], now: datetime) -> BatchReport:
     total = BatchReport()
     for event in events:
         try:
@@ -346,7 +353,7 @@ def plan_chunks(events: list[IssueEvent], size: int) -> list[list[IssueEvent]]:
 
 
 def persist_in_chunks(
-    session: Session,
+    session: DbSession,
     locks: PairLocks,
     events: list[IssueEvent],
     now: datetime,
@@ -368,7 +375,7 @@ def persist_in_chunks(
     return total
 
 
-def _db_reachable(session: Session) -> bool:
+def _db_reachable(session: DbSession) -> bool:
     try:
         session.rollback()
         session.execute(text("SELECT 1"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-Check = Callable[[], None]
+# A check passes unless it raises; whatever it returns is ignored.
+Check = Callable[[], object]
 
 
 def readiness(checks: dict[str, Check]) -> tuple[bool, dict[str, dict[str, object]]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate
 from coupon.services.catalog import get_coupon
 
@@ -44,7 +44,7 @@ class Reconciliation:
         return not self.problems
 
 
-def reconcile(session: Session, gate: Gate, coupon_id: str) -> Reconciliation:
+def reconcile(session: DbSession, gate: Gate, coupon_id: str) -> Reconciliation:
     coupon = get_coupon(session, coupon_id)
     row = session.execute(_COUNTS, {"c": coupon_id}).one()
     result = Reconciliation(

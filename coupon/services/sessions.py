@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from coupon.adapters import refresh_repo, users_repo
+from coupon.adapters.db_session import DbSession
 from coupon.domain.errors import RefreshTokenInvalid, RefreshTokenReused
 from coupon.domain.models import User
 
@@ -29,7 +29,7 @@ DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
 ATTEMPTS = 3
 
 
-def _retrying(session: Session, work: Callable[[], T]) -> T:
+def _retrying(session: DbSession, work: Callable[[], T]) -> T:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return work()
@@ -65,7 +65,9 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue(session: Session, user_id: str, family_id: str, now: datetime, lifetime_s: int) -> tuple[str, RefreshIssued]:
+def _issue(
+    session: DbSession, user_id: str, family_id: str, now: datetime, lifetime_s: int
+) -> tuple[str, RefreshIssued]:
     """Stage a new token of the family: (its row id, the token the client gets). Only its digest is stored."""
     token = secrets.token_urlsafe(SECRET_BYTES)
     token_id = str(uuid.uuid4())
@@ -73,14 +75,14 @@ def _issue(session: Session, user_id: str, family_id: str, now: datetime, lifeti
     return token_id, RefreshIssued(token, lifetime_s)
 
 
-def start(session: Session, user_id: str, now: datetime, lifetime_s: int) -> RefreshIssued:
+def start(session: DbSession, user_id: str, now: datetime, lifetime_s: int) -> RefreshIssued:
     """A login: the first refresh token of a new family."""
     _, issued = _issue(session, user_id, str(uuid.uuid4()), now, lifetime_s)
     session.commit()
     return issued
 
 
-def rotate(session: Session, token: str, mint: TokenMinter, now: datetime, lifetime_s: int) -> Rotated:
+def rotate(session: DbSession, token: str, mint: TokenMinter, now: datetime, lifetime_s: int) -> Rotated:
     """Trade a refresh token for a new access token and a new refresh token; the old one is used up.
 
     A token that was already used is a replay (a thief's or the owner's, we can't tell which): the whole family is
@@ -88,7 +90,7 @@ def rotate(session: Session, token: str, mint: TokenMinter, now: datetime, lifet
     return _retrying(session, lambda: _rotate(session, token, mint, now, lifetime_s))
 
 
-def _rotate(session: Session, token: str, mint: TokenMinter, now: datetime, lifetime_s: int) -> Rotated:
+def _rotate(session: DbSession, token: str, mint: TokenMinter, now: datetime, lifetime_s: int) -> Rotated:
     row = refresh_repo.by_hash_for_update(session, digest(token)) if len(token) <= MAX_TOKEN_LEN else None
     if row is None:
         session.rollback()
@@ -113,7 +115,13 @@ def _rotate(session: Session, token: str, mint: TokenMinter, now: datetime, life
 
 
 def end(
-    session: Session, revoker: AccessTokenRevoker, token: str, user_id: str, jti: str, access_ttl_s: int, now: datetime
+    session: DbSession,
+    revoker: AccessTokenRevoker,
+    token: str,
+    user_id: str,
+    jti: str,
+    access_ttl_s: int,
+    now: datetime,
 ) -> None:
     """Logout: revoke the refresh token's whole family and the access token that asks.
 
@@ -123,7 +131,7 @@ def end(
     revoker.revoke_token(user_id, jti, access_ttl_s)
 
 
-def _revoke_own_family(session: Session, token: str, user_id: str, now: datetime) -> None:
+def _revoke_own_family(session: DbSession, token: str, user_id: str, now: datetime) -> None:
     row = refresh_repo.by_hash_for_update(session, digest(token)) if len(token) <= MAX_TOKEN_LEN else None
     if row is None or row.user_id != user_id:
         session.rollback()

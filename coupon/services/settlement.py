@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.orm import Session
 
 from coupon.adapters import coupons_repo
+from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, Hold, HoldMode
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ _FENCE = text(
 
 
 def settle_reservations(
-    session: Session,
+    session: DbSession,
     gate: Gate,
     progress: Progress | None,
     now: datetime,
@@ -109,7 +109,7 @@ def settle_reservations(
     return report
 
 
-def _settle_coupon(session: Session, gate: Gate, coupon_id: str, holds: list[Hold], now: datetime) -> list[Settled]:
+def _settle_coupon(session: DbSession, gate: Gate, coupon_id: str, holds: list[Hold], now: datetime) -> list[Settled]:
     users = [h.user_id for h in holds]
     params = {"c": coupon_id, "u": users}
     try:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from coupon.adapters import issued_repo
+from coupon.adapters.db_session import DbSession
 from coupon.domain.errors import CouponAlreadyUsed, CouponExpired, IssuedCouponNotOwned
 from coupon.domain.models import IssuedCoupon
 from coupon.services.catalog import get_coupon
 from coupon.services.unit_of_work import unit_of_work
 
 
-def use_coupon(session: Session, coupon_id: str, user_id: str, now: datetime) -> IssuedCoupon:
+def use_coupon(session: DbSession, coupon_id: str, user_id: str, now: datetime) -> IssuedCoupon:
     """The conditional UPDATE decides; the reads afterwards only explain a refusal."""
     with unit_of_work(session):
         used = issued_repo.mark_used(session, coupon_id, user_id, now)
@@ -31,5 +30,5 @@ def use_coupon(session: Session, coupon_id: str, user_id: str, now: datetime) ->
     raise CouponExpired(data={"couponId": coupon_id})
 
 
-def owned_coupons(session: Session, user_id: str) -> list[dict[str, Any]]:
+def owned_coupons(session: DbSession, user_id: str) -> list[dict[str, Any]]:
     return issued_repo.owned_by(session, user_id)

@@ -6,15 +6,26 @@
 #   source "$SCRIPT_DIR/lib/common.sh"
 #   LOG_PREFIX='[services]'           # before the first log/warn/die
 #
-# Sets ROOT (the checkout), LOCAL (.local/, git-ignored), RUN_DIR (pid, port and lock files), LOG_DIR and
-# HOST (everything binds to 127.0.0.1). None of them is read from the environment: an exported HOST or
-# LOG_DIR meant for something else must not move the services.
+# Sets ROOT (the checkout), LOCAL (.local/, git-ignored: caches shared by every instance), STATE (this
+# instance's data), RUN_DIR (pid, port and lock files), LOG_DIR and HOST (everything binds to 127.0.0.1).
+# Only SERVICES_INSTANCE is read from the environment: an exported HOST or LOG_DIR meant for something else
+# must not move the services.
+#
+# SERVICES_INSTANCE=N (N >= 1) is a further, independent set of services from the same checkout, its state
+# under .local/instances/N/ (`make test` runs one per pytest-xdist worker, on ports of its own); unset or 0 is
+# the usual one, under .local/.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
+INSTANCE="${SERVICES_INSTANCE:-0}"
+if ! [[ "$INSTANCE" =~ ^[0-9]+$ ]]; then
+  printf '[%s] ERROR: SERVICES_INSTANCE=%s is not a number\n' "${0##*/}" "$INSTANCE" >&2
+  exit 2
+fi
+if [ "$INSTANCE" -eq 0 ]; then STATE="$LOCAL"; else STATE="$LOCAL/instances/$INSTANCE"; fi
 # shellcheck disable=SC2034  # used by the scripts that source this file, not here
-RUN_DIR="$LOCAL/run"
-LOG_DIR="$LOCAL/log"
+RUN_DIR="$STATE/run"
+LOG_DIR="$STATE/log"
 HOST=127.0.0.1
 LOG_PREFIX="[${0##*/}]"
 

@@ -31,9 +31,15 @@ from coupon.adapters.redis_client import build_redis, cluster_startup
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
+from tests.support.cli import overrides
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
+from tests.support.fault_report import FAULT_REPORT
 from tests.support.processes import ROOT, Stack
+from tests.support.services import use_worker_services
+
+# Before anything below reads the environment: a pytest-xdist worker's own services (scripts/test.sh).
+XDIST_WORKER = use_worker_services()
 
 # Defaults follow scripts/services.sh's port variables, so `REDIS_PORT=6382 make test` tests the services it
 # started instead of whatever answers on the standard ports.
@@ -107,26 +113,14 @@ def base_env(run_id: str) -> dict[str, str]:
         KAFKA_DLQ_TOPIC=f"test.{run_id}.coupon.issue.dlq",
         KAFKA_CONSUMER_GROUP=f"test.{run_id}.coupon-issuer",
         LOG_LEVEL="INFO",
-        GRACEFUL_TIMEOUT="3",
+        # A graceful stop waits this long for idle keep-alive connections: every test's teardown pays it.
+        GRACEFUL_TIMEOUT="1",
         PYTHONPATH=str(ROOT),
         # Pipeline tests fire hundreds of requests per user at the gate on purpose; the limiter's own tests
         # (test_rate_limit.py) set tight limits.
         RATE_LIMIT_USER_REQUESTS="1000",
     )
     return env
-
-
-def _overrides(env: dict[str, str]) -> dict[str, Any]:
-    return {
-        "APP_ENV": "test",
-        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
-        "REDIS_URL": env["REDIS_URL"],
-        "RQ_REDIS_URL": env["RQ_REDIS_URL"],
-        "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
-        "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
-        "KAFKA_DLQ_TOPIC": env["KAFKA_DLQ_TOPIC"],
-        "KAFKA_CONSUMER_GROUP": env["KAFKA_CONSUMER_GROUP"],
-    }
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +134,7 @@ def migrated_db(base_env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def app(migrated_db: str, base_env: dict[str, str]) -> Iterator[Any]:
-    application = create_app(_overrides(base_env))
+    application = create_app(overrides(base_env))
     with application.app_context():
         yield application
 
@@ -266,8 +260,7 @@ def pipeline_env(base_env: dict[str, str], migrated_db: str, redis_mode: str, rd
 def stack(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     """API + one consumer on the test's own topic; more can be started from the test."""
     s = Stack(pipeline_env, tmp_path)
-    s.start_api()
-    s.start_consumer()
+    s.start_api_and_consumer()
     yield s
     s.stop()
 
@@ -277,26 +270,7 @@ def api(stack: Stack) -> Api:
     return Api(stack.base_url)
 
 
-_FAULT_REPORT: list[dict[str, Any]] = []
-
-
 @pytest.fixture
 def fault_report() -> list[dict[str, Any]]:
     """Fault cases append what they saw; the terminal summary prints it (numbers for the issue notes)."""
-    return _FAULT_REPORT
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _FAULT_REPORT:
-        return
-    terminalreporter.section("fault injection report")
-    for row in _FAULT_REPORT:
-        terminalreporter.write_line(
-            f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
-            f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
-            + (
-                f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
-                if "unconfirmed" in row
-                else ""
-            )
-        )
+    return FAULT_REPORT

@@ -3,15 +3,12 @@ everywhere, and users can't reach admin routes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import redis
 
 from coupon.adapters import keys
+from tests.support.cli import flask_cli
 from tests.support.client import Api
 from tests.support.invariants import scalar
-from tests.support.processes import ROOT
 
 
 def _code(resp) -> str | None:
@@ -98,21 +95,9 @@ def test_failure_view_for_admins(server: Api, admin_token: str, engine) -> None:
 def test_delete_user_cli(base_env, server: Api) -> None:
     user_id, token = server.user_token()
     assert server.call("GET", "/api/coupon/owned-coupons", token).status_code == 200
-    out = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
-        cwd=ROOT,
-        env=base_env,
-        capture_output=True,
-        text=True,
-    )
+    out = flask_cli(base_env, "delete-user", user_id)
     assert out.returncode == 0, out.stderr
     resp = server.call("GET", "/api/coupon/owned-coupons", token)
     assert (resp.status_code, _code(resp)) == (401, "E1006")
-    again = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "delete-user", user_id],
-        cwd=ROOT,
-        env=base_env,
-        capture_output=True,
-        text=True,
-    )
+    again = flask_cli(base_env, "delete-user", user_id)
     assert again.returncode == 1 and "E2002" in again.stderr

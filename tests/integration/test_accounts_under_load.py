@@ -13,10 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.support.client import Api
 from tests.support.processes import ROOT, Stack
+
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
 
 RATE, SECONDS, RUSH_CLIENTS = 200, 5, 32
 # The floor keeps a few ms of scheduling noise on a quiet box from failing the ratio; a worker hashing on its

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import uuid
-from typing import Any
 
-import click
+import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
@@ -18,72 +15,14 @@ from coupon.adapters.kafka_topics import delete_topics
 from coupon.cli import DEMO_COUPONS
 from coupon.http.access_tokens import verify_access_token
 from tests.integration.conftest import KAFKA
+from tests.support.cli import flask_cli, flask_process
 from tests.support.invariants import scalar
-from tests.support.processes import ROOT
-
-FLASK_BUILTINS = {"run", "shell", "routes", "db"}
-
-
-def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
-    out = []
-    for name, command in group.commands.items():
-        if not prefix and name in FLASK_BUILTINS:
-            continue
-        out.append(((*prefix, name), command))
-        if isinstance(command, click.Group):
-            out.extend(_commands(command, (*prefix, name)))
-    return out
-
-
-def test_every_command_has_help_text(app: Any) -> None:
-    commands = _commands(app.cli)
-    names = {" ".join(path) for path, _ in commands}
-    assert names >= {
-        "create-admin",
-        "create-coupon",
-        "seed",
-        "mint-users",
-        "rebuild-gate",
-        "reconcile",
-        "create-topics",
-        "failures",
-        "failures list",
-        "failures counts",
-        "failures retry",
-        "coupons",
-        "coupons list",
-        "coupons disable",
-        "coupons enable",
-        "coupons close",
-        "coupons set",
-        "export-issued",
-    }
-    runner = app.test_cli_runner()
-    for path, command in commands:
-        result = runner.invoke(args=[*path, "--help"])
-        assert result.exit_code == 0, (path, result.output)
-        first_line = " ".join(command.help.strip().splitlines()[0].split()) if command.help else ""
-        assert first_line and first_line in " ".join(result.output.split()), path
-        for param in command.params:
-            if isinstance(param, click.Option) and param.name != "help":
-                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
 
 
 def test_create_admin_is_idempotent(base_env, engine) -> None:
     name = f"ops-{uuid.uuid4().hex[:8]}"
-    first = _flask(base_env, "create-admin", name, "--password", "first-password-1")
-    again = _flask(base_env, "create-admin", name, "--password", "second-password-2")
+    first = flask_process(base_env, "create-admin", name, "--password", "first-password-1")
+    again = flask_process(base_env, "create-admin", name, "--password", "second-password-2")
     assert first.returncode == 0 and " created" in first.stdout, first.stderr
     assert again.returncode == 0 and " updated" in again.stdout, again.stderr
     assert scalar(engine, "SELECT role FROM users WHERE username = :u", u=name) == "ADMIN"
@@ -92,7 +31,7 @@ def test_create_admin_is_idempotent(base_env, engine) -> None:
 
 def test_mint_users_writes_valid_tokens_and_reports_progress(base_env, app, engine, tmp_path) -> None:
     out_file = tmp_path / "tokens.txt"
-    minted = _flask(base_env, "mint-users", "2500", "--prefix", "cli-mint", "--out", str(out_file))
+    minted = flask_cli(base_env, "mint-users", "2500", "--prefix", "cli-mint", "--out", str(out_file))
     assert minted.returncode == 0, minted.stderr
     progress = [line for line in minted.stderr.splitlines() if line.startswith("[mint users]")]
     assert progress[0].startswith("[mint users] 1,000/2,500 (40%)"), minted.stderr
@@ -108,21 +47,22 @@ def test_mint_users_writes_valid_tokens_and_reports_progress(base_env, app, engi
 
 
 def test_seed_creates_the_demo_coupons_once(base_env, engine, rdb, tmp_path) -> None:
-    first = _flask(base_env, "seed", "--users", "5", "--out", str(tmp_path / "demo.txt"))
+    first = flask_cli(base_env, "seed", "--users", "5", "--out", str(tmp_path / "demo.txt"))
     assert first.returncode == 0, first.stderr
     ids = re.findall(r"^([0-9a-f-]{36})  ", first.stdout, re.M)
     assert len(ids) == len(DEMO_COUPONS) and "(exists)" not in first.stdout
     assert f"[seed coupons] {len(DEMO_COUPONS)}/{len(DEMO_COUPONS)} (100%)" in first.stderr
     assert all(rdb.exists(keys.meta(i)) for i in ids)  # gates primed
     assert len((tmp_path / "demo.txt").read_text().splitlines()) == 5
-    again = _flask(base_env, "seed")
+    again = flask_cli(base_env, "seed")
     assert again.returncode == 0 and again.stdout.count("(exists)") == len(DEMO_COUPONS)
     assert re.findall(r"^([0-9a-f-]{36})  ", again.stdout, re.M) == ids
     assert scalar(engine, "SELECT COUNT(*) FROM coupons WHERE name LIKE 'Demo:%'") == len(DEMO_COUPONS)
 
 
+@pytest.mark.slow
 def test_rebuild_gate_restores_the_holders_from_the_db(base_env, engine, rdb, mint) -> None:
-    created = _flask(base_env, "create-coupon", "--name", "rebuild me", "--quantity", "10")
+    created = flask_cli(base_env, "create-coupon", "--name", "rebuild me", "--quantity", "10")
     coupon_id = created.stdout.strip().splitlines()[-1]
     users = mint(3)
     with engine.begin() as conn:
@@ -135,11 +75,11 @@ def test_rebuild_gate_restores_the_holders_from_the_db(base_env, engine, rdb, mi
                 {"c": coupon_id, "u": user_id, "r": rank},
             )
     rdb.delete(keys.meta(coupon_id), keys.issued(coupon_id))
-    rebuilt = _flask(base_env, "rebuild-gate", coupon_id)
+    rebuilt = flask_cli(base_env, "rebuild-gate", coupon_id)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "reserved=3" in rebuilt.stdout and "[rebuild-gate] done in" in rebuilt.stderr
     assert int(rdb.get(keys.issued(coupon_id))) == 3
-    missing = _flask(base_env, "rebuild-gate", "00000000-0000-4000-8000-000000000000")
+    missing = flask_cli(base_env, "rebuild-gate", "00000000-0000-4000-8000-000000000000")
     assert missing.returncode == 1 and "no coupon" in missing.stderr
 
 
@@ -147,14 +87,14 @@ def test_create_topics_with_a_chosen_partition_count(base_env) -> None:
     tag = uuid.uuid4().hex[:8]
     env = dict(base_env, KAFKA_ISSUE_TOPIC=f"test.{tag}.cli.issue", KAFKA_DLQ_TOPIC=f"test.{tag}.cli.dlq")
     try:
-        made = _flask(env, "create-topics", "--partitions", "3")
+        made = flask_cli(env, "create-topics", "--partitions", "3")
         assert made.returncode == 0 and env["KAFKA_ISSUE_TOPIC"] in made.stdout, made.stderr
         consumer = KafkaConsumer(bootstrap_servers=KAFKA.split(","))
         try:
             assert len(consumer.partitions_for_topic(env["KAFKA_ISSUE_TOPIC"]) or ()) == 3
         finally:
             consumer.close()
-        again = _flask(env, "create-topics", "--partitions", "3")
+        again = flask_cli(env, "create-topics", "--partitions", "3")
         assert again.returncode == 0 and "none (all exist)" in again.stdout
     finally:
         delete_topics(KAFKA, [env["KAFKA_ISSUE_TOPIC"], env["KAFKA_DLQ_TOPIC"]])
@@ -172,6 +112,6 @@ def test_failures_retry_all_reports_progress(pipeline_env, engine) -> None:
                 " status, created_at) VALUES (%s, %s, %s, 'boom', 0, 0, 'PENDING', NOW(6))",
                 (f"00000000-0000-4000-8000-00000000000{i}", f"00000000-0000-4000-8000-10000000000{i}", payload),
             )
-    retried = _flask(pipeline_env, "failures", "retry", "--all")
+    retried = flask_cli(pipeline_env, "failures", "retry", "--all")
     assert retried.returncode == 0 and "republished 3" in retried.stdout, retried.stderr
     assert "[republish] 3/3 (100%)" in retried.stderr and "done in" in retried.stderr

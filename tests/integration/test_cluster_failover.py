@@ -25,6 +25,10 @@ from tests.support.client import Api, burst
 from tests.support.gate_calls import reserve_one
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import api_and_consumer, wait_for
+from tests.support.services import pid_file
+
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
 
 PORT = int(os.environ.get("TEST_REDIS_FAILOVER_PORT", "7150"))
 
@@ -72,7 +76,7 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
         master = rdb.get_node_from_key(keys.meta(cid))
         replicas = [a for a, n in rdb.cluster_nodes().items() if "slave" in n["flags"]]
         assert len(replicas) == 3, f"the cluster has no replicas to promote: {rdb.cluster_nodes()}"
-        pid = int((ROOT / ".local" / "run" / f"redis-cluster-{master.port}.pid").read_text().strip())
+        pid = int(pid_file(f"redis-cluster-{master.port}").read_text().strip())
         users, probes = mint(700), mint(40)
         idem = {u: uuid.uuid4().hex for u, _ in users + probes}
         answers: dict[str, list[tuple[int, Any]]] = {u: [] for u, _ in users}
@@ -161,7 +165,7 @@ def test_the_gate_survives_the_loss_of_its_clients_default_node(ha_nodes: str) -
     )  # its slot lives elsewhere
     gate.install(coupon_id, GateSnapshot(GateMeta(1000, now_ms - 1000, now_ms + 3_600_000, "ACTIVE"), {}))
     assert reserve_one(gate, coupon_id, "before").outcome is GateOutcome.ACCEPTED
-    os.kill(int((ROOT / ".local" / "run" / f"redis-cluster-{port}.pid").read_text().strip()), signal.SIGKILL)
+    os.kill(int(pid_file(f"redis-cluster-{port}").read_text().strip()), signal.SIGKILL)
     killed_at = time.monotonic()
     decided = wait_for(
         lambda: _decides(gate, coupon_id), 15, "the gate to decide again after its default node died", interval=0.3

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from coupon.adapters import keys
-from tests.support.cli import run_cli
+from tests.support.cli import flask_cli
 from tests.support.client import Api, iso_in
 from tests.support.invariants import assert_gate_matches_db, scalar
 
@@ -19,20 +19,22 @@ def _events(server: Api, admin_token: str, coupon_id: str, **params: Any) -> lis
     return [e for page in server.pages(admin_token, f"/api/coupon/{coupon_id}/events", **params) for e in page]
 
 
-def test_events_show_who_changed_what_over_the_api_and_the_cli(app, server: Api, admin_token: str, engine, rdb) -> None:
+def test_events_show_who_changed_what_over_the_api_and_the_cli(
+    base_env, server: Api, admin_token: str, engine, rdb
+) -> None:
     admin_id = scalar(engine, "SELECT id FROM users WHERE role = 'ADMIN' ORDER BY created_at DESC LIMIT 1")
     admin_name = scalar(engine, "SELECT username FROM users WHERE id = :u", u=admin_id)
     coupon = server.create_coupon(admin_token, 10, name="events")
     cid = coupon["id"]
     server.patch_coupon(admin_token, cid, status="DISABLED")
 
-    enabled = run_cli(app, "coupons", "enable", cid)
+    enabled = flask_cli(base_env, "coupons", "enable", cid)
     assert enabled.exit_code == 0, enabled.output
     assert enabled.stdout == f"coupon {cid} enabled: status DISABLED -> ACTIVE\n"
-    changed = run_cli(app, "coupons", "set", cid, "--quantity", "20", "--name", "renamed")
+    changed = flask_cli(base_env, "coupons", "set", cid, "--quantity", "20", "--name", "renamed")
     assert changed.exit_code == 0, changed.output
     assert changed.stdout == f"coupon {cid} updated: totalQuantity 10 -> 20, name events -> renamed\n"
-    closed = run_cli(app, "coupons", "close", cid)
+    closed = flask_cli(base_env, "coupons", "close", cid)
     assert closed.exit_code == 0 and closed.stdout.startswith(f"coupon {cid} closed: expiresAt "), closed.output
     assert_gate_matches_db(engine, rdb, cid)
 
@@ -63,50 +65,50 @@ def test_events_show_who_changed_what_over_the_api_and_the_cli(app, server: Api,
     assert [len(p) for p in pages] == [2, 2, 1] and [e for p in pages for e in p] == events
 
 
-def test_cli_list_mirrors_the_api(app, server: Api, admin_token: str) -> None:
+def test_cli_list_mirrors_the_api(base_env, server: Api, admin_token: str) -> None:
     live = server.create_coupon(admin_token, 10, name="live one")["id"]
     upcoming = server.create_coupon(admin_token, 10, name="later", issueStartsAt=iso_in(hours=1))["id"]
     server.patch_coupon(admin_token, upcoming, status="DISABLED")
-    listed = run_cli(app, "coupons", "list")
+    listed = flask_cli(base_env, "coupons", "list")
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:3] == ["id", "status", "phase"] and lines[-1] == "(2 shown)"
     assert re.match(rf"{upcoming}\s+DISABLED\s+upcoming\s+0/10\s+\S+\s+later$", lines[1]), lines[1]
     assert re.match(rf"{live}\s+ACTIVE\s+live\s+0/10\s+\S+\s+live one$", lines[2]), lines[2]
-    only = run_cli(app, "coupons", "list", "--status", "ACTIVE", "--phase", "live")
+    only = flask_cli(base_env, "coupons", "list", "--status", "ACTIVE", "--phase", "live")
     assert [line.split()[0] for line in only.stdout.splitlines()[1:-1]] == [live]
-    first = run_cli(app, "coupons", "list", "--limit", "1")
+    first = flask_cli(base_env, "coupons", "list", "--limit", "1")
     cursor = re.search(r"--cursor (\S+)\)$", first.stdout)
     assert cursor and first.stdout.splitlines()[1].startswith(upcoming)
-    rest = run_cli(app, "coupons", "list", "--limit", "1", "--cursor", cursor.group(1))
+    rest = flask_cli(base_env, "coupons", "list", "--limit", "1", "--cursor", cursor.group(1))
     assert rest.stdout.splitlines()[1].startswith(live) and rest.stdout.splitlines()[-1] == "(1 shown)"
-    bad = run_cli(app, "coupons", "list", "--limit", "500")
+    bad = flask_cli(base_env, "coupons", "list", "--limit", "500")
     assert bad.exit_code == 1 and bad.stderr.startswith("error E4000: Invalid fields: limit")
 
 
-def test_cli_changes_fail_with_the_error_code(app, server: Api, admin_token: str, rdb) -> None:
+def test_cli_changes_fail_with_the_error_code(base_env, server: Api, admin_token: str, rdb) -> None:
     coupon = server.create_coupon(admin_token, 3)
     cid = coupon["id"]
     for _ in range(2):
         _, token = server.user_token()
         assert server.call("POST", f"/api/coupon/{cid}/issue", token).status_code == 202
-    low = run_cli(app, "coupons", "set", cid, "--quantity", "1")
+    low = flask_cli(base_env, "coupons", "set", cid, "--quantity", "1")
     assert low.exit_code == 1 and low.stderr.startswith("error E3010: ") and "'reserved': 2" in low.stderr
     assert rdb.hget(keys.meta(cid), "total") == "3"
-    missing = run_cli(app, "coupons", "disable", "00000000-0000-4000-8000-000000000000")
+    missing = flask_cli(base_env, "coupons", "disable", "00000000-0000-4000-8000-000000000000")
     assert missing.exit_code == 1 and missing.stderr.startswith("error E3001: Coupon not found")
-    bad_id = run_cli(app, "coupons", "enable", "nope")
+    bad_id = flask_cli(base_env, "coupons", "enable", "nope")
     assert bad_id.exit_code == 1 and missing.stdout == "" and bad_id.stderr.startswith("error E4003: ")
-    bad_date = run_cli(app, "coupons", "set", cid, "--expires", "soon")
+    bad_date = flask_cli(base_env, "coupons", "set", cid, "--expires", "soon")
     assert bad_date.exit_code == 1 and "E4000" in bad_date.stderr and "expiresAt" in bad_date.stderr
-    nothing = run_cli(app, "coupons", "set", cid)
+    nothing = flask_cli(base_env, "coupons", "set", cid)
     assert nothing.exit_code == 2 and "at least one of" in nothing.output
-    again = run_cli(app, "coupons", "enable", cid)
+    again = flask_cli(base_env, "coupons", "enable", cid)
     assert again.exit_code == 0 and again.stdout == f"coupon {cid} unchanged\n"
 
 
-def test_coupons_created_by_the_cli_name_the_cli(app, server: Api, admin_token: str, engine) -> None:
-    made = run_cli(app, "create-coupon", "--name", "from the cli", "--quantity", "5")
+def test_coupons_created_by_the_cli_name_the_cli(base_env, server: Api, admin_token: str, engine) -> None:
+    made = flask_cli(base_env, "create-coupon", "--name", "from the cli", "--quantity", "5")
     assert made.exit_code == 0, made.output
     cid = made.stdout.strip()
     [event] = _events(server, admin_token, cid)

@@ -18,6 +18,10 @@ from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
 from tests.support.processes import Stack, api_and_consumer, wait_for
+from tests.support.services import services
+
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
 
 FAULT_TRIGGER = """
 CREATE TRIGGER fault_inject BEFORE INSERT ON issued_coupons FOR EACH ROW
@@ -27,11 +31,6 @@ BEGIN
   END IF;
 END
 """
-
-
-def _services(*args: str) -> None:
-    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _issue(api: Api, coupon_id: str, users: list[tuple[str, str]]) -> tuple[list[str], Counter]:
@@ -225,7 +224,7 @@ def test_database_down_for_10s_consumer_holds_offsets_and_catches_up(
     users = mint(600)
     accepted, _ = _issue(api, coupon["id"], users[:200])
     consumer = stack.procs[-1]
-    _services("stop", "mariadb")
+    services("stop", "mariadb")
     down_at = time.monotonic()
     try:
         more, statuses = _issue(api, coupon["id"], users[200:])  # the gate needs no DB: the sale goes on
@@ -236,7 +235,7 @@ def test_database_down_for_10s_consumer_holds_offsets_and_catches_up(
         if remaining > 0:
             time.sleep(remaining)  # the outage itself is what is under test: ~10 s of it
     finally:
-        _services("start", "mariadb")
+        services("start", "mariadb")
     up_at = time.monotonic()
     wait_drained(engine, coupon["id"], 400, timeout=120)
     recovery = time.monotonic() - up_at
@@ -253,7 +252,7 @@ def test_redis_restarted_empty_mid_sale_never_over_issues(
     coupon = api.create_coupon(admin_token, 300)
     users = mint(700)
     accepted, _ = _issue(api, coupon["id"], users[:200])
-    _services("restart", "redis")  # no persistence configured: it comes back empty
+    services("restart", "redis")  # no persistence configured: it comes back empty
     restarted_at = time.monotonic()
     wait_for(rdb.ping, 30, "Redis to answer")
     assert not rdb.exists(f"coupon:{{{coupon['id']}}}:meta")

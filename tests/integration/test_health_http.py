@@ -7,11 +7,7 @@ import sys
 
 from tests.support.client import Api
 from tests.support.processes import ROOT, wait_for
-
-
-def _services(*args: str) -> None:
-    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stdout + out.stderr
+from tests.support.services import services
 
 
 def test_liveness(server: Api) -> None:
@@ -27,7 +23,7 @@ def test_readiness_all_up(server: Api) -> None:
 
 
 def test_readiness_reports_a_stopped_redis(server: Api) -> None:
-    _services("stop", "redis")
+    services("stop", "redis")
     try:
         resp = server.call("GET", "/health/ready")
         assert resp.status_code == 503
@@ -37,7 +33,7 @@ def test_readiness_reports_a_stopped_redis(server: Api) -> None:
         assert checks["redis"]["status"] == "DOWN"
         assert checks["database"]["status"] == "UP" and checks["kafka"]["status"] == "UP"
     finally:
-        _services("start", "redis")
+        services("start", "redis")
     wait_for(lambda: server.call("GET", "/health/ready").status_code == 200, 30, "readiness to recover")
 
 

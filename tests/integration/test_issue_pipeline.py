@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +12,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from coupon.adapters import keys
-from tests.integration.conftest import KAFKA, ROOT
+from tests.integration.conftest import KAFKA
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import Stack, wait_for
+from tests.support.services import services
 
 
 def _issue_all(api: Api, coupon_id: str, tokens: list[str]) -> list[list]:
@@ -61,6 +61,7 @@ def test_quantity_500_for_3000_users_issues_exactly_500(api: Api, admin_token, m
     assert detail == {"total": 500, "reserved": 500, "issued": 500, "remaining": 0}
 
 
+@pytest.mark.slow
 def test_status_moves_from_pending_to_issued(pipeline_env, tmp_path, admin_token, mint, engine) -> None:
     stack = Stack(pipeline_env, tmp_path)
     try:
@@ -109,6 +110,7 @@ def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_
     check_invariants(engine, rdb, coupon["id"], winners)
 
 
+@pytest.mark.slow
 def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
     stack: Stack, api: Api, admin_token, mint, engine, rdb, fault_report
 ) -> None:
@@ -162,11 +164,7 @@ def test_redis_wiped_mid_sale_rebuilds_and_never_over_issues(api: Api, admin_tok
     assert counts["issued"] == 200
 
 
-def _services(*args: str) -> None:
-    out = subprocess.run([str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
+@pytest.mark.slow
 def test_kafka_down_answers_503_and_leaks_no_reservation(
     api: Api, admin_token, mint, engine, rdb, fault_report
 ) -> None:
@@ -176,7 +174,7 @@ def test_kafka_down_answers_503_and_leaks_no_reservation(
     before = _issue_all(api, coupon["id"], tokens[:20])
     accepted = _accepted(before, ids[:20])
     assert len(accepted) == 20
-    _services("stop", "kafka")
+    services("stop", "kafka")
     try:
         during = _issue_all(api, coupon["id"], tokens[20:40])
         assert Counter((r[0], r[1]) for r in during) == {(503, "E5032"): 20}
@@ -186,7 +184,7 @@ def test_kafka_down_answers_503_and_leaks_no_reservation(
         assert ready.status_code == 503 and ready.json()["data"]["checks"]["kafka"]["status"] == "DOWN"
     finally:
         restarted_at = time.monotonic()
-        _services("start", "kafka")
+        services("start", "kafka")
     # The 503'd users and newcomers can still get all of the remaining 30.
     wait_for(lambda: api.call("GET", "/health/ready").status_code == 200, 60, "Kafka to be back")
     recovery = time.monotonic() - restarted_at

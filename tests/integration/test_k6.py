@@ -15,6 +15,9 @@ import pytest
 from tests.support.client import Api
 from tests.support.processes import ROOT, Stack
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 K6_DIR = ROOT / "k6"
 SCRIPTS = sorted(K6_DIR.glob("*.js"))
 

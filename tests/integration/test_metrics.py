@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import requests
 
 from tests.support.client import Api, burst
@@ -19,6 +20,7 @@ def _value(text: str, name: str, labels: str = "") -> float:
     return sum(float(v) for v in found)
 
 
+@pytest.mark.slow
 def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_token, mint, engine) -> None:
     consumer_port = free_port()
     stack = Stack(dict(pipeline_env, CONSUMER_METRICS_PORT=str(consumer_port)), tmp_path)

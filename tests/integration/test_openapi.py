@@ -102,6 +102,7 @@ def fuzz_server(base_env: dict[str, str], migrated_db: str, tmp_path: Path) -> I
         stack.stop()
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_contract_violation(
     fuzz_server: str, admin_token: str, tmp_path: Path
 ) -> None:

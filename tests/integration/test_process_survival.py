@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +18,15 @@ from rq.registry import FailedJobRegistry
 from rq.worker import Worker as RqWorker
 from sqlalchemy.engine import make_url
 
-from tests.integration.conftest import ROOT, TEST_DB_URL, TEST_REDIS_URL
+from tests.integration.conftest import TEST_DB_URL, TEST_REDIS_URL
 from tests.support.processes import Proc, Stack, wait_for
+from tests.support.services import pid_file as service_pid_file
+from tests.support.services import services
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 
-RUN_DIR = ROOT / ".local" / "run"
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
 
 
 def _own_redis_pid() -> int:
@@ -33,7 +35,7 @@ def _own_redis_pid() -> int:
     Freezing or stopping a Redis someone else uses (another checkout, a `make run`) would break their work,
     so anything else is an error, not a skip: CI's `make test` always starts its own.
     """
-    pid_file = RUN_DIR / "redis.pid"
+    pid_file = service_pid_file("redis")
     how = (
         f"Start it from this checkout: REDIS_PORT={urlparse(TEST_REDIS_URL).port} scripts/services.sh up "
         f"(or run `make test`), and point TEST_REDIS_URL at it."
@@ -66,10 +68,7 @@ def _frozen(pid: int) -> Iterator[None]:
 
 def _services(*args: str) -> None:
     env = dict(os.environ, REDIS_PORT=str(urlparse(TEST_REDIS_URL).port), DB_PORT=str(make_url(TEST_DB_URL).port))
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "services.sh"), *args], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    services(*args, env=env, timeout=120)
 
 
 @pytest.fixture

@@ -186,6 +186,7 @@ def test_over_the_limit_is_429_with_retry_after_and_the_gate_is_never_called(
     assert api.call("POST", f"/api/coupon/{coupon['id']}/issue", other).status_code == 202
 
 
+@pytest.mark.slow
 def test_one_users_flood_does_not_starve_the_others(start, admin_token: str, mint, engine, rdb) -> None:
     api, _ = start(consumer=True, RATE_LIMIT_USER_REQUESTS="5", RATE_LIMIT_USER_WINDOW_SECONDS="60")
     coupon = api.create_coupon(admin_token, 150)
@@ -227,6 +228,7 @@ def test_one_users_flood_does_not_starve_the_others(start, admin_token: str, min
     check_invariants(engine, rdb, coupon["id"], accepted)
 
 
+@pytest.mark.slow
 def test_address_limit_uses_forwarded_for_only_from_a_trusted_proxy(start) -> None:
     trusted, _ = start(
         RATE_LIMIT_ADDRESS_REQUESTS="3", RATE_LIMIT_ADDRESS_WINDOW_SECONDS="60", TRUSTED_PROXIES="127.0.0.1"
@@ -260,6 +262,7 @@ def test_issue_requests_count_against_their_address_inside_the_batch(start, admi
     assert rdb.zcard(keys.participants(coupon["id"])) == 4
 
 
+@pytest.mark.slow
 def test_login_brute_force_is_stopped_per_username(start) -> None:
     api, _ = start(LOGIN_MAX_ATTEMPTS="4", LOGIN_ATTEMPT_WINDOW_SECONDS="300")
     api.signup("victim", "the-real-password")

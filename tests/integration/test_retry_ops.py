@@ -22,6 +22,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_periodic_job_is_registered_once(base_env) -> None:
     outs = [_run(base_env, "-m", "workers.schedule") for _ in range(3)]
     assert all(o.returncode == 0 for o in outs), outs[0].stderr
@@ -38,6 +39,7 @@ def test_periodic_job_is_registered_once(base_env) -> None:
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 3
 
 
+@pytest.mark.slow
 def test_failures_cli_counts_and_retry_all(base_env, pipeline_env, engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for i in range(3):
@@ -91,6 +93,7 @@ def test_rq_dashboard_requires_credentials(base_env, tmp_path) -> None:
         stack.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(
     stack, api, admin_token, mint, engine, rdb

@@ -17,6 +17,9 @@ from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import Proc, Stack, wait_for
 
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 BOTH_REDIS = pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from coupon.config import DEV_JWT_SECRET
 from tests.support.client import Api
 from tests.support.processes import Stack
 
 
+@pytest.mark.slow
 def test_passwords_tokens_and_keys_never_reach_the_log(
     base_env: dict[str, str], migrated_db: str, tmp_path: Path
 ) -> None:

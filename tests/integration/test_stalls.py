@@ -26,6 +26,10 @@ from tests.integration.conftest import ROOT
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import Stack, api_and_consumer, wait_for
+from tests.support.services import pid_file
+
+# Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
 
 # Short bounds so a case settles in seconds: the producer gives up after 3 s, the sweeper takes anything older
 # than 2 s once the consumers have drained.
@@ -36,7 +40,7 @@ NOT_RESERVED = {"E5031", "E5032"}  # "nothing was reserved": that request must n
 
 def service_pid(name: str) -> int:
     """The pid of the service this checkout's scripts/services.sh started (the one the tests talk to)."""
-    path = ROOT / ".local" / "run" / f"{name}.pid"
+    path = pid_file(name)
     assert path.exists(), (
         f"{path} is missing: the stall tests freeze the services that scripts/services.sh started;"
         " run them through `make test`, which starts them"

@@ -10,6 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -140,6 +141,7 @@ def test_a_retried_failure_record_logs_the_same_request_id(stack: Stack, admin_t
         )
 
 
+@pytest.mark.slow
 def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_token, engine) -> None:
     """A real run at DEBUG with the access log on: every line is JSON, none holds a secret."""
     env = dict(pipeline_env, LOG_LEVEL="DEBUG", ACCESS_LOG="-", JWT_SECRET_KEY="jwt-secret-for-the-log-test-0123456789")
@@ -180,6 +182,7 @@ def test_no_token_or_password_in_any_log(pipeline_env, tmp_path: Path, admin_tok
         assert _lines(proc.log()), proc.name
 
 
+@pytest.mark.slow
 def test_every_process_logs_json_once_and_the_access_log_is_off_by_default(pipeline_env, tmp_path: Path) -> None:
     env = {k: v for k, v in pipeline_env.items() if k != "ACCESS_LOG"}
     stack = Stack(env, tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from coupon.domain.events import IssueEvent
@@ -103,6 +104,7 @@ def test_undecodable_message_goes_to_dlq_and_consumer_keeps_going(
     )
 
 
+@pytest.mark.slow
 def test_event_schema_round_trips_through_kafka(pipeline_env) -> None:
     """What the API writes is what the consumer reads: the real codec over the real broker."""
     from coupon.domain.events import decode

@@ -1,13 +1,55 @@
-"""Flask CLI commands run in-process (Flask's CliRunner) as their own process would run them."""
+"""Running the `flask` commands in tests: in this process through Flask's CLI runner (no interpreter start-up per
+call), or as an operator runs them, in a process of their own (the real entry point)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
-from click.testing import Result
+from coupon import create_app, resources
+from coupon.extensions import db
+from tests.support.processes import ROOT
 
 
-def run_cli(app: Any, *args: str) -> Result:
-    """`flask <args>` in a fresh app context, so with a fresh DB session (no snapshot left by an earlier command)."""
-    with app.app_context():
-        return app.test_cli_runner().invoke(args=list(args))
+def overrides(env: dict[str, str]) -> dict[str, Any]:
+    """The app config of a test environment (DB, Redis, Kafka topics and group)."""
+    return {
+        "APP_ENV": "test",
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+        "REDIS_URL": env["REDIS_URL"],
+        "RQ_REDIS_URL": env["RQ_REDIS_URL"],
+        "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
+        "KAFKA_DLQ_TOPIC": env["KAFKA_DLQ_TOPIC"],
+        "KAFKA_CONSUMER_GROUP": env["KAFKA_CONSUMER_GROUP"],
+    }
+
+
+def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`flask ARGS` in this process, on an app built for env; exit code, stdout and stderr as a process's."""
+    app = create_app(overrides(env))
+    try:
+        # `flask` pushes the app's context for every command; the runner on app.cli does not.
+        with app.app_context():
+            result = app.test_cli_runner().invoke(args=list(args))
+    finally:
+        resources.of(app).publisher.close()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["flask", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def flask_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m flask --app wsgi ARGS` in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -108,6 +108,13 @@ class Stack:
             self.base_url = url
         return url
 
+    def start_api_and_consumer(self) -> str:
+        """Both at once: the consumer joins its group while gunicorn boots."""
+        consumer = self.start_consumer(wait_assigned=False)
+        url = self.start_api()
+        self.wait_assigned(consumer)
+        return url
+
     def start_consumer(self, wait_assigned: bool = True) -> Proc:
         proc = self._spawn("consumer", [sys.executable, "-m", "workers.consumer"])
         if wait_assigned:
@@ -163,8 +170,7 @@ def api_and_consumer(env: dict[str, str], log_dir: Path) -> Iterator[Stack]:
     """A Stack with the API and one consumer running (base_url set); everything is stopped afterwards."""
     stack = Stack(env, log_dir)
     try:
-        stack.start_api()
-        stack.start_consumer()
+        stack.start_api_and_consumer()
         yield stack
     finally:
         stack.stop()

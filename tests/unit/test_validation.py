@@ -88,7 +88,7 @@ def test_parse_uuid_accepts_hex_without_hyphens() -> None:
     assert parse_uuid(value.hex) == str(value)
 
 
-@pytest.mark.parametrize("value", ["", "not-a-uuid", "1234", "g" * 32, str(uuid.uuid4()) + "0"])
+@pytest.mark.parametrize("value", ["", "not-a-uuid", "1234", "g" * 32, "3f2b8c1e-9a4d-4e6f-8b7a-2c5d9e0f1a3b" + "0"])
 def test_parse_uuid_rejects_malformed_strings_and_echoes_them(value: str) -> None:
     with pytest.raises(InvalidId) as exc_info:
         parse_uuid(value)

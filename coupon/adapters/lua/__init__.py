@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
+from coupon.adapters.redis_client import RedisClient
+
 _DIR = Path(__file__).parent
 
 
@@ -24,7 +26,7 @@ def sha(name: str) -> str:
     return hashlib.sha1(source(name).encode()).hexdigest()
 
 
-def run_many(client: Any, name: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+def run_many(client: RedisClient, name: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
     """Run script `name` once per (keys, args) call, all in one pipeline; one reply (or exception) per call.
 
     EVALSHA goes through execute_command: a Script object would add a SCRIPT EXISTS round trip per pipeline, and
@@ -46,7 +48,7 @@ def run_many(client: Any, name: str, calls: Sequence[tuple[Sequence[Any], Sequen
 
 
 def run_grouped(
-    client: Any, name: str, groups: Sequence[tuple[Sequence[str], Sequence[Any]]], max_groups: int = 500
+    client: RedisClient, name: str, groups: Sequence[tuple[Sequence[str], Sequence[Any]]], max_groups: int = 500
 ) -> list[Any]:
     """Run script `name`, written for repeated (keys, args) groups, on as few calls as the keys allow.
 
@@ -84,7 +86,7 @@ def run_grouped(
     return out
 
 
-def _pipeline(client: Any, digest: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+def _pipeline(client: RedisClient, digest: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     if isinstance(client, RedisCluster):
         # Name each call's node (from the slot cache, no I/O). Without it redis-py's cluster pipeline asks its

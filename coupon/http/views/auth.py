@@ -36,7 +36,8 @@ def _tokens(user: User, access_token: str, expires_in: int, refresh: sessions.Re
 
 
 def _refresh_lifetime() -> int:
-    return current_app.config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]
+    lifetime: int = current_app.config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]
+    return lifetime
 
 
 @bp.post("/login")

@@ -22,11 +22,16 @@ def live() -> Response:
 def ready() -> Response:
     resources, session = current(), db.session
     gate, publisher = resources.gate, resources.publisher
+
+    def kafka() -> None:
+        publisher.check()
+        publisher.ping()
+
     ok, report = readiness(
         {
             "redis": gate.client.ping,
             "database": lambda: session.execute(text("SELECT 1")),
-            "kafka": lambda: (publisher.check(), publisher.ping()),
+            "kafka": kafka,
         }
     )
     body = {"status": "UP" if ok else "DOWN", "checks": report}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make lint`: ruff (lint, import order, format), mypy (strict on coupon/ and workers/), shellcheck (scripts/).
+# Every tool runs even when an earlier one fails, so one run lists every finding; the exit code is non-zero if any did.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+BIN="$ROOT/.venv/bin"
+failed=()
+
+step() {
+  local name="$1"
+  shift
+  echo "[lint] $name"
+  local started=$SECONDS
+  if "$@"; then
+    echo "[lint] $name ok ($((SECONDS - started)) s)"
+  else
+    echo "[lint] $name FAILED"
+    failed+=("$name")
+  fi
+}
+
+step "ruff check" "$BIN/ruff" check .
+step "ruff format" "$BIN/ruff" format --check .
+step "mypy" "$BIN/mypy"
+step "shellcheck" "$BIN/shellcheck" scripts/*.sh scripts/lib/*.sh .ci/run
+
+if ((${#failed[@]})); then
+  echo "[lint] failed: ${failed[*]} (ruff: \`.venv/bin/ruff check --fix . && .venv/bin/ruff format .\` fixes most)"
+  exit 1
+fi
+echo "[lint] all clean"
