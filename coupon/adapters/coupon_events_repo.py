@@ -32,4 +32,4 @@ def page(
     if before_id is not None:
         query = query.where(CouponEvent.id < before_id)
     rows = session.execute(query.order_by(CouponEvent.id.desc()).limit(limit))
-    return [(event, username) for event, username in rows.tuples()]
+    return [(event, username) for event, username in rows]

@@ -110,4 +110,4 @@ def ledger_page(session: DbSession, coupon_id: str, limit: int, after: RankPosit
             )
         )
     rows = session.execute(query.order_by(IssuedCoupon.rank, IssuedCoupon.id).limit(limit))
-    return [LedgerRow(*row) for row in rows.tuples()]
+    return [LedgerRow(*row) for row in rows]

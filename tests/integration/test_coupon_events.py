@@ -29,13 +29,15 @@ def test_events_show_who_changed_what_over_the_api_and_the_cli(
     server.patch_coupon(admin_token, cid, status="DISABLED")
 
     enabled = flask_cli(base_env, "coupons", "enable", cid)
-    assert enabled.exit_code == 0, enabled.output
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     assert enabled.stdout == f"coupon {cid} enabled: status DISABLED -> ACTIVE\n"
     changed = flask_cli(base_env, "coupons", "set", cid, "--quantity", "20", "--name", "renamed")
-    assert changed.exit_code == 0, changed.output
+    assert changed.returncode == 0, changed.stdout + changed.stderr
     assert changed.stdout == f"coupon {cid} updated: totalQuantity 10 -> 20, name events -> renamed\n"
     closed = flask_cli(base_env, "coupons", "close", cid)
-    assert closed.exit_code == 0 and closed.stdout.startswith(f"coupon {cid} closed: expiresAt "), closed.output
+    assert closed.returncode == 0 and closed.stdout.startswith(f"coupon {cid} closed: expiresAt "), (
+        closed.stdout + closed.stderr
+    )
     assert_gate_matches_db(engine, rdb, cid)
 
     events = _events(server, admin_token, cid)
@@ -70,7 +72,7 @@ def test_cli_list_mirrors_the_api(base_env, server: Api, admin_token: str) -> No
     upcoming = server.create_coupon(admin_token, 10, name="later", issueStartsAt=iso_in(hours=1))["id"]
     server.patch_coupon(admin_token, upcoming, status="DISABLED")
     listed = flask_cli(base_env, "coupons", "list")
-    assert listed.exit_code == 0, listed.output
+    assert listed.returncode == 0, listed.stdout + listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:3] == ["id", "status", "phase"] and lines[-1] == "(2 shown)"
     assert re.match(rf"{upcoming}\s+DISABLED\s+upcoming\s+0/10\s+\S+\s+later$", lines[1]), lines[1]
@@ -83,7 +85,7 @@ def test_cli_list_mirrors_the_api(base_env, server: Api, admin_token: str) -> No
     rest = flask_cli(base_env, "coupons", "list", "--limit", "1", "--cursor", cursor.group(1))
     assert rest.stdout.splitlines()[1].startswith(live) and rest.stdout.splitlines()[-1] == "(1 shown)"
     bad = flask_cli(base_env, "coupons", "list", "--limit", "500")
-    assert bad.exit_code == 1 and bad.stderr.startswith("error E4000: Invalid fields: limit")
+    assert bad.returncode == 1 and bad.stderr.startswith("error E4000: Invalid fields: limit")
 
 
 def test_cli_changes_fail_with_the_error_code(base_env, server: Api, admin_token: str, rdb) -> None:
@@ -93,23 +95,23 @@ def test_cli_changes_fail_with_the_error_code(base_env, server: Api, admin_token
         _, token = server.user_token()
         assert server.call("POST", f"/api/coupon/{cid}/issue", token).status_code == 202
     low = flask_cli(base_env, "coupons", "set", cid, "--quantity", "1")
-    assert low.exit_code == 1 and low.stderr.startswith("error E3010: ") and "'reserved': 2" in low.stderr
+    assert low.returncode == 1 and low.stderr.startswith("error E3010: ") and "'reserved': 2" in low.stderr
     assert rdb.hget(keys.meta(cid), "total") == "3"
     missing = flask_cli(base_env, "coupons", "disable", "00000000-0000-4000-8000-000000000000")
-    assert missing.exit_code == 1 and missing.stderr.startswith("error E3001: Coupon not found")
+    assert missing.returncode == 1 and missing.stderr.startswith("error E3001: Coupon not found")
     bad_id = flask_cli(base_env, "coupons", "enable", "nope")
-    assert bad_id.exit_code == 1 and missing.stdout == "" and bad_id.stderr.startswith("error E4003: ")
+    assert bad_id.returncode == 1 and missing.stdout == "" and bad_id.stderr.startswith("error E4003: ")
     bad_date = flask_cli(base_env, "coupons", "set", cid, "--expires", "soon")
-    assert bad_date.exit_code == 1 and "E4000" in bad_date.stderr and "expiresAt" in bad_date.stderr
+    assert bad_date.returncode == 1 and "E4000" in bad_date.stderr and "expiresAt" in bad_date.stderr
     nothing = flask_cli(base_env, "coupons", "set", cid)
-    assert nothing.exit_code == 2 and "at least one of" in nothing.output
+    assert nothing.returncode == 2 and "at least one of" in (nothing.stdout + nothing.stderr)
     again = flask_cli(base_env, "coupons", "enable", cid)
-    assert again.exit_code == 0 and again.stdout == f"coupon {cid} unchanged\n"
+    assert again.returncode == 0 and again.stdout == f"coupon {cid} unchanged\n"
 
 
 def test_coupons_created_by_the_cli_name_the_cli(base_env, server: Api, admin_token: str, engine) -> None:
     made = flask_cli(base_env, "create-coupon", "--name", "from the cli", "--quantity", "5")
-    assert made.exit_code == 0, made.output
+    assert made.returncode == 0, made.stdout + made.stderr
     cid = made.stdout.strip()
     [event] = _events(server, admin_token, cid)
     assert event["action"] == "created" and event["actor"] == CLI_ACTOR and event["actorName"] is None

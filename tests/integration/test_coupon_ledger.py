@@ -87,25 +87,25 @@ def test_ledger_and_csv_match_the_db_after_a_3000_user_sale(
 
     out_file = tmp_path / "winners.csv"
     written = flask_cli(base_env, "export-issued", cid, "--out", str(out_file), "--chunk", "300")
-    assert written.exit_code == 0, written.output
+    assert written.returncode == 0, written.stdout + written.stderr
     assert _csv_rows(out_file.read_text()) == expected
     progress = [line for line in written.stderr.splitlines() if line.startswith("[export issued]")]
     assert progress[0].startswith("[export issued] 1,200/2,000 (60%)"), written.stderr
     assert progress[-1].startswith("[export issued] 2,000/2,000 (100%)") and "done in" in progress[-1]
 
     to_stdout = flask_cli(base_env, "export-issued", cid, "--out", "-")
-    assert to_stdout.exit_code == 0, to_stdout.output
+    assert to_stdout.returncode == 0, to_stdout.stdout + to_stdout.stderr
     assert _csv_rows(to_stdout.stdout) == expected  # stdout holds only the CSV: progress went to stderr
     assert "[export issued]" in to_stdout.stderr
 
 
 def test_export_of_an_unknown_or_empty_coupon(base_env, server: Api, admin_token: str) -> None:
     missing = flask_cli(base_env, "export-issued", "00000000-0000-4000-8000-000000000000")
-    assert missing.exit_code == 1 and "E3001" in missing.stderr
+    assert missing.returncode == 1 and "E3001" in missing.stderr
     bad = flask_cli(base_env, "export-issued", "nope")
-    assert bad.exit_code == 1 and "E4003" in bad.stderr
+    assert bad.returncode == 1 and "E4003" in bad.stderr
     coupon = server.create_coupon(admin_token, 5)
     empty = flask_cli(base_env, "export-issued", coupon["id"])
-    assert empty.exit_code == 0 and empty.stdout == "userId,username,rank,issuedAt,used,usedAt\n"
+    assert empty.returncode == 0 and empty.stdout == "userId,username,rank,issuedAt,used,usedAt\n"
     page = server.call("GET", f"/api/coupon/{coupon['id']}/issued", admin_token).json()["data"]
     assert page == {"items": [], "nextCursor": None}
