@@ -118,8 +118,10 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(
             "12",
             "--seed",
             "20261125",
+            # One worker: with two threads, hypothesis' lambda-source reflection (used when schemathesis builds
+            # its coverage strategies) raced and crashed the run with an internal error, once in a full run.
             "--workers",
-            "2",
+            "1",
             "--max-time",
             "120",
             "--phases",
