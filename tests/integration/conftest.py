@@ -77,7 +77,7 @@ def _check_services() -> None:
     except Exception as exc:
         problems.append(f"MariaDB at {make_url(TEST_DB_URL).render_as_string(hide_password=True)}: {exc}")
     probe = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA.split(",")[0], "--timeout", "5"],
+        [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA, "--timeout", "5"],
         capture_output=True,
         text=True,
     )
