@@ -62,7 +62,10 @@ def ensure_topics(
                             replication_factor=replication_factor,
                             topic_configs=configs,
                         )
-                    ]
+                    ],
+                    # Every broker knows it (and each partition has a leader) before we return: a describe or a
+                    # produce right after must not miss it.
+                    wait_for_metadata=True,
                 )
                 created.append(name)
             except TopicAlreadyExistsError:

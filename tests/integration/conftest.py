@@ -33,7 +33,7 @@ from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
-from tests.support.fault_report import FAULT_REPORT
+from tests.support.fault_report import FAILOVER_REPORT, FAULT_REPORT
 from tests.support.processes import ROOT, Stack
 from tests.support.services import use_worker_services
 
@@ -285,3 +285,9 @@ def api(stack: Stack) -> Api:
 def fault_report() -> list[dict[str, Any]]:
     """Fault cases append what they saw; the terminal summary prints it (numbers for the issue notes)."""
     return FAULT_REPORT
+
+
+@pytest.fixture
+def failover_report() -> list[dict[str, Any]]:
+    """Kafka failover cases append what they saw; the terminal summary prints it after the fault report."""
+    return FAILOVER_REPORT
