@@ -102,6 +102,8 @@ def cluster_env(cluster: str, base_env: dict[str, str], migrated_db: str) -> dic
         KAFKA_ISSUE_TOPIC=f"test.{tag}.coupon.issue",
         KAFKA_DLQ_TOPIC=f"test.{tag}.coupon.issue.dlq",
         KAFKA_CONSUMER_GROUP=f"test.{tag}.coupon-issuer",
+        # Several consumers on one machine: no metrics port each (a fixed one from the caller's shell would clash).
+        CONSUMER_METRICS_PORT="0",
         **FAILOVER_ENV,
     )
 
