@@ -57,8 +57,9 @@ check: venv ## The quick loop: lint + unit + static + integration tests not mark
 k6: venv ## Load run against a running `make run`: mint users, create a coupon, k6 (if installed), reconcile → verdict
 	@scripts/k6.sh
 
-bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, issue beside a signup rush, consumer drain → bench/RESULTS.md
+bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, issue beside a signup rush, consumer drain, RF 3 vs RF 1 → bench/RESULTS.md
 	@scripts/services.sh up
+	@scripts/kafka_cluster.sh up
 	@.venv/bin/python bench/bench.py
 bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluster, sharded-stock simulation → bench/SCALING-RESULTS.md
 	@scripts/services.sh up
