@@ -627,7 +627,12 @@ def replication(
         ("3 brokers, RF 3, min ISR 2", cluster, 3, 2),
     ]
     tokens = write_tokens(LOG_DIR / "tokens-replication.txt", pairs)
-    out: dict[str, Any] = {"connections": args.connections, "seconds": args.seconds, "runs": []}
+    out: dict[str, Any] = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "runs": [],
+        "load_before": round(os.getloadavg()[0], 2),
+    }
     for label, bootstrap, rf, min_isr in variants:
         env = env_for(uuid.uuid4().hex[:8])
         env.update(
@@ -648,6 +653,7 @@ def replication(
             warm = api.create_coupon(admin_token, 10_000_000)
             wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(tokens), "COUPON_ID": warm["id"]})
             big = api.create_coupon(admin_token, 10_000_000)
+            before = grouping(api.base)
             run = wrk(
                 api.base,
                 "issue.lua",
@@ -656,12 +662,14 @@ def replication(
                 {"TOKENS": str(tokens), "COUPON_ID": big["id"]},
                 api_pid=stack.procs[0].pid,
             )
+            run["grouping"] = grouping(api.base, since=before)
         finally:
             stack.stop()
         run.update(label=label, bootstrap=bootstrap, replication_factor=rf, min_insync_replicas=min_isr)
         say(f"   {run['rps']:.0f} req/s, latency {run.get('latency')}, statuses {run.get('status')}")
         out["runs"].append(run)
     single, replicated = out["runs"]
+    out["load_after"] = round(os.getloadavg()[0], 2)
     out["rps_ratio"] = round(replicated["rps"] / single["rps"], 3)
     out["p99_ratio"] = round(replicated["latency"]["p99"] / max(single["latency"]["p99"], 0.001), 2)
     results["replication"] = out
@@ -675,16 +683,20 @@ def replication_markdown(r: dict[str, Any]) -> str:
         f"{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; wrk, {rep['connections']} connections,"
         f" {rep['seconds']} s per run after a 5 s warm-up, the issue endpoint alone (no consumer), distinct users, stock"
         " never runs out. Both brokers' setups on this same 2-core VM as the API and wrk (the three-broker cluster is"
-        " three JVMs of 320 MB heap). Command: `" + REPLICATION_COMMAND + "` (or `make bench`).",
+        " three JVMs of 320 MB heap); load average"
+        f" {rep.get('load_before', '?')} before, {rep.get('load_after', '?')} after. Command: `"
+        + REPLICATION_COMMAND
+        + "` (or `make bench`).",
         "",
-        "| Kafka | issue req/s | p50 ms | p99 ms | statuses | CPU µs/request: API; Redis; broker(s) |",
-        "|---|---|---|---|---|---|",
+        "| Kafka | issue req/s | p50 ms | p99 ms | statuses | requests per Kafka record |"
+        " CPU µs/request: API; Redis; broker(s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for run in rep["runs"]:
         lat = run.get("latency", {})
         rows.append(
             f"| {run['label']} | {run['rps']:.0f} | {lat.get('p50')} | {lat.get('p99')} | {run.get('status')} |"
-            f" {_replication_cpu(run)} |"
+            f" {run.get('grouping', {}).get('per_kafka_record', '?')} | {_replication_cpu(run)} |"
         )
     rows.append("")
     rows.append(f"RF 3 / RF 1: throughput ×{rep['rps_ratio']}, p99 ×{rep['p99_ratio']}.")

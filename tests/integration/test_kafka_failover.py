@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from coupon.adapters.kafka_topics import ensure_topics, topic_settings
 from tests.integration.conftest import ROOT
@@ -141,6 +142,27 @@ def _partitions(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return list(described["partitions"])
     finally:
         admin.close()
+
+
+def _set_min_isr(bootstrap: str, topic: str, value: int) -> None:
+    """Change the topic's min.insync.replicas (incremental AlterConfigs) and wait until it reads back."""
+
+    def alter() -> bool:
+        # A fresh client each try: a broker frozen a moment ago may still be the one it would forward through.
+        admin = _admin(bootstrap)
+        try:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": str(value)})])
+            return True
+        finally:
+            admin.close()
+
+    wait_for(alter, 30, f"the brokers to take min.insync.replicas={value}", interval=0.5)
+    wait_for(
+        lambda: topic_settings(bootstrap, [topic])[topic].min_insync_replicas == value,
+        20,
+        f"min.insync.replicas={value} on {topic}",
+        interval=0.2,
+    )
 
 
 def _isr_full(bootstrap: str, topic: str) -> bool:
@@ -308,13 +330,26 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
                 f"{a[0][0]} {a[0][1]}" for a in two_in_sync.values()
             )
 
-            # 2. The second follower frozen too: fewer in-sync replicas than min.insync.replicas → 503, never 202.
+            # 2. Fewer in-sync replicas than min.insync.replicas, the quorum intact: raise the topic's min ISR to 3
+            # while the ISR is {1, 2}. The leader refuses every append (NOT_ENOUGH_REPLICAS): 503, never 202.
+            _set_min_isr(bootstrap, topic, 3)
+            try:
+                not_enough: Answers = {}
+                _fire(api, cid, users[500:560], idem, not_enough)
+                answers.update(not_enough)
+                refused_codes = Counter(f"{a[0][0]} {a[0][1]}" for a in not_enough.values())
+                assert set(refused_codes) <= {"503 E5032", "503 E5034"}, refused_codes
+            finally:
+                _set_min_isr(bootstrap, topic, 2)
+            told = sum(proc.log().count("NotEnoughReplicas") for proc in stack.procs if proc.name == "api")
+
+            # 3. The second follower frozen too: 503, never 202.
             os.kill(_node_pid(2), signal.SIGSTOP)
             try:
                 # Two of three frozen also takes the controller quorum (combined mode), so the leader can't shrink
                 # the ISR to itself: it waits for broker 2's ack, and the producer gives up (outcome unknown).
                 below_min: Answers = {}
-                _fire(api, cid, users[500:600], idem, below_min)
+                _fire(api, cid, users[560:660], idem, below_min)
                 answers.update(below_min)
                 codes = Counter(f"{a[0][0]} {a[0][1]}" for a in below_min.values())
                 assert set(codes) <= {"503 E5032", "503 E5034"}, codes
@@ -326,9 +361,9 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
         wait_for(lambda: _isr_full(bootstrap, topic), 120, "both followers back in every ISR", interval=0.5)
         rejoin = time.monotonic() - resumed_at
         after: Answers = {}
-        _fire(api, cid, users[600:], idem, after)
+        _fire(api, cid, users[660:], idem, after)
         answers.update(after)
-        retrying = [(u, t) for u, t in users[:600] if answers[u][-1][0] == 503]
+        retrying = [(u, t) for u, t in users[:660] if answers[u][-1][0] == 503]
         _fire(api, cid, retrying, idem, answers)
         seen = _settle_and_check(stack, engine, rdb, cid, answers)
         assert Counter(a[0][0] for a in after.values()) == {202: len(after)}
@@ -339,7 +374,9 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
         seen,
         recovery_s=round(out_of_isr, 1),
         rejoin_isr_s=round(rejoin, 1),
-        below_min_isr=dict(codes),
+        isr_below_min_quorum_ok=dict(refused_codes),
+        api_saw_not_enough_replicas=told,
+        two_frozen=dict(codes),
     )
 
 
