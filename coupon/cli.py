@@ -203,6 +203,11 @@ def create_topics(partitions: int | None, replication_factor: int | None, min_in
             cfg["KAFKA_BOOTSTRAP_SERVERS"], wanted, replication_factor=rf, min_insync_replicas=min_isr
         )
         found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
+        # A broker learns of a new topic from the metadata log a moment after the controller: ask again briefly.
+        deadline = time.monotonic() + 15
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
     except AppError as exc:
         _fail(exc)
         return
