@@ -13,7 +13,7 @@ from typing import IO, Any
 import click
 from flask import Flask, current_app
 
-from coupon.adapters.kafka_topics import ensure_topics
+from coupon.adapters.kafka_topics import TopicSettings, ensure_topics, topic_settings
 from coupon.domain.commands import CouponPatch
 from coupon.domain.errors import AppError
 from coupon.domain.vocabulary import CouponPhase, CouponStatus, Role, iso, phase_of, utcnow
@@ -187,18 +187,76 @@ def _mint(count: int, prefix: str, password: str, out: IO[str]) -> None:
 
 @click.command("create-topics")
 @click.option("--partitions", type=int, default=None, help="Partitions of coupon.issue (default: KAFKA_PARTITIONS).")
-def create_topics(partitions: int | None) -> None:
-    """Create coupon.issue and coupon.issue.dlq if missing."""
+@click.option(
+    "--replication-factor",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Copies of every partition (default: KAFKA_REPLICATION_FACTOR).",
+)
+@click.option(
+    "--min-insync-replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Topic config min.insync.replicas (default: KAFKA_MIN_INSYNC_REPLICAS).",
+)
+def create_topics(partitions: int | None, replication_factor: int | None, min_insync_replicas: int | None) -> None:
+    """Create coupon.issue and coupon.issue.dlq if missing, with the replication settings; report both topics.
+
+    Exits 1 when a topic exists with other replication settings than asked for: create-topics never changes an
+    existing topic (a replication factor changes by partition reassignment, min.insync.replicas with
+    kafka-configs --alter), so a topic left at RF 1 on a 3-broker cluster is said out loud, not hidden.
+    """
     cfg = current_app.config
     count = partitions or cfg["KAFKA_PARTITIONS"]
+    rf = replication_factor or cfg["KAFKA_REPLICATION_FACTOR"]
+    min_isr = min_insync_replicas or cfg["KAFKA_MIN_INSYNC_REPLICAS"]
+    if min_isr > rf:
+        raise click.BadParameter(f"min.insync.replicas {min_isr} exceeds the replication factor {rf}")
+    wanted = {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
     try:
         created = ensure_topics(
-            cfg["KAFKA_BOOTSTRAP_SERVERS"], {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
+            cfg["KAFKA_BOOTSTRAP_SERVERS"], wanted, replication_factor=rf, min_insync_replicas=min_isr
         )
+        found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
+        # A broker learns of a new topic from the metadata log a moment after the controller: ask again briefly.
+        deadline = time.monotonic() + 15
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
     except AppError as exc:
         _fail(exc)
         return
     click.echo(f"topics created: {', '.join(created) if created else 'none (all exist)'}")
+    problems = []
+    for name in wanted:
+        topic = found.get(name)
+        if topic is None:
+            problems.append(f"{name}: not found after create-topics")
+            continue
+        click.echo(_describe(topic, created=name in created))
+        if topic.replication_factor != rf:
+            problems.append(
+                f"{name} exists with replication factor {topic.replication_factor}, not {rf}"
+                " (KAFKA_REPLICATION_FACTOR): create-topics does not change an existing topic; reassign its partitions"
+                " (kafka-reassign-partitions) or recreate it"
+            )
+        if topic.min_insync_replicas != min_isr:
+            problems.append(
+                f"{name} has min.insync.replicas={topic.min_insync_replicas}, not {min_isr}"
+                f" (KAFKA_MIN_INSYNC_REPLICAS): kafka-configs --alter --entity-type topics --entity-name {name}"
+                f" --add-config min.insync.replicas={min_isr}"
+            )
+    for problem in problems:
+        click.echo(f"MISMATCH {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+def _describe(topic: TopicSettings, created: bool) -> str:
+    return (
+        f"{topic.name}: {topic.partitions} partitions, replication factor {topic.replication_factor},"
+        f" min.insync.replicas {topic.min_insync_replicas}" + (" (created)" if created else " (existed)")
+    )
 
 
 @click.command("mint-users")

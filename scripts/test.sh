@@ -20,6 +20,9 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-7100}"
 TEST_REDIS_FAILOVER_PORT="${TEST_REDIS_FAILOVER_PORT:-7150}"
+# The 3-broker Kafka cluster of the Kafka failover tests (scripts/kafka_cluster.sh): each worker's session starts
+# its own on first use, on these ports + 1000*N, and stops it at the end.
+KAFKA_CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-9192}"
 started_at=$SECONDS
 
 # The environment of instance N (0: the usual services).
@@ -27,7 +30,8 @@ instance_env() {
   local n="$1" offset=$((1000 * $1))
   echo "SERVICES_INSTANCE=$n REDIS_PORT=$((REDIS_PORT + offset)) DB_PORT=$((DB_PORT + offset))" \
     "KAFKA_PORT=$((KAFKA_PORT + offset)) KAFKA_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + offset))" \
-    "REDIS_CLUSTER_PORT=$((REDIS_CLUSTER_PORT + offset)) TEST_REDIS_FAILOVER_PORT=$((TEST_REDIS_FAILOVER_PORT + offset))"
+    "REDIS_CLUSTER_PORT=$((REDIS_CLUSTER_PORT + offset)) TEST_REDIS_FAILOVER_PORT=$((TEST_REDIS_FAILOVER_PORT + offset))" \
+    "KAFKA_CLUSTER_PORT=$((KAFKA_CLUSTER_PORT + offset))"
 }
 
 # in_instance N COMMAND...: run COMMAND with instance N's environment.
@@ -45,6 +49,7 @@ if [ "${1:-}" = --down-instances ]; then
     [ -d "$dir" ] || continue
     in_instance "$(basename "$dir")" scripts/services.sh down
     in_instance "$(basename "$dir")" scripts/redis_cluster.sh down
+    in_instance "$(basename "$dir")" scripts/kafka_cluster.sh down
   done
   exit 0
 fi
