@@ -67,12 +67,18 @@ for ((n = 0; n < WORKERS; n++)); do
   done
   in_instance "$n" scripts/redis_cluster.sh status >/dev/null 2>&1 || started+=("$n:cluster")
 done
+# The three-broker Kafka cluster of the failover tests is one for the run (they take turns; nine more JVMs would
+# crowd two cores): instance 0's, started by the first test that needs it, stopped here afterwards.
+in_instance 0 scripts/kafka_cluster.sh status >/dev/null 2>&1 || started+=("0:kafka-cluster")
+export TEST_KAFKA_CLUSTER="SERVICES_INSTANCE=0 KAFKA_CLUSTER_PORT=$KAFKA_CLUSTER_PORT"
 [ "${TEST_KEEP_SERVICES:-0}" != 1 ] || started=()
 cleanup() {
   local rc=$? item
   for item in "${started[@]}"; do
     if [ "${item#*:}" = cluster ]; then
       in_instance "${item%%:*}" scripts/redis_cluster.sh down || true
+    elif [ "${item#*:}" = kafka-cluster ]; then
+      in_instance "${item%%:*}" scripts/kafka_cluster.sh down >/dev/null 2>&1 || true
     else
       in_instance "${item%%:*}" scripts/services.sh stop "${item#*:}" || true
     fi

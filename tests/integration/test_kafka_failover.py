@@ -3,12 +3,14 @@ middle of a sale: the leader SIGKILLed, followers frozen out of the ISR, a rolli
 group coordinator killed under three consumers. After each: no accepted request lost, no oversell, no duplicate,
 nothing refused as "nothing reserved" becomes a coupon (the design's invariants, tests/support/invariants.py).
 
-Each pytest-xdist worker has a cluster of its own (KAFKA_CLUSTER_PORT, + 1000*N under scripts/test.sh): the first
-test that needs it starts it and the session stops it at the end (unless it was already up)."""
+The cluster is one for the whole run, also under pytest-xdist (scripts/test.sh names it in TEST_KAFKA_CLUSTER and
+stops it afterwards): three JVMs per worker would crowd two cores. The first test that needs it starts it; each test
+holds a lock across the workers while it breaks and mends the cluster, so the cases run one at a time."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -54,10 +56,16 @@ RECOVERY_LIMIT_S = float(os.environ.get("KAFKA_FAILOVER_LIMIT", "15"))
 Answers = dict[str, list[tuple[int, Any]]]
 
 
+# The run's one cluster: its SERVICES_INSTANCE and KAFKA_CLUSTER_PORT (scripts/test.sh), else this process's.
+SHARED = dict(item.split("=", 1) for item in os.environ.get("TEST_KAFKA_CLUSTER", "").split())
+CLUSTER_ENV = dict(os.environ, **SHARED)
+LOCK_PATH = ROOT / ".local" / "kafka-failover.lock"
+
+
 def _kc(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     out = subprocess.run(
         [str(ROOT / "scripts" / "kafka_cluster.sh"), *args],
-        env=dict(os.environ, KAFKA_CLUSTER_REPLICA_LAG_MS=REPLICA_LAG_MS),
+        env=dict(CLUSTER_ENV, KAFKA_CLUSTER_REPLICA_LAG_MS=REPLICA_LAG_MS),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -67,30 +75,46 @@ def _kc(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
 
 
 def _node_pid(node: int) -> int:
-    return int(pid_file(f"kafka-cluster-{node}").read_text().strip())
+    return int(pid_file(f"kafka-cluster-{node}", CLUSTER_ENV).read_text().strip())
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One failover case at a time across the xdist workers (they share the cluster)."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_PATH.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[str]:
-    """The bootstrap list of this worker's three-broker cluster, started on first use (stopped at the end if so)."""
-    started = _kc("status", check=False).returncode != 0
-    if started:
-        _kc("up")
+    """The bootstrap list of the run's three-broker cluster, started on first use. Without scripts/test.sh (which
+    stops it after the run) the session stops the cluster it started."""
+    with _exclusive():
+        started = _kc("status", check=False).returncode != 0
+        if started:
+            _kc("up")
     try:
         yield _kc("bootstrap").stdout.strip()
     finally:
-        if started:
+        if started and not SHARED:
             _kc("down")
 
 
 @pytest.fixture
 def cluster(kafka_cluster: str) -> Iterator[str]:
-    """The cluster, made whole again after the test: every node resumed and running, every broker registered."""
-    yield kafka_cluster
-    for node in NODES:
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(_node_pid(node), signal.SIGCONT)
-    _kc("up")
+    """The cluster, this test's alone, made whole again after it: every node resumed and running, every broker
+    registered."""
+    with _exclusive():
+        yield kafka_cluster
+        for node in NODES:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(_node_pid(node), signal.SIGCONT)
+        _kc("up")
 
 
 @pytest.fixture
