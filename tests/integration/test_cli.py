@@ -19,6 +19,7 @@ from tests.support.cli import flask_cli, flask_process
 from tests.support.invariants import scalar
 
 
+@pytest.mark.slow
 def test_create_admin_is_idempotent(base_env, engine) -> None:
     name = f"ops-{uuid.uuid4().hex[:8]}"
     first = flask_process(base_env, "create-admin", name, "--password", "first-password-1")

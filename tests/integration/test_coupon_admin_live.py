@@ -16,6 +16,9 @@ from tests.support.client import Api, burst, iso_in
 from tests.support.invariants import assert_gate_matches_db, check_invariants, issued_rows, wait_drained
 from tests.support.processes import wait_for
 
+# Live sales with a consumer: `make test` runs them, `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _issue(api: Api, coupon_id: str, users: list[tuple[str, str]]) -> list[list[Any]]:
     return burst(api.base, [("POST", f"/api/coupon/{coupon_id}/issue", t) for _, t in users])

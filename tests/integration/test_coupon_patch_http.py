@@ -164,6 +164,7 @@ def test_concurrent_patches_leave_the_gate_equal_to_the_db(server: Api, admin_to
     assert len(_events(engine, coupon["id"])) == 1 + rounds * threads
 
 
+@pytest.mark.slow
 def test_a_rebuild_racing_a_patch_never_brings_back_old_values(server: Api, admin_token: str, engine, rdb) -> None:
     coupon = server.create_coupon(admin_token, 1000)
     cid = coupon["id"]

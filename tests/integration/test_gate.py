@@ -160,6 +160,7 @@ def _race(redis_mode: str, shares: list[list[tuple[str, str]]], concurrency: int
     return out
 
 
+@pytest.mark.slow
 def test_racing_processes_reserve_exactly_the_stock_once_per_user(gate: Gate, rdb, redis_mode: str) -> None:
     totals = [1, 100, 250]
     coupons = _coupons_on_distinct_slots(gate, rdb, redis_mode, totals)
