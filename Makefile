@@ -16,6 +16,7 @@ services: ## Start Redis, MariaDB and Kafka (idempotent)
 
 services-down: ## Stop the services this project started (also the per-worker ones `make check` leaves up)
 	@scripts/services.sh down
+	@scripts/kafka_cluster.sh down
 	@scripts/test.sh --down-instances
 
 cluster: ## Start a local Redis Cluster: 3 masters on 127.0.0.1:7100-7102 (REDIS_CLUSTER_REPLICAS=1 adds 3 replicas)
@@ -23,6 +24,12 @@ cluster: ## Start a local Redis Cluster: 3 masters on 127.0.0.1:7100-7102 (REDIS
 
 cluster-down: ## Stop the Redis Cluster nodes this project started
 	@scripts/redis_cluster.sh down
+
+kafka-cluster: ## Start a local 3-broker KRaft Kafka cluster on 127.0.0.1:9192,9194,9196 (RF 3, min ISR 2 defaults)
+	@scripts/kafka_cluster.sh up
+
+kafka-cluster-down: ## Stop the Kafka cluster nodes this project started
+	@scripts/kafka_cluster.sh down
 
 venv: ## Create .venv from requirements/
 	@scripts/venv.sh
@@ -50,11 +57,12 @@ check: venv ## The quick loop: lint + unit + static + integration tests not mark
 k6: venv ## Load run against a running `make run`: mint users, create a coupon, k6 (if installed), reconcile → verdict
 	@scripts/k6.sh
 
-bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, issue beside a signup rush, consumer drain → bench/RESULTS.md
+bench: venv ## Benchmarks: ceiling vs issue, open loop, 10k-user flash sale, issue beside a signup rush, consumer drain, RF 3 vs RF 1 → bench/RESULTS.md
 	@scripts/services.sh up
+	@scripts/kafka_cluster.sh up
 	@.venv/bin/python bench/bench.py
 bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluster, sharded-stock simulation → bench/SCALING-RESULTS.md
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down venv pins unit lint check k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down kafka-cluster kafka-cluster-down venv pins unit lint check k6 bench bench-scaling

@@ -1,5 +1,7 @@
 """`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, issue latency during
-a signup/login rush, a flash sale watched by 2,000 live-stock streams, consumer drain.
+a signup/login rush, a flash sale watched by 2,000 live-stock streams, consumer drain, and the issue endpoint on a
+replicated Kafka (RF 3 + acks=all on the three-broker cluster of scripts/kafka_cluster.sh) against RF 1 on the
+single broker.
 
 Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
 gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
@@ -44,6 +46,7 @@ from tests.support.client import Api, burst
 from tests.support.database import recreate_and_migrate
 from tests.support.invariants import check_invariants, issued_rows, wait_drained
 from tests.support.processes import Stack, wait_for
+from tests.support.services import state_dir
 
 # Defaults follow scripts/services.sh's port variables (as tests/integration/conftest.py does), so a bench next to
 # other stacks on this machine measures the services it started.
@@ -52,9 +55,22 @@ DB_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/2")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
-ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "streams", "drain")
+ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "streams", "drain", "replication")
 ACCOUNT_CLIENTS = 64
 LOG_DIR = ROOT / ".local" / "bench"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+REPLICATION_COMMAND = "scripts/kafka_cluster.sh up && .venv/bin/python bench/bench.py --only replication"
+
+
+def kafka_cluster_bootstrap() -> str:
+    """BENCH_KAFKA_CLUSTER, else the bootstrap list of this instance's scripts/kafka_cluster.sh (which must be up)."""
+    given = os.environ.get("BENCH_KAFKA_CLUSTER")
+    if given:
+        return given
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "kafka_cluster.sh"), "bootstrap"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
 
 
 def _cpu_jiffies() -> tuple[int, int]:
@@ -112,13 +128,18 @@ def _cpu_seconds(pid: int, kind: str = "all") -> float:
 
 
 def _server_pids(api_pid: int) -> dict[str, list[int]]:
-    """The API's gunicorn processes and the local services' pids (scripts/services.sh pid files)."""
+    """The API's gunicorn processes and the local services' pids (the pid files of scripts/services.sh and
+    scripts/kafka_cluster.sh for this SERVICES_INSTANCE)."""
     children = Path(f"/proc/{api_pid}/task/{api_pid}/children")
     pids = {"api": [api_pid] + [int(p) for p in children.read_text().split()] if children.exists() else [api_pid]}
+    run_dir = state_dir() / "run"
     for name in ("redis", "kafka", "mariadb"):
-        pid_file = ROOT / ".local" / "run" / f"{name}.pid"
+        pid_file = run_dir / f"{name}.pid"
         if pid_file.exists():
             pids[name] = [int(pid_file.read_text().strip())]
+    nodes = [run_dir / f"kafka-cluster-{n}.pid" for n in (1, 2, 3)]
+    if any(f.exists() for f in nodes):
+        pids["kafka_cluster"] = [int(f.read_text().strip()) for f in nodes if f.exists()]
     return pids
 
 
@@ -339,6 +360,10 @@ def main() -> None:
             streams(args, api, admin_token, pairs, results, stack.procs[0].pid, offset)
         stack.stop()
 
+        if "replication" in stages:
+            say(f"   machine quiet after {wait_quiet()} s")
+            replication(args, admin_token, pairs[:offset_warm], results)
+
         if "drain" in stages:
             with app.app_context():
                 drain_api = Stack(env, LOG_DIR)
@@ -362,11 +387,19 @@ def main() -> None:
         table = markdown(results)
         print(table)
         if not args.quick:
-            (ROOT / "bench" / "RESULTS.md").write_text(table)
+            RESULTS.write_text(table)
     else:
         print(json.dumps(results, indent=2))
-        if results.get("streams"):
-            print("\n".join(_streams_rows(results["streams"])))
+    if "replication" in results:
+        section = replication_markdown(results)
+        print(section)
+        if not args.quick:
+            write_section(RESULTS, "replication", section)
+    if "streams" in results:
+        section = streams_markdown(results)
+        print(section)
+        if not args.quick:
+            write_section(RESULTS, "streams", section)
 
 
 def throughput(
@@ -797,6 +830,113 @@ def streams(
     )
 
 
+def replication(
+    args: argparse.Namespace, admin_token: str, pairs: list[tuple[str, str]], results: dict[str, Any]
+) -> None:
+    """The issue endpoint, alone, on the single broker (topic RF 1) and on the three-broker cluster (RF 3,
+    min.insync.replicas 2), one after the other in this run: same users, same API, same wrk load; each on a
+    fresh API after a 5 s warm-up. The producer is acks=all + idempotent in both."""
+    cluster = kafka_cluster_bootstrap()
+    variants = [
+        ("single broker, RF 1", KAFKA, 1, 1),
+        ("3 brokers, RF 3, min ISR 2", cluster, 3, 2),
+    ]
+    tokens = write_tokens(LOG_DIR / "tokens-replication.txt", pairs)
+    out: dict[str, Any] = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "runs": [],
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+    for label, bootstrap, rf, min_isr in variants:
+        env = env_for(uuid.uuid4().hex[:8])
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            KAFKA_REPLICATION_FACTOR=str(rf),
+            KAFKA_MIN_INSYNC_REPLICAS=str(min_isr),
+        )
+        ensure_topics(
+            bootstrap,
+            {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1},
+            replication_factor=rf,
+            min_insync_replicas=min_isr,
+        )
+        stack = Stack(env, LOG_DIR)
+        try:
+            api = Api(stack.start_api(workers=results["workers"]))
+            say(f"6. replication: {label} ({bootstrap}), 5 s warm-up, then {args.seconds} s of issue requests")
+            warm = api.create_coupon(admin_token, 10_000_000)
+            wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(tokens), "COUPON_ID": warm["id"]})
+            big = api.create_coupon(admin_token, 10_000_000)
+            before = grouping(api.base)
+            run = wrk(
+                api.base,
+                "issue.lua",
+                args.seconds,
+                args.connections,
+                {"TOKENS": str(tokens), "COUPON_ID": big["id"]},
+                api_pid=stack.procs[0].pid,
+            )
+            run["grouping"] = grouping(api.base, since=before)
+        finally:
+            stack.stop()
+        run.update(label=label, bootstrap=bootstrap, replication_factor=rf, min_insync_replicas=min_isr)
+        say(f"   {run['rps']:.0f} req/s, latency {run.get('latency')}, statuses {run.get('status')}")
+        out["runs"].append(run)
+    single, replicated = out["runs"]
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    out["rps_ratio"] = round(replicated["rps"] / single["rps"], 3)
+    out["p99_ratio"] = round(replicated["latency"]["p99"] / max(single["latency"]["p99"], 0.001), 2)
+    results["replication"] = out
+
+
+def replication_markdown(r: dict[str, Any]) -> str:
+    rep = r["replication"]
+    rows = [
+        "## Replicated Kafka: RF 3 + acks=all on three brokers vs RF 1 on one",
+        "",
+        f"{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; wrk, {rep['connections']} connections,"
+        f" {rep['seconds']} s per run after a 5 s warm-up, the issue endpoint alone (no consumer), distinct users, stock"
+        " never runs out. Both brokers' setups on this same 2-core VM as the API and wrk (the three-broker cluster is"
+        " three JVMs of 320 MB heap); load average"
+        f" {rep.get('load_before', '?')} before, {rep.get('load_after', '?')} after. Command: `"
+        + REPLICATION_COMMAND
+        + "` (or `make bench`).",
+        "",
+        "| Kafka | issue req/s | p50 ms | p99 ms | statuses | requests per Kafka record |"
+        " CPU µs/request: API; Redis; broker(s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in rep["runs"]:
+        lat = run.get("latency", {})
+        rows.append(
+            f"| {run['label']} | {run['rps']:.0f} | {lat.get('p50')} | {lat.get('p99')} | {run.get('status')} |"
+            f" {run.get('grouping', {}).get('per_kafka_record', '?')} | {_replication_cpu(run)} |"
+        )
+    rows.append("")
+    rows.append(f"RF 3 / RF 1: throughput ×{rep['rps_ratio']}, p99 ×{rep['p99_ratio']}.")
+    return "\n".join(rows) + "\n"
+
+
+def _replication_cpu(run: dict[str, Any]) -> str:
+    cpu = run.get("cpu_us_per_request", {})
+    brokers = cpu.get("kafka" if run["replication_factor"] == 1 else "kafka_cluster", 0)
+    return f"{cpu.get('api', 0):.0f}; {cpu.get('redis', 0):.0f}; {brokers:.0f}"
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put text between <!-- name --> markers in path: replaces an earlier run's, else appends."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{text}{end}\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    path.write_text(new)
+
+
 def _cpu(stage: dict[str, Any]) -> str:
     cpu = stage.get("cpu_us_per_request", {})
     return f"{cpu.get('api', 0):.0f}; {cpu.get('redis', 0):.0f}; {cpu.get('kafka', 0):.0f}"
@@ -822,6 +962,29 @@ def _accounts_rows(acc: dict[str, Any] | None) -> list[str]:
         f" {sign['signup']['p50_ms']} ms, p99 {sign['signup']['p99_ms']} ms, slowest {sign['signup']['max_ms']} ms"
         f" ({statuses(sign)}) | no 60 s waits |",
     ]
+
+
+STREAMS_COMMAND = ".venv/bin/python bench/bench.py --only streams"
+
+
+def streams_markdown(r: dict[str, Any]) -> str:
+    """The streams stage's own section of RESULTS.md (written by every run of the stage, `--only streams` too)."""
+    st = r["streams"]
+    runs = [st[k] for k in ("fanout", "wrk_without", "wrk_with", "openloop_without", "openloop_with") if k in st]
+    loads = [x for run in runs for x in run.get("load_avg_1m", [])]
+    head = [
+        f"## Live stock: a flash sale watched by {st['streams']:,} SSE streams (stage `streams`)",
+        "",
+        f"{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; command: `{STREAMS_COMMAND}` (or"
+        " `make bench`). The streams are held by `bench/streams.py` (gevent, raw sockets, HTTP/1.1 chunked), pinned"
+        " to core 1 beside the load generator; every one connects and gets its first state before the sale starts."
+        f" 1-minute load average {min(loads, default=0)}–{max(loads, default=0)} during the stage (other work on the"
+        " box moves these numbers: compare within a row, each pair ran back to back).",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+    ]
+    return "\n".join(head + _streams_rows(st)) + "\n"
 
 
 def _streams_rows(st: dict[str, Any] | None) -> list[str]:
@@ -897,7 +1060,6 @@ def markdown(r: dict[str, Any]) -> str:
         f"| flash sale: DB holds all 1,000 rows after | {fs['seconds_until_db_has_all_rows']} s | |",
         f"| flash sale: last of the replies read after | {fs['seconds_until_last_reply']} s | |",
         *_accounts_rows(r.get("accounts")),
-        *_streams_rows(r.get("streams")),
         f"| drain, 1 consumer | {r['drain_1']['rows_per_s']:.0f} rows/s ({r['drain_1']['messages']} rows, first batch to last"
         f" row {r['drain_1']['seconds']} s; {r['drain_1']['seconds_from_launch']} s from process start) | ≥ 10,000 rows/s |",
         f"| drain, 2 consumers | {r['drain_2']['rows_per_s']:.0f} rows/s (first batch to last row"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import getpass
 import sys
 import time
 import uuid
@@ -11,15 +13,18 @@ from typing import IO, Any
 import click
 from flask import Flask, current_app
 
-from coupon.adapters.kafka_topics import ensure_topics
+from coupon.adapters.kafka_topics import TopicSettings, ensure_topics, topic_settings
+from coupon.domain.commands import CouponPatch
 from coupon.domain.errors import AppError
-from coupon.domain.vocabulary import utcnow
+from coupon.domain.vocabulary import CouponPhase, CouponStatus, Role, iso, phase_of, utcnow
 from coupon.extensions import db
+from coupon.http.cursors import encode_coupon_cursor
 from coupon.http.minting import user_token
-from coupon.http.parsing import parse_coupon_draft, parse_uuid
+from coupon.http.parsing import parse_coupon_draft, parse_coupon_patch, parse_listing_query, parse_uuid
+from coupon.http.presenters import LEDGER_CSV_HEADER, ledger_csv_row
 from coupon.observability.progress import Progress
 from coupon.resources import current
-from coupon.services import accounts, catalog, failure_records, load_users, reconcile
+from coupon.services import accounts, catalog, failure_records, ledger, lifecycle, load_users, reconcile
 
 
 def init_app(app: Flask) -> None:
@@ -33,6 +38,8 @@ def init_app(app: Flask) -> None:
         reconcile_coupon,
         failures_group,
         delete_user,
+        coupons_group,
+        export_issued,
     ):
         app.cli.add_command(command)
 
@@ -40,6 +47,14 @@ def init_app(app: Flask) -> None:
 def _fail(error: AppError) -> None:
     click.echo(f"error {error.code}: {error.message}" + (f" {error.data}" if error.data else ""), err=True)
     sys.exit(1)
+
+
+def cli_actor() -> str:
+    """Who the coupon_events rows of CLI changes name: "cli:<os user>", or "cli" when the OS names nobody."""
+    try:
+        return f"cli:{getpass.getuser()}"[:100]
+    except (KeyError, OSError):  # no such user in the password database, no login name
+        return "cli"
 
 
 @click.command("create-admin")
@@ -103,7 +118,7 @@ def create_coupon(
         body["issueStartsAt"] = starts_at
     try:
         draft = parse_coupon_draft(body, now)
-        coupon = catalog.create_coupon(db.session, current().gate, draft)
+        coupon = catalog.create_coupon(db.session, current().gate, draft, cli_actor())
     except AppError as exc:
         _fail(exc)
         return
@@ -150,7 +165,7 @@ def seed(user_count: int, out: IO[str]) -> None:
             if opens_in:
                 body["issueStartsAt"] = (now + timedelta(hours=opens_in)).isoformat() + "Z"
             try:
-                coupon = catalog.create_coupon(db.session, gate, parse_coupon_draft(body, now))
+                coupon = catalog.create_coupon(db.session, gate, parse_coupon_draft(body, now), cli_actor())
             except AppError as exc:
                 _fail(exc)
                 return
@@ -172,18 +187,76 @@ def _mint(count: int, prefix: str, password: str, out: IO[str]) -> None:
 
 @click.command("create-topics")
 @click.option("--partitions", type=int, default=None, help="Partitions of coupon.issue (default: KAFKA_PARTITIONS).")
-def create_topics(partitions: int | None) -> None:
-    """Create coupon.issue and coupon.issue.dlq if missing."""
+@click.option(
+    "--replication-factor",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Copies of every partition (default: KAFKA_REPLICATION_FACTOR).",
+)
+@click.option(
+    "--min-insync-replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Topic config min.insync.replicas (default: KAFKA_MIN_INSYNC_REPLICAS).",
+)
+def create_topics(partitions: int | None, replication_factor: int | None, min_insync_replicas: int | None) -> None:
+    """Create coupon.issue and coupon.issue.dlq if missing, with the replication settings; report both topics.
+
+    Exits 1 when a topic exists with other replication settings than asked for: create-topics never changes an
+    existing topic (a replication factor changes by partition reassignment, min.insync.replicas with
+    kafka-configs --alter), so a topic left at RF 1 on a 3-broker cluster is said out loud, not hidden.
+    """
     cfg = current_app.config
     count = partitions or cfg["KAFKA_PARTITIONS"]
+    rf = replication_factor or cfg["KAFKA_REPLICATION_FACTOR"]
+    min_isr = min_insync_replicas or cfg["KAFKA_MIN_INSYNC_REPLICAS"]
+    if min_isr > rf:
+        raise click.BadParameter(f"min.insync.replicas {min_isr} exceeds the replication factor {rf}")
+    wanted = {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
     try:
         created = ensure_topics(
-            cfg["KAFKA_BOOTSTRAP_SERVERS"], {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
+            cfg["KAFKA_BOOTSTRAP_SERVERS"], wanted, replication_factor=rf, min_insync_replicas=min_isr
         )
+        found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
+        # A broker learns of a new topic from the metadata log a moment after the controller: ask again briefly.
+        deadline = time.monotonic() + 15
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
     except AppError as exc:
         _fail(exc)
         return
     click.echo(f"topics created: {', '.join(created) if created else 'none (all exist)'}")
+    problems = []
+    for name in wanted:
+        topic = found.get(name)
+        if topic is None:
+            problems.append(f"{name}: not found after create-topics")
+            continue
+        click.echo(_describe(topic, created=name in created))
+        if topic.replication_factor != rf:
+            problems.append(
+                f"{name} exists with replication factor {topic.replication_factor}, not {rf}"
+                " (KAFKA_REPLICATION_FACTOR): create-topics does not change an existing topic; reassign its partitions"
+                " (kafka-reassign-partitions) or recreate it"
+            )
+        if topic.min_insync_replicas != min_isr:
+            problems.append(
+                f"{name} has min.insync.replicas={topic.min_insync_replicas}, not {min_isr}"
+                f" (KAFKA_MIN_INSYNC_REPLICAS): kafka-configs --alter --entity-type topics --entity-name {name}"
+                f" --add-config min.insync.replicas={min_isr}"
+            )
+    for problem in problems:
+        click.echo(f"MISMATCH {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+def _describe(topic: TopicSettings, created: bool) -> str:
+    return (
+        f"{topic.name}: {topic.partitions} partitions, replication factor {topic.replication_factor},"
+        f" min.insync.replicas {topic.min_insync_replicas}" + (" (created)" if created else " (existed)")
+    )
 
 
 @click.command("mint-users")
@@ -318,3 +391,125 @@ def failures_retry(failure_id: int | None, retry_all: bool) -> None:
         click.echo(f"record {failure_id} republished")
     except AppError as exc:
         _fail(exc)
+
+
+@click.group("coupons")
+def coupons_group() -> None:
+    """Coupons: list them, switch them off and on, close or change them (recorded as the actor cli:<os user>)."""
+
+
+@coupons_group.command("list")
+@click.option(
+    "--status", type=click.Choice([s.value for s in CouponStatus]), default=None, help="Only coupons in this status."
+)
+@click.option(
+    "--phase",
+    type=click.Choice([p.value for p in CouponPhase]),
+    default=None,
+    help="live (window open now), upcoming or ended.",
+)
+@click.option("--limit", type=int, default=20, show_default=True, help="Show at most this many (1-100).")
+@click.option("--cursor", default=None, help="Continue after the page that printed this cursor.")
+def coupons_list(status: str | None, phase: str | None, limit: int, cursor: str | None) -> None:
+    """List coupons newest first, with their live stock."""
+    args = {"limit": str(limit)}
+    args.update({k: v for k, v in (("status", status), ("phase", phase), ("cursor", cursor)) if v is not None})
+    now = utcnow()
+    try:
+        page = catalog.list_coupons(db.session, current().gate, parse_listing_query(args), Role.ADMIN, now)
+    except AppError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{'id':36}  {'status':8} {'phase':8} {'reserved':>9}/{'total':<9} {'expires':24}  name")
+    for item in page.items:
+        c, stock = item.coupon, item.stock
+        click.echo(
+            f"{c.id:36}  {c.status.value:8} {phase_of(c.issue_starts_at, c.expires_at, now).value:8}"
+            f" {stock.reserved:>9}/{stock.total:<9} {iso(c.expires_at) or '':24}  {c.name}"
+        )
+    more = f"; next page: --cursor {encode_coupon_cursor(page.next)}" if page.next is not None else ""
+    click.echo(f"({len(page.items)} shown{more})")
+
+
+def _change(coupon_id: str, body: dict[str, Any] | None = None, patch: CouponPatch | None = None) -> None:
+    """Run one change through the same parsing and service as PATCH /api/coupon/{id}; print one line."""
+    try:
+        cid = parse_uuid(coupon_id)
+        update = lifecycle.update_coupon(
+            db.session, current().gate, cid, patch or parse_coupon_patch(body), cli_actor()
+        )
+    except AppError as exc:
+        _fail(exc)
+        return
+    if update.action is None:
+        click.echo(f"coupon {cid} unchanged")
+        return
+    changed = ", ".join(f"{field} {c['from']} -> {c['to']}" for field, c in update.changes.items())
+    click.echo(f"coupon {cid} {update.action.value}: {changed}")
+
+
+@coupons_group.command("disable")
+@click.argument("coupon_id")
+def coupons_disable(coupon_id: str) -> None:
+    """The kill switch: no issue request for COUPON_ID is accepted from now on (409 E3006)."""
+    _change(coupon_id, {"status": CouponStatus.DISABLED.value})
+
+
+@coupons_group.command("enable")
+@click.argument("coupon_id")
+def coupons_enable(coupon_id: str) -> None:
+    """Accept issue requests for COUPON_ID again (within its window and stock)."""
+    _change(coupon_id, {"status": CouponStatus.ACTIVE.value})
+
+
+@coupons_group.command("close")
+@click.argument("coupon_id")
+def coupons_close(coupon_id: str) -> None:
+    """End the issue window of COUPON_ID now (expiresAt = now; its issued coupons expire with it)."""
+    _change(coupon_id, patch=CouponPatch(expires_at=utcnow()))
+
+
+@coupons_group.command("set")
+@click.argument("coupon_id")
+@click.option("--quantity", type=int, default=None, help="New total stock (never below what is reserved or issued).")
+@click.option("--starts", default=None, help="New ISO-8601 start of the issue window.")
+@click.option("--expires", default=None, help="New ISO-8601 end of the issue window (extend or close early).")
+@click.option("--name", default=None, help="New display name.")
+def coupons_set(
+    coupon_id: str, quantity: int | None, starts: str | None, expires: str | None, name: str | None
+) -> None:
+    """Change the quantity, window or name of COUPON_ID."""
+    body = {
+        key: value
+        for key, value in (
+            ("totalQuantity", quantity),
+            ("issueStartsAt", starts),
+            ("expiresAt", expires),
+            ("name", name),
+        )
+        if value is not None
+    }
+    if not body:
+        raise click.UsageError("give at least one of --quantity, --starts, --expires, --name")
+    _change(coupon_id, body)
+
+
+@click.command("export-issued")
+@click.argument("coupon_id")
+@click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="CSV file to write; - is stdout.")
+@click.option("--chunk", type=click.IntRange(1, 10_000), default=1000, show_default=True, help="Rows read per query.")
+def export_issued(coupon_id: str, out: IO[str], chunk: int) -> None:
+    """Write the winners ledger of COUPON_ID as CSV (header row, by rank), read in chunks; progress on stderr."""
+    try:
+        coupon, chunks = ledger.issued_chunks(db.session, parse_uuid(coupon_id), chunk)
+        progress = Progress("export issued", total=coupon.issued_count, every=max(chunk, 1000))
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(LEDGER_CSV_HEADER)
+        for rows in chunks:
+            writer.writerows(ledger_csv_row(row) for row in rows)
+            progress.advance(len(rows))
+    except AppError as exc:
+        _fail(exc)
+        return
+    out.flush()
+    progress.finish()

@@ -50,6 +50,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "KAFKA_DLQ_TOPIC": _env("KAFKA_DLQ_TOPIC", "coupon.issue.dlq"),
         "KAFKA_CONSUMER_GROUP": _env("KAFKA_CONSUMER_GROUP", "coupon-issuer"),
         "KAFKA_PARTITIONS": _int("KAFKA_PARTITIONS", 6),
+        # `flask create-topics` creates both topics with this replication factor and topic config
+        # min.insync.replicas (acks=all then needs that many in-sync copies): 1/1 on the single dev broker,
+        # 3/2 on a three-broker cluster (scripts/kafka_cluster.sh, docker compose --profile ha).
+        "KAFKA_REPLICATION_FACTOR": _int("KAFKA_REPLICATION_FACTOR", 1),
+        "KAFKA_MIN_INSYNC_REPLICAS": _int("KAFKA_MIN_INSYNC_REPLICAS", 1),
         # The API waits this long for the broker's ack before releasing the reservation (503).
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
         "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
@@ -128,6 +133,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "HASH_MAX_QUEUE",
         "STOCK_STREAM_HEARTBEAT_SECONDS",
         "STOCK_STREAM_MAX_SECONDS",
+        "KAFKA_PARTITIONS",
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
     ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
@@ -135,6 +143,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         raise RuntimeError(f"STOCK_STREAM_TICK_MS must be at least 10, got {cfg['STOCK_STREAM_TICK_MS']}")
     if cfg["STOCK_STREAM_RETRY_MS"] < 0:
         raise RuntimeError(f"STOCK_STREAM_RETRY_MS must be 0 or more, got {cfg['STOCK_STREAM_RETRY_MS']}")
+    if cfg["KAFKA_MIN_INSYNC_REPLICAS"] > cfg["KAFKA_REPLICATION_FACTOR"]:
+        raise RuntimeError(
+            f"KAFKA_MIN_INSYNC_REPLICAS ({cfg['KAFKA_MIN_INSYNC_REPLICAS']}) can't exceed KAFKA_REPLICATION_FACTOR"
+            f" ({cfg['KAFKA_REPLICATION_FACTOR']}): no acks=all write could ever succeed"
+        )
     parse_trusted(cfg["TRUSTED_PROXIES"])  # a bad entry stops the start-up rather than trusting too much
     _check_secrets(cfg)
     return cfg

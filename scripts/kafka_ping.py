@@ -10,7 +10,11 @@ The Metadata version is not hard-coded: it is the highest one both sides speak
 (this parser handles the non-flexible v0-v8; Kafka 4.1 accepts v0-v13), since
 Kafka 4 already dropped old versions of several APIs (KIP-896).
 
-    scripts/kafka_ping.py [--bootstrap 127.0.0.1:9092] [--timeout 60] [--quiet]
+    scripts/kafka_ping.py [--bootstrap 127.0.0.1:9092[,host:port...]] [--brokers N] [--timeout 60] [--quiet]
+
+A bootstrap list (KAFKA_BOOTSTRAP_SERVERS) is tried address by address, so one broker down in a cluster does not
+fail the check. --brokers N succeeds only once the answer lists N brokers or more (scripts/kafka_cluster.sh waits
+for all of its brokers to have registered this way).
 
 Retries until the timeout; exits 0 on success, 1 otherwise (with a message on stderr).
 """
@@ -148,44 +152,58 @@ def ping_once(host: str, port: int, timeout: float):
         return version, brokers, cluster_id, controller_id
 
 
-def parse_bootstrap(value: str) -> tuple[str, int]:
-    first = value.split(",")[0].strip()
-    host, sep, port = first.rpartition(":")
+def parse_address(value: str) -> tuple[str, int]:
+    value = value.strip()
+    host, sep, port = value.rpartition(":")
     if not sep:
-        return first, 9092
+        return value, 9092
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_bootstrap(value: str) -> tuple[str, int]:
+    """The first address of a bootstrap list."""
+    return parse_bootstrap_list(value)[0]
+
+
+def parse_bootstrap_list(value: str) -> list[tuple[str, int]]:
+    """Every address of a comma-separated bootstrap list (host:port,host:port,...)."""
+    return [parse_address(item) for item in value.split(",") if item.strip()] or [("127.0.0.1", 9092)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check that a Kafka broker answers a Metadata request.")
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="host:port (default 127.0.0.1:9092)")
+    parser.add_argument(
+        "--bootstrap", default="127.0.0.1:9092", help="host:port or a list host:port,... (default 127.0.0.1:9092)"
+    )
+    parser.add_argument("--brokers", type=int, default=1, help="succeed once this many brokers are listed (default 1)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to keep retrying (default 60)")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
 
-    host, port = parse_bootstrap(args.bootstrap)
+    addresses = parse_bootstrap_list(args.bootstrap)
     deadline = time.monotonic() + max(args.timeout, 0.0)
     last_error = "no attempt made"
     while True:
-        remaining = deadline - time.monotonic()
-        try:
-            version, brokers, cluster_id, controller_id = ping_once(host, port, max(1.0, min(5.0, remaining)))
-            if brokers:
-                if not args.quiet:
-                    listed = ", ".join(f"{n}@{h}:{p}" for n, h, p in brokers)
-                    print(
-                        f"kafka ok at {host}:{port}: brokers=[{listed}] cluster_id={cluster_id} "
-                        f"controller={controller_id} (Metadata v{version})"
-                    )
-                return 0
-            last_error = "Metadata answer lists no broker yet"
-        except (OSError, ProtocolError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
+        for host, port in addresses:
+            remaining = deadline - time.monotonic()
+            try:
+                version, brokers, cluster_id, controller_id = ping_once(host, port, max(1.0, min(5.0, remaining)))
+                if brokers and len(brokers) >= args.brokers:
+                    if not args.quiet:
+                        listed = ", ".join(f"{n}@{h}:{p}" for n, h, p in brokers)
+                        print(
+                            f"kafka ok at {host}:{port}: brokers=[{listed}] cluster_id={cluster_id} "
+                            f"controller={controller_id} (Metadata v{version})"
+                        )
+                    return 0
+                last_error = f"{host}:{port} lists {len(brokers)} broker(s), waiting for {args.brokers}"
+            except (OSError, ProtocolError) as exc:
+                last_error = f"{host}:{port}: {type(exc).__name__}: {exc}"
         if time.monotonic() + 0.5 >= deadline:
             break
         time.sleep(0.5)
     print(
-        f"kafka_ping: no Kafka broker answering at {host}:{port} within {args.timeout:g}s ({last_error})",
+        f"kafka_ping: no Kafka broker answering at {args.bootstrap} within {args.timeout:g}s ({last_error})",
         file=sys.stderr,
     )
     return 1

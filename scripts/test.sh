@@ -20,6 +20,9 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-7100}"
 TEST_REDIS_FAILOVER_PORT="${TEST_REDIS_FAILOVER_PORT:-7150}"
+# The 3-broker Kafka cluster of the Kafka failover tests (scripts/kafka_cluster.sh): each worker's session starts
+# its own on first use, on these ports + 1000*N, and stops it at the end.
+KAFKA_CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-9192}"
 started_at=$SECONDS
 
 # The environment of instance N (0: the usual services).
@@ -27,7 +30,8 @@ instance_env() {
   local n="$1" offset=$((1000 * $1))
   echo "SERVICES_INSTANCE=$n REDIS_PORT=$((REDIS_PORT + offset)) DB_PORT=$((DB_PORT + offset))" \
     "KAFKA_PORT=$((KAFKA_PORT + offset)) KAFKA_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + offset))" \
-    "REDIS_CLUSTER_PORT=$((REDIS_CLUSTER_PORT + offset)) TEST_REDIS_FAILOVER_PORT=$((TEST_REDIS_FAILOVER_PORT + offset))"
+    "REDIS_CLUSTER_PORT=$((REDIS_CLUSTER_PORT + offset)) TEST_REDIS_FAILOVER_PORT=$((TEST_REDIS_FAILOVER_PORT + offset))" \
+    "KAFKA_CLUSTER_PORT=$((KAFKA_CLUSTER_PORT + offset))"
 }
 
 # in_instance N COMMAND...: run COMMAND with instance N's environment.
@@ -45,6 +49,7 @@ if [ "${1:-}" = --down-instances ]; then
     [ -d "$dir" ] || continue
     in_instance "$(basename "$dir")" scripts/services.sh down
     in_instance "$(basename "$dir")" scripts/redis_cluster.sh down
+    in_instance "$(basename "$dir")" scripts/kafka_cluster.sh down
   done
   exit 0
 fi
@@ -62,12 +67,18 @@ for ((n = 0; n < WORKERS; n++)); do
   done
   in_instance "$n" scripts/redis_cluster.sh status >/dev/null 2>&1 || started+=("$n:cluster")
 done
+# The three-broker Kafka cluster of the failover tests is one for the run (they take turns; nine more JVMs would
+# crowd two cores): instance 0's, started by the first test that needs it, stopped here afterwards.
+in_instance 0 scripts/kafka_cluster.sh status >/dev/null 2>&1 || started+=("0:kafka-cluster")
+export TEST_KAFKA_CLUSTER="SERVICES_INSTANCE=0 KAFKA_CLUSTER_PORT=$KAFKA_CLUSTER_PORT"
 [ "${TEST_KEEP_SERVICES:-0}" != 1 ] || started=()
 cleanup() {
   local rc=$? item
   for item in "${started[@]}"; do
     if [ "${item#*:}" = cluster ]; then
       in_instance "${item%%:*}" scripts/redis_cluster.sh down || true
+    elif [ "${item#*:}" = kafka-cluster ]; then
+      in_instance "${item%%:*}" scripts/kafka_cluster.sh down >/dev/null 2>&1 || true
     else
       in_instance "${item%%:*}" scripts/services.sh stop "${item#*:}" || true
     fi

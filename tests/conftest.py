@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fault_report import FAULT_REPORT
+from tests.support.fault_report import FAILOVER_REPORT, FAULT_REPORT
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -15,14 +15,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["fault_report"] = json.dumps(FAULT_REPORT)
+        workeroutput["failover_report"] = json.dumps(FAILOVER_REPORT)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     FAULT_REPORT.extend(json.loads(getattr(node, "workeroutput", {}).get("fault_report", "[]")))
+    FAILOVER_REPORT.extend(json.loads(getattr(node, "workeroutput", {}).get("failover_report", "[]")))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _failover_summary(terminalreporter)
     if not FAULT_REPORT:
         return
     terminalreporter.section("fault injection report")
@@ -35,4 +38,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 if "unconfirmed" in row
                 else ""
             )
+        )
+
+
+def _failover_summary(terminalreporter: Any) -> None:
+    if not FAILOVER_REPORT:
+        return
+    terminalreporter.section("failover report")
+    for row in FAILOVER_REPORT:
+        extra = {k: v for k, v in row.items() if k not in ("failover", "sent", "accepted", "issued", "recovery_s")}
+        terminalreporter.write_line(
+            f"{row['failover']:<62} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
+            f" recovery={row['recovery_s']}s " + " ".join(f"{k}={v}" for k, v in extra.items())
         )

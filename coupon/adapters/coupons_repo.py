@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import and_, or_, select
 
 from coupon.adapters.db_session import DbSession
+from coupon.domain.commands import CouponPosition
 from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon
-from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
+from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES, CouponPhase, CouponStatus
 
 
 def add(session: DbSession, coupon: Coupon) -> Coupon:
@@ -22,6 +23,50 @@ def get(session: DbSession, coupon_id: str) -> Coupon | None:
     return session.get(Coupon, coupon_id)
 
 
+def lock(session: DbSession, coupon_id: str) -> Coupon | None:
+    """SELECT ... FOR UPDATE: the row lock every writer of the coupon's gate meta holds (PATCH, gate rebuild), and
+    the consumer's stock guard too. The object is refreshed from the locked row, whatever the session held."""
+    return session.execute(
+        select(Coupon).where(Coupon.id == coupon_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def page(
+    session: DbSession,
+    now: datetime,
+    limit: int,
+    *,
+    status: CouponStatus | None = None,
+    phase: CouponPhase | None = None,
+    not_ended: bool = False,
+    after: CouponPosition | None = None,
+) -> list[Coupon]:
+    """Newest first (created_at DESC, id DESC: ix_coupons_created read backwards), only the rows after `after`.
+
+    Keyset pagination: a page starts strictly after the previous page's last (created_at, id), so rows inserted
+    meanwhile (newer ones) never shift a later page, and none is skipped or repeated.
+    """
+    query = select(Coupon)
+    if status is not None:
+        query = query.where(Coupon.status == status)
+    if phase is CouponPhase.LIVE:
+        query = query.where(Coupon.issue_starts_at <= now, Coupon.expires_at > now)
+    elif phase is CouponPhase.UPCOMING:
+        query = query.where(Coupon.issue_starts_at > now)
+    elif phase is CouponPhase.ENDED:
+        query = query.where(Coupon.expires_at <= now)
+    if not_ended:
+        query = query.where(Coupon.expires_at > now)
+    if after is not None:
+        query = query.where(
+            or_(
+                Coupon.created_at < after.created_at,
+                and_(Coupon.created_at == after.created_at, Coupon.id < after.id),
+            )
+        )
+    return list(session.execute(query.order_by(Coupon.created_at.desc(), Coupon.id.desc()).limit(limit)).scalars())
+
+
 def find_by_name(session: DbSession, name: str) -> Coupon | None:
     return session.execute(select(Coupon).where(Coupon.name == name).limit(1)).scalar_one_or_none()
 
@@ -29,10 +74,6 @@ def find_by_name(session: DbSession, name: str) -> Coupon | None:
 def ids_expiring_after(session: DbSession, since: datetime) -> list[str]:
     """Coupons whose issue window ended after `since` (or has not ended): the ones that can hold reservations."""
     return list(session.execute(select(Coupon.id).where(Coupon.expires_at > since)).scalars())
-
-
-def remove(session: DbSession, coupon_id: str) -> None:
-    session.execute(delete(Coupon).where(Coupon.id == coupon_id))
 
 
 def holders(session: DbSession, coupon_id: str) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The Redis issue gate: typed wrappers around reserve.lua / release.lua and the gate's metadata."""
+"""The Redis issue gate: typed wrappers around reserve.lua / release.lua / update_meta.lua and the gate's metadata."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ class HoldMode(enum.Enum):
     UNCONFIRM = "unconfirm"
     REVOKE = "revoke"
     RELEASE = "release"
+
+
+class MetaUpdate(enum.Enum):
+    """What update_meta.lua did; the values are the script's return codes."""
+
+    WRITTEN = 0
+    MISSING = 1  # no meta hash: nothing written, the next request rebuilds the gate from the DB
+    BELOW_RESERVED = 2  # the new total is below the reservations: nothing written
+
+
+@dataclass(frozen=True)
+class MetaUpdateResult:
+    outcome: MetaUpdate
+    reserved: int  # the gate's reservation counter when the script ran (0 when the meta was missing)
 
 
 class GateRequest(NamedTuple):
@@ -259,7 +273,35 @@ class Gate:
             out.append(HeldReservation(user, int(rank), state, event, stamps.get(user)))
         return out
 
+    def update_meta(self, coupon_id: str, meta: GateMeta, *, guard: bool = True) -> MetaUpdateResult:
+        """An admin change of the meta in one update_meta.lua call; the caller holds the coupon's DB row lock.
+
+        With `guard`, a total below the reservation counter is refused (BELOW_RESERVED); without it the meta is
+        written anyway (the undo of a change whose commit failed). A missing meta is left missing. RedisUnavailable
+        when the call fails; after a timeout the caller cannot know whether the meta was written.
+        """
+        args = ["guard" if guard else "force", str(meta.total), str(meta.starts_ms), str(meta.ends_ms), meta.status]
+        try:
+            [reply] = run_many(self.client, "update_meta", [(keys.meta_keys(coupon_id), args)])
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        if isinstance(reply, BaseException):
+            raise RedisUnavailable(f"The coupon gate failed: {reply}") from reply
+        return MetaUpdateResult(MetaUpdate(int(reply[0])), int(reply[1]))
+
+    def read_meta(self, coupon_id: str) -> GateMeta | None:
+        """The meta as reserve.lua sees it, or None when it is missing."""
+        try:
+            raw = self.client.hgetall(keys.meta(coupon_id))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return GateMeta(int(fields["total"]), int(fields["starts"]), int(fields["ends"]), fields["status"])
+
     def write_meta(self, coupon_id: str, meta: GateMeta) -> None:
+        """A raw HSET of the meta, outside the row lock: for the benches' synthetic coupons that have no DB row."""
         try:
             self.client.hset(keys.meta(coupon_id), mapping=_meta_fields(meta))
         except REDIS_ERRORS as exc:
@@ -271,6 +313,20 @@ class Gate:
         except REDIS_ERRORS as exc:
             raise RedisUnavailable() from exc
         return int(value or 0)
+
+    def reserved_many(self, coupon_ids: list[str]) -> list[int | None]:
+        """The reservation counter of each coupon in one pipeline, None where the meta is missing (rebuild it)."""
+        if not coupon_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for coupon_id in coupon_ids:
+            pipe.exists(keys.meta(coupon_id))
+            pipe.get(keys.issued(coupon_id))
+        try:
+            replies = pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        return [int(replies[2 * i + 1] or 0) if replies[2 * i] else None for i in range(len(coupon_ids))]
 
     def rank_of(self, coupon_id: str, user_id: str) -> int | None:
         try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, or_, select, text, update
 
 from coupon.adapters.db_session import DbSession
-from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection
+from coupon.domain.commands import RankPosition
+from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon, IssueRejection, User
 from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES
 
 if TYPE_CHECKING:
@@ -72,3 +73,41 @@ def owned_by(session: DbSession, user_id: str) -> list[dict[str, Any]]:
         {"user_id": user_id},
     )
     return [dict(r._mapping) for r in rows]
+
+
+class LedgerRow(NamedTuple):
+    """One winner of a coupon: the issued row and its user's name (None once the account was deleted)."""
+
+    row_id: int
+    user_id: str
+    username: str | None
+    rank: int
+    issued_at: datetime
+    used: bool
+    used_at: datetime | None
+
+
+def ledger_page(session: DbSession, coupon_id: str, limit: int, after: RankPosition | None = None) -> list[LedgerRow]:
+    """The coupon's issued rows by rank (row id breaking ties), after `after`, along ix_issued_coupon_rank."""
+    query = (
+        select(
+            IssuedCoupon.id,
+            IssuedCoupon.user_id,
+            User.username,
+            IssuedCoupon.rank,
+            IssuedCoupon.issued_at,
+            IssuedCoupon.used,
+            IssuedCoupon.used_at,
+        )
+        .outerjoin(User, User.id == IssuedCoupon.user_id)
+        .where(IssuedCoupon.coupon_id == coupon_id)
+    )
+    if after is not None:
+        query = query.where(
+            or_(
+                IssuedCoupon.rank > after.rank,
+                and_(IssuedCoupon.rank == after.rank, IssuedCoupon.id > after.row_id),
+            )
+        )
+    rows = session.execute(query.order_by(IssuedCoupon.rank, IssuedCoupon.id).limit(limit))
+    return [LedgerRow(*row) for row in rows]

@@ -40,6 +40,11 @@ def gate_keys(coupon_id: str) -> list[str]:
     return [meta(coupon_id), issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id)]
 
 
+def meta_keys(coupon_id: str) -> list[str]:
+    """KEYS of update_meta.lua, in its order."""
+    return [meta(coupon_id), issued(coupon_id)]
+
+
 def hold_keys(coupon_id: str) -> list[str]:
     """KEYS of release.lua, in its order."""
     return [issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id)]

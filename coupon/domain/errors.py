@@ -112,6 +112,12 @@ class CouponExpired(AppError):
     status, code, message = 409, "E3009", "This coupon has expired and can no longer be used"
 
 
+class QuantityBelowReserved(AppError):
+    """A PATCH lowering totalQuantity below what the gate has reserved or the DB has issued; data {reserved, issued}."""
+
+    status, code, message = 409, "E3010", "The quantity cannot be lowered below what is already reserved or issued"
+
+
 # --- E4xxx: request validation ---------------------------------------------------------------
 class ValidationFailed(AppError):
     status, code, message = 400, "E4000", "The request is invalid"

@@ -1,12 +1,14 @@
-"""SQLAlchemy models: the four tables of the design, the records of rejected and cancelled requests, refresh tokens."""
+"""SQLAlchemy models: the four tables of the design, the records of rejected and cancelled requests, refresh tokens,
+and the admin changes of coupons."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -21,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, Role, utcnow
+from coupon.domain.vocabulary import (
+    CouponAction,
+    CouponStatus,
+    CouponType,
+    DiscountType,
+    FailureStatus,
+    Role,
+    utcnow,
+)
 from coupon.extensions import db
 
 if TYPE_CHECKING:
@@ -64,6 +74,8 @@ class User(Base):
 
 class Coupon(Base):
     __tablename__ = "coupons"
+    # The listing's order (newest first, id breaking ties) read backwards along one index.
+    __table_args__ = (Index("ix_coupons_created", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -84,6 +96,8 @@ class IssuedCoupon(Base):
     __table_args__ = (
         UniqueConstraint("coupon_id", "user_id", name="uq_issued_coupon_user"),
         Index("ix_issued_user", "user_id"),
+        # The winners ledger, by rank (InnoDB appends the primary key: rank ties are ordered by id).
+        Index("ix_issued_coupon_rank", "coupon_id", "rank"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -165,3 +179,20 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(_dt(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
     replaced_by: Mapped[str | None] = mapped_column(String(UUID_LEN), nullable=True)
+
+
+class CouponEvent(Base):
+    """One admin change of a coupon (creation too), written in the same transaction as the change.
+
+    `actor` is the admin's user id, or "cli" / "cli:<os user>"; `changes` is {field: {"from": old, "to": new}}
+    with the API's field names and values."""
+
+    __tablename__ = "coupon_events"
+    __table_args__ = (Index("ix_coupon_events_coupon", "coupon_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    coupon_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    at: Mapped[datetime] = mapped_column(_dt(), nullable=False, default=utcnow)
+    action: Mapped[CouponAction] = mapped_column(_enum(CouponAction), nullable=False)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

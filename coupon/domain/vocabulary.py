@@ -30,6 +30,32 @@ class CouponStatus(str, enum.Enum):
     DISABLED = "DISABLED"
 
 
+class CouponPhase(str, enum.Enum):
+    """Where a coupon's issue window stands at a moment: the listing's `phase` filter."""
+
+    LIVE = "live"  # issueStartsAt <= now < expiresAt
+    UPCOMING = "upcoming"  # now < issueStartsAt
+    ENDED = "ended"  # expiresAt <= now
+
+
+def phase_of(issue_starts_at: datetime, expires_at: datetime, now: datetime) -> CouponPhase:
+    if expires_at <= now:
+        return CouponPhase.ENDED
+    if now < issue_starts_at:
+        return CouponPhase.UPCOMING
+    return CouponPhase.LIVE
+
+
+class CouponAction(str, enum.Enum):
+    """What an admin change did to a coupon, as its coupon_events row names it."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    CLOSED = "closed"
+
+
 class IssueStatus(str, enum.Enum):
     """What a user sees of their request for one coupon."""
 

@@ -12,8 +12,25 @@ from typing import Any
 
 from coupon.domain.errors import AppError, all_error_classes
 from coupon.domain.live_stock import StockStatus
-from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType, FailureStatus, IssueStatus, Role
-from coupon.http.parsing import MAX_LIST_LIMIT, MAX_QUANTITY, USERNAME_RE
+from coupon.domain.vocabulary import (
+    CouponAction,
+    CouponPhase,
+    CouponStatus,
+    CouponType,
+    DiscountType,
+    FailureStatus,
+    IssueStatus,
+    Role,
+)
+from coupon.http.cursors import MAX_CURSOR_LENGTH
+from coupon.http.parsing import (
+    EVENTS_LIMIT,
+    LEDGER_LIMIT,
+    LISTING_LIMIT,
+    MAX_LIST_LIMIT,
+    MAX_QUANTITY,
+    USERNAME_RE,
+)
 
 Schema = dict[str, Any]
 
@@ -82,8 +99,74 @@ SCHEMAS: dict[str, Schema] = {
             "status": _enum(CouponStatus),
             "createdAt": TIME,
             "stock": _obj({"total": INT, "reserved": INT, "issued": INT, "remaining": INT}),
+            "phase": {**_enum(CouponPhase), "description": "live: the issue window is open now"},
         },
-        optional=("stock",),
+        optional=("stock", "phase"),
+    ),
+    "CouponPage": _obj(
+        {
+            "items": {"type": "array", "items": _ref("Coupon")},
+            "nextCursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"},
+        }
+    ),
+    "CouponPatch": {
+        "type": "object",
+        "properties": {
+            "status": {**_enum(CouponStatus), "description": "DISABLED is the kill switch: no request is accepted"},
+            "issueStartsAt": {**TIME, "description": "without an offset it means UTC"},
+            "expiresAt": {**TIME, "description": "after issueStartsAt; now or earlier closes the window"},
+            "totalQuantity": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_QUANTITY,
+                "description": "never below what is reserved (gate) or issued (DB): 409 E3010",
+            },
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        },
+        "minProperties": 1,
+        "additionalProperties": False,
+        "examples": [{"status": "DISABLED"}, {"totalQuantity": 200, "expiresAt": "2999-12-31T00:00:00Z"}],
+    },
+    "LedgerPage": _obj(
+        {
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "userId": UUID,
+                        "username": {"type": ["string", "null"], "description": "null once the account is deleted"},
+                        "rank": INT,
+                        "issuedAt": TIME,
+                        "used": {"type": "boolean"},
+                        "usedAt": TIME_OR_NULL,
+                    }
+                ),
+            },
+            "nextCursor": {"type": ["string", "null"]},
+        }
+    ),
+    "EventsPage": _obj(
+        {
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": INT,
+                        "couponId": UUID,
+                        "actor": {"type": "string", "description": "the admin's user id, or cli / cli:<os user>"},
+                        "actorName": {"type": ["string", "null"], "description": "the admin's username, if any"},
+                        "at": TIME,
+                        "action": _enum(CouponAction),
+                        "changes": {
+                            "type": "object",
+                            "description": "{field: {from, to}}",
+                            "additionalProperties": _obj({"from": {}, "to": {}}),
+                        },
+                    }
+                ),
+            },
+            "nextCursor": {"type": ["string", "null"]},
+        }
     ),
     "IssueAccepted": _obj(
         {
@@ -283,6 +366,27 @@ def _path_id(name: str) -> Schema:
 
 
 COUPON_ID = [_path_id("coupon_id")]
+
+
+def _page_params(bounds: tuple[int, int]) -> list[Schema]:
+    default, maximum = bounds
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "the nextCursor of the previous page (opaque)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH, "pattern": "^[A-Za-z0-9_-]+$"},
+        },
+    ]
+
+
 IDEMPOTENCY_KEY: Schema = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -454,7 +558,19 @@ def document() -> Schema:
                 [*BODY, "E4006", *ADMIN_ONLY, "E5031", "E5033"],
                 auth=True,
                 body="CouponDraft",
-            )
+            ),
+            "get": _op(
+                "coupons.listing",
+                "Coupons with their live stock, newest first (a USER sees only ACTIVE ones that are live or upcoming)",
+                (200, _ref("CouponPage")),
+                ["E4000", *USER_ONLY, "E5031", "E5033"],
+                auth=True,
+                params=[
+                    {"name": "status", "in": "query", "required": False, "schema": _enum(CouponStatus)},
+                    {"name": "phase", "in": "query", "required": False, "schema": _enum(CouponPhase)},
+                    *_page_params(LISTING_LIMIT),
+                ],
+            ),
         },
         "/api/coupon/owned-coupons": {
             "get": _op(
@@ -473,6 +589,35 @@ def document() -> Schema:
                 ID + USER_ONLY + ["E3001", "E5031", "E5033"],
                 auth=True,
                 params=COUPON_ID,
+            ),
+            "patch": _op(
+                "coupons.update",
+                "Change a coupon (admin): the kill switch, the issue window, the quantity, the name; the gate at once",
+                (200, _ref("Coupon")),
+                [*ID, *BODY, "E4006", *ADMIN_ONLY, "E3001", "E3010", "E5031", "E5033"],
+                auth=True,
+                body="CouponPatch",
+                params=COUPON_ID,
+            ),
+        },
+        "/api/coupon/{coupon_id}/issued": {
+            "get": _op(
+                "coupons.issued",
+                "The winners ledger (admin), by rank",
+                (200, _ref("LedgerPage")),
+                [*ID, "E4000", *ADMIN_ONLY, "E3001", "E5033"],
+                auth=True,
+                params=[*COUPON_ID, *_page_params(LEDGER_LIMIT)],
+            )
+        },
+        "/api/coupon/{coupon_id}/events": {
+            "get": _op(
+                "coupons.events",
+                "Who changed what (admin), newest first",
+                (200, _ref("EventsPage")),
+                [*ID, "E4000", *ADMIN_ONLY, "E3001", "E5033"],
+                auth=True,
+                params=[*COUPON_ID, *_page_params(EVENTS_LIMIT)],
             )
         },
         "/api/coupon/{coupon_id}/issue": {
@@ -529,7 +674,15 @@ def document() -> Schema:
     created = paths["/api/coupon"]["post"]["responses"]["201"]
     created["links"] = {
         op: {"operationId": op, "parameters": {"coupon_id": "$response.body#/data/id"}}
-        for op in ("coupons.detail", "coupons.issue", "coupons.issue_status", "coupons.use")
+        for op in (
+            "coupons.detail",
+            "coupons.issue",
+            "coupons.issue_status",
+            "coupons.use",
+            "coupons.update",
+            "coupons.issued",
+            "coupons.events",
+        )
     }
     return {
         "openapi": "3.1.0",

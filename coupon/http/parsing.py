@@ -9,10 +9,20 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, TypeVar
 
-from coupon.domain.commands import CouponDraft, Credentials
+from coupon.domain.commands import (
+    CouponDraft,
+    CouponPatch,
+    CouponPosition,
+    Credentials,
+    EventsQuery,
+    LedgerQuery,
+    ListingQuery,
+    RankPosition,
+)
 from coupon.domain.errors import InvalidId, InvalidIdempotencyKey, MalformedJson, ValidationFailed
 from coupon.domain.identifiers import CANONICAL_UUID
-from coupon.domain.vocabulary import CouponType, DiscountType
+from coupon.domain.vocabulary import CouponPhase, CouponStatus, CouponType, DiscountType
+from coupon.http.cursors import decode_coupon_cursor, decode_event_cursor, decode_rank_cursor
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
 MAX_QUANTITY = 10_000_000
@@ -247,3 +257,129 @@ def parse_failure_query(args: dict[str, str]) -> tuple[str | None, int]:
         limit = int(raw)
     problems.raise_if_any()
     return status, limit
+
+
+PATCH_FIELDS = ("status", "issueStartsAt", "expiresAt", "totalQuantity", "name")
+
+
+def _quantity(value: Any, field: str, problems: _Problems) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(field, "must be an integer")
+        return None
+    if not (1 <= value <= MAX_QUANTITY):
+        problems.add(field, f"must be between 1 and {MAX_QUANTITY}")
+        return None
+    return value
+
+
+def parse_coupon_patch(body: Any) -> CouponPatch:
+    """PATCH /api/coupon/{id}: any of status, issueStartsAt, expiresAt, totalQuantity, name; at least one.
+
+    Whether the window still ends after it starts (the other end may be the stored one) and whether a lower total
+    still covers what is reserved are for the service to decide, under the coupon's row lock.
+    """
+    body = require_object(body)
+    problems = _Problems()
+    _reject_unknown(body, set(PATCH_FIELDS), problems)
+    if not body:
+        problems.add("body", f"must set at least one of {', '.join(PATCH_FIELDS)}")
+    for key in PATCH_FIELDS:
+        if key in body and body[key] is None:
+            problems.add(key, "must not be null")
+    status = _enum_field(body, "status", CouponStatus, problems) if body.get("status") is not None else None
+    starts = _date_field(body, "issueStartsAt", problems, required=False)
+    expires = _date_field(body, "expiresAt", problems, required=False)
+    if starts is not None and expires is not None and expires <= starts:
+        problems.add("expiresAt", "must be after issueStartsAt")
+    quantity = (
+        _quantity(body["totalQuantity"], "totalQuantity", problems) if body.get("totalQuantity") is not None else None
+    )
+    name: str | None = None
+    if body.get("name") is not None:
+        name = _string(body, "name", problems, min_len=1, max_len=100)
+        if name is not None and not name.strip():
+            problems.add("name", "must not be blank")
+            name = None
+    problems.raise_if_any()
+    return CouponPatch(
+        status=status,
+        issue_starts_at=starts,
+        expires_at=expires,
+        total_quantity=quantity,
+        name=name.strip() if name is not None else None,
+    )
+
+
+LISTING_LIMIT = (20, 100)  # (default, maximum) of GET /api/coupon
+LEDGER_LIMIT = (100, 1000)  # GET /api/coupon/{id}/issued
+EVENTS_LIMIT = (20, 100)  # GET /api/coupon/{id}/events
+_BAD_CURSOR = "is not a cursor of this list (pass the nextCursor of the previous page)"
+
+
+def _limit(args: dict[str, str], bounds: tuple[int, int], problems: _Problems) -> int:
+    default, maximum = bounds
+    raw = args.get("limit")
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= maximum):
+        problems.add("limit", f"must be an integer from 1 to {maximum}")
+        return default
+    return int(raw)
+
+
+def _choice(args: dict[str, str], field: str, enum_cls: type[E], problems: _Problems) -> E | None:
+    raw = args.get(field)
+    if raw is None:
+        return None
+    allowed = [m.value for m in enum_cls]
+    if raw not in allowed:
+        problems.add(field, f"must be one of {', '.join(allowed)}")
+        return None
+    return enum_cls(raw)
+
+
+def parse_listing_query(args: dict[str, str]) -> ListingQuery:
+    """?status=ACTIVE|DISABLED&phase=live|upcoming|ended&limit=1..100 (default 20)&cursor=<nextCursor>."""
+    problems = _Problems()
+    _reject_unknown(args, {"status", "phase", "limit", "cursor"}, problems)
+    status = _choice(args, "status", CouponStatus, problems)
+    phase = _choice(args, "phase", CouponPhase, problems)
+    limit = _limit(args, LISTING_LIMIT, problems)
+    after: CouponPosition | None = None
+    if "cursor" in args:
+        try:
+            after = decode_coupon_cursor(args["cursor"])
+        except ValueError:
+            problems.add("cursor", _BAD_CURSOR)
+    problems.raise_if_any()
+    return ListingQuery(status=status, phase=phase, limit=limit, after=after)
+
+
+def parse_ledger_query(args: dict[str, str]) -> LedgerQuery:
+    """?limit=1..1000 (default 100)&cursor=<nextCursor>."""
+    problems = _Problems()
+    _reject_unknown(args, {"limit", "cursor"}, problems)
+    limit = _limit(args, LEDGER_LIMIT, problems)
+    after: RankPosition | None = None
+    if "cursor" in args:
+        try:
+            after = decode_rank_cursor(args["cursor"])
+        except ValueError:
+            problems.add("cursor", _BAD_CURSOR)
+    problems.raise_if_any()
+    return LedgerQuery(limit=limit, after=after)
+
+
+def parse_events_query(args: dict[str, str]) -> EventsQuery:
+    """?limit=1..100 (default 20)&cursor=<nextCursor>."""
+    problems = _Problems()
+    _reject_unknown(args, {"limit", "cursor"}, problems)
+    limit = _limit(args, EVENTS_LIMIT, problems)
+    before_id: int | None = None
+    if "cursor" in args:
+        try:
+            before_id = decode_event_cursor(args["cursor"])
+        except ValueError:
+            problems.add("cursor", _BAD_CURSOR)
+    problems.raise_if_any()
+    return EventsQuery(limit=limit, before_id=before_id)

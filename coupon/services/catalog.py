@@ -1,4 +1,10 @@
-"""Coupon administration and the gate's life cycle (priming on create, rebuilding from the DB)."""
+"""Coupons: creation, the listing, and the gate's life cycle (priming on create, rebuilding from the DB).
+
+Every writer of a coupon's gate meta holds the coupon's DB row lock while it writes: creation (the row's insert
+lock), the rebuild (SELECT ... FOR UPDATE until the gate is installed) and the admin changes of
+coupon.services.lifecycle (SELECT ... FOR UPDATE until the commit). So they run one at a time, and the gate ends
+up with the values of the last commit.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,16 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from coupon.adapters import coupons_repo
+from coupon.adapters import coupon_events_repo, coupons_repo
 from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, GateMeta, GateSnapshot
-from coupon.domain.commands import CouponDraft
+from coupon.domain.commands import CouponDraft, CouponPosition, ListingQuery
 from coupon.domain.errors import AppError, CouponNotFound, RedisUnavailable
-from coupon.domain.models import Coupon
-from coupon.domain.vocabulary import CouponStatus, to_epoch_ms
+from coupon.domain.models import Coupon, CouponEvent
+from coupon.domain.vocabulary import CouponAction, CouponPhase, CouponStatus, Role, iso, to_epoch_ms, utcnow
 from coupon.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,14 @@ class CouponWithStock:
     stock: Stock
 
 
+@dataclass(frozen=True)
+class CouponPage:
+    """One page of the listing; `next` is where the next page starts (None: this was the last)."""
+
+    items: list[CouponWithStock]
+    next: CouponPosition | None
+
+
 def gate_meta(coupon: Coupon) -> GateMeta:
     return GateMeta(
         total=coupon.total_quantity,
@@ -45,8 +61,27 @@ def gate_meta(coupon: Coupon) -> GateMeta:
     )
 
 
-def create_coupon(session: DbSession, gate: Gate, draft: CouponDraft) -> Coupon:
-    """Insert the coupon, then prime its gate; if Redis refuses, the coupon is removed again (503)."""
+# The fields an admin sees and changes, by their API names: what coupon_events' `changes` record.
+def recorded_fields(coupon: Coupon) -> dict[str, Any]:
+    return {
+        "name": coupon.name,
+        "type": coupon.type.value,
+        "discountType": coupon.discount_type.value,
+        "discountValue": float(coupon.discount_value),
+        "totalQuantity": coupon.total_quantity,
+        "issueStartsAt": iso(coupon.issue_starts_at),
+        "expiresAt": iso(coupon.expires_at),
+        "status": coupon.status.value,
+    }
+
+
+def create_coupon(session: DbSession, gate: Gate, draft: CouponDraft, actor: str) -> Coupon:
+    """Insert the coupon and its `created` event, prime its gate, commit: all or nothing.
+
+    The gate is installed while the transaction still holds the new row (its insert lock), so a rebuild can only
+    run after the commit. If Redis refuses, nothing is committed (503); if the commit fails after the install, the
+    gate is dropped again.
+    """
     coupon = Coupon(
         id=str(uuid.uuid4()),
         name=draft.name,
@@ -58,16 +93,33 @@ def create_coupon(session: DbSession, gate: Gate, draft: CouponDraft) -> Coupon:
         issue_starts_at=draft.issue_starts_at,
         expires_at=draft.expires_at,
         status=CouponStatus.ACTIVE,
+        created_at=utcnow(),
     )
-    with unit_of_work(session):
-        coupons_repo.add(session, coupon)
+    installed = False
     try:
-        gate.install(coupon.id, GateSnapshot(meta=gate_meta(coupon), participants={}))
-    except Exception as exc:
-        # Nothing half-done: a coupon without a gate would be rebuilt later, but the caller was told 503.
         with unit_of_work(session):
-            coupons_repo.remove(session, coupon.id)
-        raise RedisUnavailable() from exc
+            coupons_repo.add(session, coupon)
+            coupon_events_repo.add(
+                session,
+                CouponEvent(
+                    coupon_id=coupon.id,
+                    actor=actor,
+                    at=coupon.created_at,
+                    action=CouponAction.CREATED,
+                    changes={f: {"from": None, "to": v} for f, v in recorded_fields(coupon).items()},
+                ),
+            )
+            try:
+                gate.install(coupon.id, GateSnapshot(meta=gate_meta(coupon), participants={}))
+            except Exception as exc:
+                # Nothing half-done: the transaction rolls back, the caller is told 503.
+                raise RedisUnavailable() from exc
+            installed = True
+    except BaseException:
+        if installed:
+            with contextlib.suppress(Exception):
+                gate.forget([coupon.id])
+        raise
     return coupon
 
 
@@ -80,6 +132,31 @@ def get_coupon(session: DbSession, coupon_id: str) -> Coupon:
     if coupon is None:
         raise CouponNotFound(data={"couponId": coupon_id})
     return coupon
+
+
+def list_coupons(session: DbSession, gate: Gate, query: ListingQuery, role: Role, now: datetime) -> CouponPage:
+    """Newest first with live stock. A USER sees only ACTIVE coupons that are live or upcoming: asking for DISABLED
+    or ended ones gets an empty page, never a disabled or ended coupon."""
+    status, not_ended = query.status, False
+    if role is not Role.ADMIN:
+        if status is CouponStatus.DISABLED or query.phase is CouponPhase.ENDED:
+            return CouponPage([], None)
+        status, not_ended = CouponStatus.ACTIVE, True
+    rows = coupons_repo.page(
+        session, now, query.limit + 1, status=status, phase=query.phase, not_ended=not_ended, after=query.after
+    )
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    reserved = gate.reserved_many([c.id for c in rows])
+    items = []
+    for coupon, counted in zip(rows, reserved):
+        count = counted
+        if count is None:  # the gate lost its meta (Redis data loss): rebuilt like the detail view does
+            rebuild_gate(session, gate, coupon.id)
+            count = gate.reserved(coupon.id)
+        items.append(CouponWithStock(coupon, Stock(coupon.total_quantity, count, coupon.issued_count)))
+    last = rows[-1] if more else None
+    return CouponPage(items, CouponPosition(last.created_at, last.id) if last is not None else None)
 
 
 def coupon_with_stock(session: DbSession, gate: Gate, coupon_id: str) -> CouponWithStock:
@@ -95,6 +172,11 @@ def rebuild_gate(session: DbSession, gate: Gate, coupon_id: str) -> bool:
 
     Holders are issued rows plus unresolved failures; requests still in flight on Kafka are not
     known here, which is why the consumer's DB stock guard has the last word.
+
+    The coupon row is read FOR UPDATE in a transaction that stays open until the gate is installed: an admin change
+    (coupon.services.lifecycle) either committed before this read, so its values are installed, or waits for the
+    install and then writes its values over it. A rebuild never brings back values a change replaced. Call it
+    outside a unit of work: it starts its own transaction (ending the caller's read-only one).
     """
     token = uuid.uuid4().hex
     if not gate.try_lock_rebuild(coupon_id, token):
@@ -104,12 +186,14 @@ def rebuild_gate(session: DbSession, gate: Gate, coupon_id: str) -> bool:
     try:
         if gate.has_meta(coupon_id):
             return True
-        session.expire_all()
-        coupon = coupons_repo.get(session, coupon_id)
-        if coupon is None:
-            return False
-        holders = coupons_repo.holders(session, coupon_id)
-        gate.install(coupon_id, GateSnapshot(meta=gate_meta(coupon), participants=holders))
+        # A fresh transaction, so the holders are read from a snapshot taken after the row lock.
+        session.rollback()
+        with unit_of_work(session):
+            coupon = coupons_repo.lock(session, coupon_id)
+            if coupon is None:
+                return False
+            holders = coupons_repo.holders(session, coupon_id)
+            gate.install(coupon_id, GateSnapshot(meta=gate_meta(coupon), participants=holders))
         log.info("gate rebuilt for coupon %s: %d holders", coupon_id, len(holders))
         return True
     finally:

@@ -34,7 +34,7 @@ from coupon.services import accounts, load_users
 from tests.support.cli import overrides
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
-from tests.support.fault_report import FAULT_REPORT
+from tests.support.fault_report import FAILOVER_REPORT, FAULT_REPORT
 from tests.support.processes import ROOT, Stack
 from tests.support.services import use_worker_services
 
@@ -54,6 +54,7 @@ TABLES = (
     "issue_rejections",
     "issue_cancellations",
     "refresh_tokens",
+    "coupon_events",
     "coupons",
     "users",
 )
@@ -78,7 +79,7 @@ def _check_services() -> None:
     except Exception as exc:
         problems.append(f"MariaDB at {make_url(TEST_DB_URL).render_as_string(hide_password=True)}: {exc}")
     probe = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA.split(",")[0], "--timeout", "5"],
+        [sys.executable, str(ROOT / "scripts" / "kafka_ping.py"), "--bootstrap", KAFKA, "--timeout", "5"],
         capture_output=True,
         text=True,
     )
@@ -273,3 +274,9 @@ def api(stack: Stack) -> Api:
 def fault_report() -> list[dict[str, Any]]:
     """Fault cases append what they saw; the terminal summary prints it (numbers for the issue notes)."""
     return FAULT_REPORT
+
+
+@pytest.fixture
+def failover_report() -> list[dict[str, Any]]:
+    """Kafka failover cases append what they saw; the terminal summary prints it after the fault report."""
+    return FAILOVER_REPORT

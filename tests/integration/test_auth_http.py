@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt as pyjwt
+import pytest
 
 from coupon.config import DEV_JWT_SECRET
 from tests.support.client import Api
@@ -46,6 +47,7 @@ def test_duplicate_username_is_409(server: Api) -> None:
     assert resp.status_code == 409 and resp.json()["errorMessage"]["code"] == "E2001"
 
 
+@pytest.mark.slow
 def test_concurrent_signups_of_one_name_exactly_one_wins(server: Api, engine) -> None:
     from tests.support.invariants import scalar
 

@@ -19,6 +19,7 @@ from tests.support.cli import flask_cli, flask_process
 from tests.support.invariants import scalar
 
 
+@pytest.mark.slow
 def test_create_admin_is_idempotent(base_env, engine) -> None:
     name = f"ops-{uuid.uuid4().hex[:8]}"
     first = flask_process(base_env, "create-admin", name, "--password", "first-password-1")
@@ -96,6 +97,14 @@ def test_create_topics_with_a_chosen_partition_count(base_env) -> None:
             consumer.close()
         again = flask_cli(env, "create-topics", "--partitions", "3")
         assert again.returncode == 0 and "none (all exist)" in again.stdout
+        assert f"{env['KAFKA_ISSUE_TOPIC']}: 3 partitions, replication factor 1, min.insync.replicas 1" in again.stdout
+        # Asked for RF 3 where the topics already exist with RF 1: said out loud, exit 1, the topics untouched.
+        wider = flask_cli(env, "create-topics", "--replication-factor", "3", "--min-insync-replicas", "2")
+        assert wider.returncode == 1, wider.stdout + wider.stderr
+        assert f"MISMATCH {env['KAFKA_ISSUE_TOPIC']} exists with replication factor 1, not 3" in wider.stderr
+        assert "min.insync.replicas=1, not 2" in wider.stderr
+        bad = flask_cli(env, "create-topics", "--replication-factor", "1", "--min-insync-replicas", "2")
+        assert bad.returncode == 2 and "exceeds the replication factor" in bad.stderr, bad.stderr
     finally:
         delete_topics(KAFKA, [env["KAFKA_ISSUE_TOPIC"], env["KAFKA_DLQ_TOPIC"]])
 

@@ -121,6 +121,7 @@ def test_unknown_route_and_method_keep_the_envelope(server: Api) -> None:
     assert resp.status_code == 405 and resp.json()["errorMessage"]["code"] == "E4005"
 
 
+@pytest.mark.slow
 def test_create_coupon_cli(base_env, engine) -> None:
     import subprocess
     import sys

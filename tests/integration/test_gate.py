@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 from coupon.adapters import keys
-from coupon.adapters.gate import Gate, GateDecision, GateMeta, GateOutcome, GateRequest, GateSnapshot, Hold, HoldMode
+from coupon.adapters.gate import (
+    Gate,
+    GateDecision,
+    GateMeta,
+    GateOutcome,
+    GateRequest,
+    GateSnapshot,
+    Hold,
+    HoldMode,
+    MetaUpdate,
+)
 from tests.integration.conftest import TEST_REDIS_CLUSTER_NODES, TEST_REDIS_URL
 from tests.support.processes import ROOT
 
@@ -150,6 +160,7 @@ def _race(redis_mode: str, shares: list[list[tuple[str, str]]], concurrency: int
     return out
 
 
+@pytest.mark.slow
 def test_racing_processes_reserve_exactly_the_stock_once_per_user(gate: Gate, rdb, redis_mode: str) -> None:
     totals = [1, 100, 250]
     coupons = _coupons_on_distinct_slots(gate, rdb, redis_mode, totals)
@@ -239,3 +250,54 @@ def test_an_unconfirmed_hold_is_taken_over_by_the_users_next_request(gate: Gate,
     taken = gate.reserve_many([GateRequest(cid, "u1", "tok2", "ev2")])[0]
     assert taken == GateDecision(A, 1, "ev"), "the take-over republishes the first record's event"
     assert rdb.get(keys.issued(cid)) == "1"
+
+
+def test_update_meta_writes_what_the_next_reserve_reads(gate: Gate, rdb) -> None:
+    cid = _coupon(gate, 2)
+    assert [d.outcome for d in _reserve(gate, [(cid, "a"), (cid, "b"), (cid, "c")])] == [A, A, S]
+    meta = gate.read_meta(cid)
+    assert meta is not None
+    raised = GateMeta(3, meta.starts_ms, meta.ends_ms, meta.status)
+    result = gate.update_meta(cid, raised)
+    assert (result.outcome, result.reserved) == (MetaUpdate.WRITTEN, 2) and gate.read_meta(cid) == raised
+    assert _reserve(gate, [(cid, "c")])[0].outcome is A
+    gate.update_meta(cid, GateMeta(3, meta.starts_ms, meta.ends_ms, "DISABLED"))
+    assert _reserve(gate, [(cid, "d")])[0].outcome is GateOutcome.DISABLED
+    gate.update_meta(cid, GateMeta(9, meta.starts_ms, meta.starts_ms + 1, "ACTIVE"))  # closed: ends in the past
+    assert _reserve(gate, [(cid, "d")])[0].outcome is GateOutcome.ENDED
+
+
+def test_update_meta_refuses_a_total_below_the_reservations_and_changes_nothing(gate: Gate, rdb) -> None:
+    cid = _coupon(gate, 5)
+    _reserve(gate, [(cid, u) for u in ("a", "b", "c")])
+    before = rdb.hgetall(keys.meta(cid))
+    meta = gate.read_meta(cid)
+    assert meta is not None
+    result = gate.update_meta(cid, GateMeta(2, meta.starts_ms, meta.ends_ms, "DISABLED"))
+    assert (result.outcome, result.reserved) == (MetaUpdate.BELOW_RESERVED, 3)
+    assert rdb.hgetall(keys.meta(cid)) == before
+    assert gate.update_meta(cid, GateMeta(3, meta.starts_ms, meta.ends_ms, "ACTIVE")).outcome is MetaUpdate.WRITTEN
+    # Without the guard (the undo of a failed change) the DB's values go back whatever the counter says.
+    forced = gate.update_meta(cid, GateMeta(1, meta.starts_ms, meta.ends_ms, "ACTIVE"), guard=False)
+    assert forced.outcome is MetaUpdate.WRITTEN and rdb.hget(keys.meta(cid), "total") == "1"
+
+
+def test_update_meta_leaves_a_missing_meta_missing(gate: Gate, rdb) -> None:
+    cid = str(uuid.uuid4())
+    result = gate.update_meta(cid, GateMeta(5, 0, 1, "ACTIVE"))
+    assert result.outcome is MetaUpdate.MISSING and not rdb.exists(keys.meta(cid))
+    assert gate.read_meta(cid) is None
+
+
+def test_update_meta_reloads_a_lost_script(gate: Gate, gate_client: Any) -> None:
+    cid = _coupon(gate, 5)
+    gate_client.script_flush()
+    assert gate.update_meta(cid, GateMeta(6, 0, 2**41, "ACTIVE")).outcome is MetaUpdate.WRITTEN
+
+
+def test_reserved_many_reads_every_coupon_in_one_pipeline(gate: Gate, rdb, redis_mode: str) -> None:
+    coupons = _coupons_on_distinct_slots(gate, rdb, redis_mode, [5, 5, 5])
+    _reserve(gate, [(coupons[0], "a"), (coupons[0], "b"), (coupons[2], "a")])
+    gone = str(uuid.uuid4())
+    assert gate.reserved_many([*coupons, gone]) == [2, 0, 1, None]
+    assert gate.reserved_many([]) == []

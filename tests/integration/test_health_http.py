@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.client import Api
 from tests.support.processes import ROOT, wait_for
 from tests.support.services import services
@@ -37,6 +39,7 @@ def test_readiness_reports_a_stopped_redis(server: Api) -> None:
     wait_for(lambda: server.call("GET", "/health/ready").status_code == 200, 30, "readiness to recover")
 
 
+@pytest.mark.slow
 def test_create_admin_cli_is_idempotent(base_env, engine) -> None:
     from tests.support.invariants import scalar
 

@@ -42,6 +42,7 @@ def test_one_user_300_concurrent_requests_gets_exactly_one(api: Api, admin_token
     check_invariants(engine, rdb, coupon["id"], [user_id])
 
 
+@pytest.mark.slow
 @BOTH_REDIS
 def test_quantity_500_for_3000_users_issues_exactly_500(api: Api, admin_token, mint, engine, rdb) -> None:
     coupon = api.create_coupon(admin_token, 500)
@@ -88,6 +89,7 @@ def _duplicates_seen(log: str) -> int:
     return sum(int(m) for m in re.findall(r"(\d+) duplicates,", log))
 
 
+@pytest.mark.slow
 def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_token, mint, engine, rdb) -> None:
     coupon = api.create_coupon(admin_token, 50)
     users = mint(80)

@@ -47,6 +47,13 @@ def test_every_command_has_help_text(app: Any) -> None:
         "failures list",
         "failures counts",
         "failures retry",
+        "coupons",
+        "coupons list",
+        "coupons disable",
+        "coupons enable",
+        "coupons close",
+        "coupons set",
+        "export-issued",
     }
     runner = app.test_cli_runner()
     for path, command in commands:

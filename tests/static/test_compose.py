@@ -248,3 +248,48 @@ def test_app_db_user_is_least_privilege_and_only_migrate_changes_the_schema() ->
     for name, service in APP_SERVICES.items():
         if name != "migrate":
             assert "coupon_migrate" not in service["environment"]["DATABASE_URL"], name
+
+
+# The `ha` profile: a three-broker KRaft Kafka (kafka-1..3) the app can be pointed at.
+
+HA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_the_ha_profile_is_a_three_broker_kraft_cluster() -> None:
+    voters = {f"{n}@kafka-{n}:9093" for n in (1, 2, 3)}
+    cluster_ids = set()
+    for number, name in enumerate(HA_BROKERS, start=1):
+        service = SERVICES[name]
+        env = service["environment"]
+        assert service["profiles"] == ["ha"], name
+        assert service["image"] == SERVICES["kafka"]["image"], "the same Kafka as the single broker"
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller", name  # KRaft, combined mode
+        assert env["KAFKA_NODE_ID"] == number, name
+        assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters, name
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092", name
+        assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
+        assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"] and "PLAINTEXT://:9092" in env["KAFKA_LISTENERS"]
+        # Durable defaults: three copies, two in sync for acks=all, never an out-of-sync leader.
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == 3 and env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 2
+        assert str(env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"]).lower() == "false"
+        assert "healthcheck" in service, name
+        assert any(v == f"{name}-data:/var/lib/kafka/data" for v in service["volumes"]), name
+        assert f"{name}-data" in COMPOSE["volumes"], name
+        cluster_ids.add(env["CLUSTER_ID"])
+    assert len(cluster_ids) == 1, "every node must be formatted with the same cluster id"
+    assert "profiles" not in SERVICES["kafka"], "the single broker stays the default"
+
+
+def test_the_app_can_be_pointed_at_the_ha_cluster() -> None:
+    for name, service in APP_SERVICES.items():
+        env = service["environment"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "${KAFKA_BOOTSTRAP_SERVERS:-kafka:9092}", name
+        assert env["KAFKA_REPLICATION_FACTOR"] == "${KAFKA_REPLICATION_FACTOR:-1}", name
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "${KAFKA_MIN_INSYNC_REPLICAS:-1}", name
+    needs = SERVICES["migrate"]["depends_on"]
+    for broker in HA_BROKERS:
+        # Waits for the ha brokers when the profile is on; without it they don't exist and are skipped.
+        assert needs[broker] == {"condition": "service_healthy", "required": False}, broker

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,6 +35,7 @@ def _scripts() -> list[str]:
     return [str(f.relative_to(ROOT)) for f in files]
 
 
+@pytest.mark.slow  # `make check` runs the tool in its lint step
 def test_the_script_list_covers_the_scripts() -> None:
     scripts = _scripts()
     for name in (
@@ -45,6 +48,7 @@ def test_the_script_list_covers_the_scripts() -> None:
         assert name in scripts, scripts
 
 
+@pytest.mark.slow  # `make check` runs the tool in its lint step
 def test_shellcheck_finds_nothing() -> None:
     # From the checkout's root, so the `# shellcheck source=scripts/...` directives resolve; -x follows them.
     out = subprocess.run(

@@ -14,12 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 
 
+@pytest.mark.slow  # `make check` runs the tool in its lint step
 def test_the_mypy_settings_are_strict_over_coupon_and_workers() -> None:
     settings = tomllib.loads(PYPROJECT.read_text())["tool"]["mypy"]
     assert settings["strict"] is True
     assert set(settings["files"]) >= {"coupon", "workers"}
 
 
+@pytest.mark.slow  # `make check` runs the tool in its lint step
 def test_mypy_finds_no_error() -> None:
     # Never a skip: a machine without mypy would pass this test without checking anything.
     if importlib.util.find_spec("mypy") is None:

@@ -47,6 +47,26 @@ class Api:
         assert resp.status_code == 201, resp.text
         return resp.json()["data"]
 
+    def patch_coupon(self, admin_token: str, coupon_id: str, **fields: Any) -> dict[str, Any]:
+        """PATCH /api/coupon/{id} with `fields` as the body; asserts 200 and returns the coupon."""
+        resp = self.call("PATCH", f"/api/coupon/{coupon_id}", admin_token, json=fields)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]
+
+    def pages(self, token: str, path: str, **params: Any) -> list[list[dict[str, Any]]]:
+        """Every page of a cursor-paginated list, following nextCursor until it is null."""
+        out: list[list[dict[str, Any]]] = []
+        cursor = None
+        while True:
+            query = dict(params, **({"cursor": cursor} if cursor else {}))
+            resp = self.call("GET", path, token, params=query)
+            assert resp.status_code == 200, resp.text
+            data = resp.json()["data"]
+            out.append(data["items"])
+            cursor = data["nextCursor"]
+            if cursor is None:
+                return out
+
 
 def iso_in(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**delta)).isoformat().replace("+00:00", "Z")

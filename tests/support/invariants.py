@@ -8,6 +8,7 @@ import redis
 import sqlalchemy as sa
 
 from coupon.adapters import keys
+from coupon.domain.vocabulary import to_epoch_ms
 from tests.support.processes import wait_for
 
 
@@ -80,3 +81,21 @@ def check_invariants(
         participants = set(rdb.zrange(keys.participants(coupon_id), 0, -1))
         assert participants == set(owners) | pending, "Redis participants differ from DB holders"
     return {"total": total, "issued": len(owners), "rejected": len(rejected), "pending": len(pending)}
+
+
+def db_meta(engine: sa.Engine, coupon_id: str) -> dict[str, str]:
+    """The coupon row as the gate's meta hash should hold it (what a rebuild would install)."""
+    total, starts, ends, status = q(
+        engine,
+        "SELECT total_quantity, issue_starts_at, expires_at, status FROM coupons WHERE id = :c",
+        c=coupon_id,
+    )[0]
+    return {"total": str(total), "starts": str(to_epoch_ms(starts)), "ends": str(to_epoch_ms(ends)), "status": status}
+
+
+def assert_gate_matches_db(engine: sa.Engine, rdb: redis.Redis, coupon_id: str) -> dict[str, str]:
+    """The admin-change invariant: the gate's meta (total, window, status) equals the committed coupon row."""
+    meta = rdb.hgetall(keys.meta(coupon_id))
+    expected = db_meta(engine, coupon_id)
+    assert meta == expected, f"gate meta {meta} != DB row {expected}"
+    return meta

@@ -112,6 +112,9 @@ class Stack:
         """Both at once: the consumer joins its group while gunicorn boots."""
         consumer = self.start_consumer(wait_assigned=False)
         url = self.start_api()
+        # Listed after the API, as when they start one after the other: tests take stack.procs[-1] as the consumer.
+        self.procs.remove(consumer)
+        self.procs.append(consumer)
         self.wait_assigned(consumer)
         return url
 

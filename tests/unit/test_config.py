@@ -14,6 +14,7 @@ INT_SETTINGS = [
     ("DB_POOL_OVERFLOW", lambda c: c["SQLALCHEMY_ENGINE_OPTIONS"]["max_overflow"]),
     ("REDIS_MAX_CONNECTIONS", lambda c: c["REDIS_MAX_CONNECTIONS"]),
     ("KAFKA_PARTITIONS", lambda c: c["KAFKA_PARTITIONS"]),
+    ("KAFKA_REPLICATION_FACTOR", lambda c: c["KAFKA_REPLICATION_FACTOR"]),
     ("KAFKA_DELIVERY_TIMEOUT_MS", lambda c: c["KAFKA_DELIVERY_TIMEOUT_MS"]),
     ("KAFKA_LINGER_MS", lambda c: c["KAFKA_LINGER_MS"]),
     ("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", lambda c: c["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]),
@@ -254,4 +255,21 @@ def test_sizes_and_token_lifetimes_below_one_stop_the_start_up(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match=f"{name} must be at least 1"):
+        load_config()
+
+
+def test_kafka_replication_defaults_fit_the_single_dev_broker() -> None:
+    cfg = load_config()
+    assert (cfg["KAFKA_REPLICATION_FACTOR"], cfg["KAFKA_MIN_INSYNC_REPLICAS"]) == (1, 1)
+
+
+def test_kafka_min_insync_replicas_above_the_replication_factor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("KAFKA_MIN_INSYNC_REPLICAS", "2")
+    assert load_config()["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+    monkeypatch.setenv("KAFKA_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(RuntimeError, match="KAFKA_MIN_INSYNC_REPLICAS"):
+        load_config()
+    monkeypatch.setenv("KAFKA_REPLICATION_FACTOR", "0")
+    with pytest.raises(RuntimeError, match="KAFKA_REPLICATION_FACTOR must be at least 1"):
         load_config()

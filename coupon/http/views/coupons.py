@@ -1,21 +1,36 @@
-"""Coupons: administration, the issue request and its status, live stock (SSE), usage and the user's wallet."""
+"""Coupons: administration (create, list, change, winners, change events), the issue request and its status, live
+stock (SSE), usage and the user's wallet."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from coupon.domain.vocabulary import iso, utcnow
+from coupon.domain.vocabulary import Role, iso, utcnow
 from coupon.extensions import db
 from coupon.http import sse
 from coupon.http.admission import deferred_address, is_admin
 from coupon.http.body import json_body
 from coupon.http.envelope import success
 from coupon.http.guards import admin_required, current_claims, current_user_id, user_required
-from coupon.http.parsing import parse_coupon_draft, parse_idempotency_key, parse_uuid
-from coupon.http.presenters import coupon_json, owned_json
+from coupon.http.parsing import (
+    parse_coupon_draft,
+    parse_coupon_patch,
+    parse_events_query,
+    parse_idempotency_key,
+    parse_ledger_query,
+    parse_listing_query,
+    parse_uuid,
+)
+from coupon.http.presenters import (
+    coupon_json,
+    coupon_page_json,
+    events_page_json,
+    ledger_page_json,
+    owned_json,
+)
 from coupon.observability import request_ids
 from coupon.resources import current
-from coupon.services import catalog, issuing, stock_watch, usage
+from coupon.services import catalog, issuing, ledger, lifecycle, stock_watch, usage
 
 bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
 
@@ -24,8 +39,43 @@ bp = Blueprint("coupons", __name__, url_prefix="/api/coupon")
 @admin_required
 def create() -> Response:
     draft = parse_coupon_draft(json_body(), utcnow())
-    coupon = catalog.create_coupon(db.session, current().gate, draft)
+    coupon = catalog.create_coupon(db.session, current().gate, draft, current_user_id())
     return success(coupon_json(coupon), 201)
+
+
+@bp.get("")
+@user_required
+def listing() -> Response:
+    query = parse_listing_query(request.args.to_dict())
+    role = Role.ADMIN if is_admin(current_claims()) else Role.USER
+    now = utcnow()
+    page = catalog.list_coupons(db.session, current().gate, query, role, now)
+    return success(coupon_page_json(page, now))
+
+
+@bp.patch("/<coupon_id>")
+@admin_required
+def update(coupon_id: str) -> Response:
+    cid = parse_uuid(coupon_id)
+    patch = parse_coupon_patch(json_body())
+    changed = lifecycle.update_coupon(db.session, current().gate, cid, patch, current_user_id())
+    return success(coupon_json(changed.coupon, changed.stock, utcnow()))
+
+
+@bp.get("/<coupon_id>/issued")
+@admin_required
+def issued(coupon_id: str) -> Response:
+    cid = parse_uuid(coupon_id)
+    page = ledger.issued_page(db.session, cid, parse_ledger_query(request.args.to_dict()))
+    return success(ledger_page_json(page))
+
+
+@bp.get("/<coupon_id>/events")
+@admin_required
+def events(coupon_id: str) -> Response:
+    cid = parse_uuid(coupon_id)
+    page = ledger.events_page(db.session, cid, parse_events_query(request.args.to_dict()))
+    return success(events_page_json(page))
 
 
 @bp.get("/owned-coupons")
