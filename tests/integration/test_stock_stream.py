@@ -175,6 +175,28 @@ def test_a_disabled_coupon_or_an_ended_window_closes_the_stream(
     assert events[0].json()["remaining"] == 10
 
 
+def test_admin_changes_reach_the_streams(stream_api: StreamApi, admin_token: str, mint) -> None:
+    """The admin PATCH (the kill switch, a raised quantity) through the API, as operators change a live sale."""
+    coupon = stream_api.create_coupon(admin_token, 1)
+    users = mint(2)
+    path = _path(coupon["id"])
+    with SseStream(stream_api.base, path, users[0][1]) as stream:
+        _first_state(stream)
+        _issue(stream_api, coupon["id"], users[0][1])
+        sold = stream.events_until_end()
+    assert [e.event for e in sold] == ["sold-out"] and sold[0].id == "2.1.1.S"
+    raised = stream_api.call("PATCH", f"/api/coupon/{coupon['id']}", admin_token, json={"totalQuantity": 3})
+    assert raised.status_code == 200, raised.text
+    # The client that got sold-out reconnects with its id: the coupon is on sale again, the stream goes on.
+    with SseStream(stream_api.base, path, users[1][1], last_event_id=sold[0].id) as again:
+        back = _first_state(again)
+        assert back.event == "stock" and back.json()["remaining"] == 2 and back.id == "1.1.3.A"
+        killed = stream_api.call("PATCH", f"/api/coupon/{coupon['id']}", admin_token, json={"status": "DISABLED"})
+        assert killed.status_code == 200, killed.text
+        closed = again.events_until_end()
+    assert [(e.event, e.json()["status"]) for e in closed] == [("closed", "DISABLED")]
+
+
 def test_a_coupon_that_opens_later_goes_from_not_started_to_active(
     stream_api: StreamApi, admin_token: str, mint
 ) -> None:
