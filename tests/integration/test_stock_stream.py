@@ -262,6 +262,7 @@ def _metric(api: Api, name: str, labels: str = "") -> float:
     return sum(float(v) for v in re.findall(rf"^{name}{re.escape(labels)} (\S+)$", text, re.M))
 
 
+@pytest.mark.slow  # multi-second: make check deselects it, make test runs it
 def test_one_worker_reads_the_gate_once_per_tick_for_500_streams(
     stream_api: StreamApi, admin_token: str, mint, standalone_rdb: redis.Redis, tmp_path: Path
 ) -> None:
@@ -333,6 +334,7 @@ def sale_stack(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     stack.stop()
 
 
+@pytest.mark.slow  # multi-second: make check deselects it, make test runs it
 @pytest.mark.parametrize("redis_mode", ["standalone", "cluster"], indirect=True)
 def test_a_sale_streams_falling_stock_then_sold_out(
     sale_stack: Stack, admin_token: str, mint, engine, rdb: Any, tmp_path: Path
@@ -388,6 +390,7 @@ def test_a_sale_streams_falling_stock_then_sold_out(
     check_invariants(engine, rdb, coupon["id"], winners)
 
 
+@pytest.mark.slow  # multi-second: make check deselects it, make test runs it
 def test_a_stream_ends_after_its_maximum_duration_and_resumes(
     base_env: dict[str, str], migrated_db: str, tmp_path: Path, admin_token: str, mint
 ) -> None:
@@ -409,6 +412,7 @@ def test_a_stream_ends_after_its_maximum_duration_and_resumes(
         stack.stop()
 
 
+@pytest.mark.slow  # multi-second: make check deselects it, make test runs it
 def test_worker_shutdown_ends_open_streams_promptly(
     base_env: dict[str, str], migrated_db: str, tmp_path: Path, admin_token: str, mint
 ) -> None:
