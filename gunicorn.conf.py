@@ -74,11 +74,11 @@ def post_worker_init(worker):
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 
-    publisher = worker.wsgi.extensions.get("coupon.publisher")
+    resources = worker.wsgi.extensions.get("coupon")  # coupon.resources.Resources (no import here: see above)
+    publisher = getattr(resources, "publisher", None)
     if publisher is not None:
         gevent.spawn(publisher.warm_up)
 
-    resources = worker.wsgi.extensions.get("coupon")
     feed = getattr(resources, "stock_feed", None)
     if feed is not None:
         gevent.spawn(_end_streams_on_stop, worker, feed)
