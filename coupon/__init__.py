@@ -8,7 +8,7 @@ from flask import Flask
 
 from coupon import cli, resources
 from coupon.config import load_config
-from coupon.extensions import db, migrate
+from coupon.extensions import db, init_migrations
 from coupon.http import admission, minting, request_id_hooks
 from coupon.http.error_handlers import register_error_handlers
 from coupon.http.json_provider import OrjsonProvider
@@ -24,7 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     request_id_hooks.init_app(app)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=app.config.get("MIGRATIONS_DIR", "migrations"))
+    init_migrations(app)
     minting.init_app(app)
     resources.init_app(app)
 

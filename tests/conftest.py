@@ -1,4 +1,5 @@
-"""Suite-wide hooks, loaded by the pytest-xdist controller as well as by its workers: the fault report."""
+"""Suite-wide hooks, loaded by the pytest-xdist controller as well as by its workers: the order and scheduling of the
+tests (longest first, tests.support.scheduling) and the fault report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,21 @@ from typing import Any
 
 import pytest
 
+from tests.support import scheduling
 from tests.support.fault_report import FAILOVER_REPORT, FAULT_REPORT
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The same order on every worker and the controller (xdist checks that all collected the same list).
+    if hasattr(config, "workerinput"):  # an xdist worker: its collection is what the scheduler hands out
+        scheduling.longest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "load":  # an explicit --dist other than the default keeps xdist's own
+        return None
+    return scheduling.make_scheduler(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -8,12 +8,15 @@ Redis or the DB ends the process. SIGTERM/SIGINT finish the current batch, commi
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -416,8 +419,25 @@ class Consumer:
             self.drop_dlq_producer()
 
 
+def lower_priority(increment: int) -> int:
+    """Raise this process's niceness by `increment` (clamped to 0-19); the niceness it runs at.
+
+    Linux schedules each session's processes as one group (autogroup) and nice ranks a process only inside its
+    group, so a consumer that leads its own session (a container, `setsid`, the bench) lowers its group's too:
+    otherwise it would still get an equal share against the API's group.
+    """
+    niceness = os.nice(max(0, min(increment, 19)))
+    if increment > 0 and os.getsid(0) == os.getpid():
+        # Not Linux, or autogroup compiled out: the plain nice is all there is.
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(f"{niceness}\n")
+    return niceness
+
+
 def main() -> None:
     app = create_app()
+    niceness = lower_priority(app.config["CONSUMER_NICE"])
+    log.info("running at niceness %d (CONSUMER_NICE)", niceness)
     port = app.config["CONSUMER_METRICS_PORT"]
     if port:
         # Each consumer process serves its own metrics; several on one host need different ports (0: off).

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
 
 from coupon.adapters import users_repo
@@ -18,8 +19,13 @@ from coupon.domain.models import User
 from coupon.domain.vocabulary import Role
 from coupon.services.unit_of_work import unit_of_work
 
-# Checked when the username is unknown, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = hash_inline("not-a-real-password")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the username is unknown, so a miss costs as much time as a wrong password. Made on first use:
+    at import it cost every process (API workers, consumers, each CLI run) a hash's CPU at start."""
+    return hash_inline("not-a-real-password")
+
 
 TokenMinter = Callable[[User], tuple[str, int]]
 
@@ -86,7 +92,7 @@ def login(
                 )
         user = users_repo.by_username(session, creds.username)
         if user is None:
-            slot.verify(_DUMMY_HASH, creds.password)
+            slot.verify(_dummy_hash(), creds.password)
             raise BadCredentials()
         if not slot.verify(user.password_hash, creds.password):
             raise BadCredentials()
