@@ -68,6 +68,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "FAILURE_MAX_RETRIES": _int("FAILURE_MAX_RETRIES", 5),
         "REPUBLISH_INTERVAL_SECONDS": _int("REPUBLISH_INTERVAL_SECONDS", 10),
         "CONSUMER_BATCH_SIZE": _int("CONSUMER_BATCH_SIZE", 1000),
+        # Behind a backlog each full poll doubles the next one's records, up to this many (back to the base as it
+        # catches up): fewer, bigger batches cost less per row while it drains.
+        "CONSUMER_BATCH_SIZE_MAX": _int("CONSUMER_BATCH_SIZE_MAX", 8000),
         # The sweeper settles reservations nobody confirmed (503 E5034, a worker killed mid-request) once they are
         # this old and the consumers have drained the topic (waiting at most SETTLE_LAG_WAIT_SECONDS for them).
         "SETTLE_AFTER_SECONDS": _int("SETTLE_AFTER_SECONDS", 30),
@@ -129,6 +132,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise RuntimeError(f"{name} must be 0 (off) or more, got {cfg[name]}")
     for name in (
         "CONSUMER_BATCH_SIZE",
+        "CONSUMER_BATCH_SIZE_MAX",
         "CONSUMER_CHUNK_EVENTS",
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",

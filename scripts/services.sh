@@ -183,7 +183,10 @@ db_init_datadir() {
   rm -rf "$DB_DATA"
   mkdir -p "$DB_DATA"
   local user_args=(--user="$(id -un)")
-  mariadb-install-db --no-defaults --datadir="$DB_DATA" "${user_args[@]}" \
+  # Its own temporary directory (passed on to the bootstrap mariadbd): two instances set up at once in a shared
+  # /tmp removed each other's temporary tables, and one of them failed ("Unknown table mysql.tmp_user_nopasswd").
+  mkdir -p "$DB_DIR/tmp"
+  mariadb-install-db --no-defaults --datadir="$DB_DATA" "${user_args[@]}" --tmpdir="$DB_DIR/tmp" \
     --auth-root-authentication-method=socket --auth-root-socket-user="$(id -un)" \
     --skip-test-db >"$LOG_DIR/mariadb-install.log" 2>&1 || {
     show_log_tail "$LOG_DIR/mariadb-install.log"

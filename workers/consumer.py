@@ -181,6 +181,22 @@ def still_uncommitted(
     return {w for w in parked if w[2] >= blocked.get(TopicPartition(w[0], w[1]), w[2] + 1)}
 
 
+class PollSize:
+    """Records to ask of the next poll: `base` while the consumer keeps up; doubled after each full poll (a backlog:
+    fewer, bigger batches cost the DB, the broker and this process less per row), up to `most`; halved back toward
+    `base` after a poll that came back less than half full."""
+
+    def __init__(self, base: int, most: int) -> None:
+        self.base, self.most = base, max(base, most)
+        self.size = base
+
+    def after(self, records: int) -> None:
+        if records >= self.size:
+            self.size = min(self.size * 2, self.most)
+        elif records < self.size // 2:
+            self.size = max(self.size // 2, self.base)
+
+
 def next_backoff(current: float) -> float:
     """0.2 s, doubling, at most MAX_BACKOFF_S."""
     return min(max(current * 2, 0.2), MAX_BACKOFF_S)
@@ -193,6 +209,7 @@ class Consumer:
         self.topic = cfg["KAFKA_ISSUE_TOPIC"]
         self.dlq_topic = cfg["KAFKA_DLQ_TOPIC"]
         self.batch_size = cfg["CONSUMER_BATCH_SIZE"]
+        self.poll_size = PollSize(self.batch_size, cfg["CONSUMER_BATCH_SIZE_MAX"])
         self.chunk_events = cfg["CONSUMER_CHUNK_EVENTS"]
         self.stopping = threading.Event()
         self.locks = PairLocks(of(app).redis)
@@ -229,9 +246,10 @@ class Consumer:
             while not self.stopping.is_set():
                 polled: Polled = {}
                 try:
-                    polled = self.consumer.poll(timeout_ms=500, max_records=self.batch_size)
+                    polled = self.consumer.poll(timeout_ms=500, max_records=self.poll_size.size)
                     if polled:
                         self.handle(polled)
+                    self.poll_size.after(sum(len(records) for records in polled.values()))
                 except Exception:
                     # Nothing of this poll is committed: read it again, or its records would be skipped.
                     log.exception("consumer loop error; retrying in %.1fs", next_backoff(self.backoff))

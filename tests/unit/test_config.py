@@ -24,6 +24,8 @@ INT_SETTINGS = [
     ("REPUBLISH_INTERVAL_SECONDS", lambda c: c["REPUBLISH_INTERVAL_SECONDS"]),
     ("CONSUMER_BATCH_SIZE", lambda c: c["CONSUMER_BATCH_SIZE"]),
     ("CONSUMER_CHUNK_EVENTS", lambda c: c["CONSUMER_CHUNK_EVENTS"]),
+    ("CONSUMER_BATCH_SIZE_MAX", lambda c: c["CONSUMER_BATCH_SIZE_MAX"]),
+    ("CONSUMER_NICE", lambda c: c["CONSUMER_NICE"]),
     ("API_PORT", lambda c: c["API_PORT"]),
     ("RATE_LIMIT_USER_REQUESTS", lambda c: c["RATE_LIMIT_USER_REQUESTS"]),
     ("RATE_LIMIT_USER_WINDOW_SECONDS", lambda c: c["RATE_LIMIT_USER_WINDOW_SECONDS"]),
@@ -244,6 +246,7 @@ def test_consumer_chunk_events_defaults_to_2000() -> None:
     "name",
     [
         "CONSUMER_BATCH_SIZE",
+        "CONSUMER_BATCH_SIZE_MAX",
         "CONSUMER_CHUNK_EVENTS",
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",

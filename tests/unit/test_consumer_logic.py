@@ -15,6 +15,7 @@ from coupon.domain.events import IssueEvent, decode_record, encode_batch
 from workers.consumer import (
     MAX_BACKOFF_S,
     Consumer,
+    PollSize,
     commit_points,
     next_backoff,
     parcels_of,
@@ -137,3 +138,19 @@ def test_only_the_lowest_failed_offset_of_a_partition_counts(down: bool) -> None
     consumer = bare_consumer(FlakyProducer(down=down))
     parcels = [p for o in (8, 3, 6) for p in parcels_of(rec(o, b"{x"), None, "not JSON")]
     assert consumer.park(parcels) == ({TP0: 3} if down else {})
+
+
+def test_polls_grow_while_they_come_back_full_and_shrink_back_as_the_consumer_catches_up() -> None:
+    size = PollSize(1000, 8000)
+    seen = []
+    for records in (1000, 2000, 4000, 8000, 8000, 3000, 1500, 900, 100):
+        seen.append(size.size)
+        size.after(records)
+    assert seen == [1000, 2000, 4000, 8000, 8000, 8000, 4000, 2000, 1000]
+    assert size.size == 1000  # never below the base
+
+
+def test_a_ceiling_below_the_base_keeps_the_base() -> None:
+    size = PollSize(1000, 10)
+    size.after(1000)
+    assert size.size == 1000
