@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, cast
@@ -30,6 +29,7 @@ from coupon.domain.errors import (
     TokenRevoked,
 )
 from coupon.domain.events import IssueEvent
+from coupon.domain.identifiers import new_event_id
 from coupon.domain.vocabulary import IssueStatus, iso
 from coupon.observability.instruments import ISSUE_OUTCOMES
 from coupon.services.catalog import get_coupon, rebuild_gate
@@ -234,7 +234,7 @@ def _request_issue(
     jti: str | None,
     admin: bool,
 ) -> IssueAccepted:
-    event_id = uuid.uuid4().hex
+    event_id = new_event_id()
     token = "k" + idempotency_key if idempotency_key else event_id
     ticket = IssueTicket(
         coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id, jti=jti, admin=admin
