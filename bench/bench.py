@@ -229,12 +229,23 @@ def drain(
 
         wait_for(some_rows, 120, "the first rows", interval=0.02)
         started, done_before = time.monotonic(), seen[0]
+        # From the first batch on: the consumers' start-up (imports, joining the group) is not part of a row's cost.
+        pids = [p.pid for p in stack.procs]
+        cpu_before = cpu_snapshot(pids[0], pids)
         wait_for(lambda: issued_rows(engine, coupon["id"]) >= messages, 600, "the drain", interval=0.02)
         finished = time.monotonic()
+        cpu_after = cpu_snapshot(pids[0], pids)
     finally:
         stack.stop()
     seconds = finished - started
+    rows = messages - done_before
+    cpu = {
+        k: round(1e6 * (cpu_after[k] - cpu_before.get(k, 0.0)) / max(rows, 1), 1)
+        for k in ("consumer", "mariadb", "kafka", "redis")
+        if k in cpu_after
+    }
     return {
+        "cpu_us_per_row": cpu,
         "messages": messages,
         "consumers": consumers,
         "seconds": round(seconds, 2),

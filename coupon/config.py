@@ -71,6 +71,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Behind a backlog each full poll doubles the next one's records, up to this many (back to the base as it
         # catches up): fewer, bigger batches cost less per row while it drains.
         "CONSUMER_BATCH_SIZE_MAX": _int("CONSUMER_BATCH_SIZE_MAX", 8000),
+        # How long a fetch waits for 64 KB of records: how often an idle consumer (and the broker) wake up, and the
+        # most a lone request's row waits for its fetch.
+        "CONSUMER_FETCH_MAX_WAIT_MS": _int("CONSUMER_FETCH_MAX_WAIT_MS", 500),
         # The sweeper settles reservations nobody confirmed (503 E5034, a worker killed mid-request) once they are
         # this old and the consumers have drained the topic (waiting at most SETTLE_LAG_WAIT_SECONDS for them).
         "SETTLE_AFTER_SECONDS": _int("SETTLE_AFTER_SECONDS", 30),
@@ -133,6 +136,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     for name in (
         "CONSUMER_BATCH_SIZE",
         "CONSUMER_BATCH_SIZE_MAX",
+        "CONSUMER_FETCH_MAX_WAIT_MS",
         "CONSUMER_CHUNK_EVENTS",
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",

@@ -115,6 +115,9 @@ def base_env(run_id: str) -> dict[str, str]:
         LOG_LEVEL="INFO",
         # A graceful stop waits this long for idle keep-alive connections: every test's teardown pays it.
         GRACEFUL_TIMEOUT="1",
+        # Rows land within 100 ms of a request, not the default 500 ms an idle consumer waits per fetch: the tests
+        # wait for rows hundreds of times.
+        CONSUMER_FETCH_MAX_WAIT_MS="100",
         PYTHONPATH=str(ROOT),
         # Pipeline tests fire hundreds of requests per user at the gate on purpose; the limiter's own tests
         # (test_rate_limit.py) set tight limits.
