@@ -126,7 +126,9 @@ def test_a_dlq_that_refuses_records_holds_the_partition_and_the_consumer_rides_i
         consumer = stack.start_consumer()
         coupon = api.create_coupon(admin_token, 100)
         users = mint(60)
-        accepted = _accept(api, coupon["id"], users)
+        # One at a time, so each is a record of its own keyed by its user: spread over the partitions. A burst
+        # would be one batch record or a few, all on the poisoned partition now and then.
+        accepted = [u for u, t in users if api.call("POST", f"/api/coupon/{coupon['id']}/issue", t).status_code == 202]
         assert len(accepted) == 60
         # The broker refuses the DLQ record again and again; the consumer waits, it does not die.
         wait_for(lambda: consumer.log().count("DLQ unavailable") >= 3, 60, "three refused DLQ attempts")
