@@ -38,11 +38,13 @@ venv: ## Create .venv from requirements/
 # PINS_ARGS passes more, e.g. `make pins PINS_ARGS="-P ruff"` to upgrade one package (`--upgrade`: all).
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make pins" .venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 	--strip-extras --no-emit-find-links --no-emit-index-url $(PINS_ARGS)
-pins: venv ## Recompile requirements/base.txt and dev.txt (every package pinned, hashed) from the .in files
+pins: venv ## Recompile requirements/base.txt, dev.txt and uv.txt (every package pinned, hashed) from the .in files
 	@echo "[pins] requirements/base.in -> requirements/base.txt"
 	@$(PIP_COMPILE) --output-file=requirements/base.txt requirements/base.in
 	@echo "[pins] requirements/dev.in -> requirements/dev.txt"
 	@$(PIP_COMPILE) --output-file=requirements/dev.txt requirements/dev.in
+	@echo "[pins] requirements/uv.in -> requirements/uv.txt"
+	@$(PIP_COMPILE) --output-file=requirements/uv.txt requirements/uv.in
 	@scripts/venv.sh
 
 unit: venv ## Unit tests only (no services needed)

@@ -21,7 +21,7 @@
 # Same jars as scripts/services.sh (Maven Central, .local/kafka/libs, fetched once for every instance); state
 # under .local/[instances/N/]kafka-cluster/node-N/ (SERVICES_INSTANCE), logs under its log/kafka-cluster-N/.
 #
-# Environment (defaults): KAFKA_CLUSTER_PORT=9192 KAFKA_CLUSTER_HEAP=320m
+# Environment (defaults): KAFKA_CLUSTER_PORT=9192 KAFKA_CLUSTER_HEAP=320m; KAFKA_JVM_OPTS (more JVM options)
 #   KAFKA_CLUSTER_REPLICA_LAG_MS=10000   replica.lag.time.max.ms (the failover tests use 3000)
 #   KAFKA_CLUSTER_TIMEOUT=120            seconds to wait for the brokers
 #   STOP_TIMEOUT=30 KILL=0               as in scripts/services.sh
@@ -141,8 +141,10 @@ launch_node() {
   node_format "$n"
   log "node $n: starting (broker $HOST:$(broker_port "$n"), controller $HOST:$(controller_port "$n"), heap $CLUSTER_HEAP)"
   rm -f "$(node_pid_file "$n")"
+  local extra=()
+  read -ra extra <<<"${KAFKA_JVM_OPTS:-}"
   spawn "$(node_pid_file "$n")" "$(node_log_dir "$n")/kafka.out" \
-    java -Xms"$CLUSTER_HEAP" -Xmx"$CLUSTER_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    java -Xms"$CLUSTER_HEAP" -Xmx"$CLUSTER_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "${extra[@]}" \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$(node_dir "$n")/log4j2.properties" -Dkafka.logs.dir="$(node_log_dir "$n")" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$(node_dir "$n")/server.properties"

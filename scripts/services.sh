@@ -16,6 +16,7 @@
 #
 # Environment (defaults): REDIS_PORT=6379 DB_PORT=3306 DB_NAME=coupon DB_USER=coupon
 #   DB_PASSWORD=coupon KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 KAFKA_HEAP=512m
+#   KAFKA_JVM_OPTS=                                   more JVM options for the broker (scripts/test.sh sets some)
 #   KAFKA_VERSION=4.1.1 LOG4J_VERSION=2.24.3
 #   REDIS_TIMEOUT=60 DB_TIMEOUT=60 KAFKA_TIMEOUT=90   seconds to wait for a service to answer
 #   STOP_TIMEOUT=30                                   seconds between SIGTERM and SIGKILL
@@ -350,8 +351,10 @@ kafka_start() {
   kafka_write_config
   kafka_format
   rm -f "$(pid_file kafka)"
+  local extra=()
+  read -ra extra <<<"${KAFKA_JVM_OPTS:-}"
   spawn "$(pid_file kafka)" "$LOG_DIR/kafka.out" \
-    java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "${extra[@]}" \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$LOG_DIR" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties"

@@ -24,6 +24,10 @@ TEST_REDIS_FAILOVER_PORT="${TEST_REDIS_FAILOVER_PORT:-7150}"
 # its own on first use, on these ports + 1000*N, and stops it at the end.
 KAFKA_CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-9192}"
 started_at=$SECONDS
+# The test brokers start often (every worker's, the three-broker cluster, the restarts of the fault tests) and carry
+# little traffic: the client compiler alone starts them with a fraction of the CPU the optimizing one burns on two
+# cores. Set KAFKA_JVM_OPTS (even empty) to choose otherwise.
+export KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1}"
 
 # The environment of instance N (0: the usual services).
 instance_env() {

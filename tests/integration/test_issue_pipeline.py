@@ -114,8 +114,19 @@ def test_redelivered_messages_do_not_double_issue(stack: Stack, api: Api, admin_
 
 @pytest.mark.slow
 def test_consumer_sigkill_mid_sale_loses_and_doubles_nothing(
-    stack: Stack, api: Api, admin_token, mint, engine, rdb, fault_report
+    pipeline_env: dict[str, str], tmp_path, admin_token, mint, engine, rdb, fault_report
 ) -> None:
+    # Transactions of 50 rows: one API worker can batch a whole sale into a few records, and with the default chunk
+    # of 2,000 rows the first commit could be the last, leaving nothing "mid-sale" to kill.
+    stack = Stack(dict(pipeline_env, CONSUMER_CHUNK_EVENTS="50"), tmp_path)
+    try:
+        _sigkill_mid_sale(stack, admin_token, mint, engine, rdb, fault_report)
+    finally:
+        stack.stop()
+
+
+def _sigkill_mid_sale(stack: Stack, admin_token, mint, engine, rdb, fault_report) -> None:
+    api = Api(stack.start_api_and_consumer())
     coupon = api.create_coupon(admin_token, 1000)
     users = mint(1500)
     first = stack.procs[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -157,7 +158,18 @@ def _create_topics(env: dict[str, str], assignments: dict[int, list[int]] | None
 
 
 def _admin(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000, client_id="test-failover")
+    """An admin client that sends its requests only to the brokers named in `bootstrap`.
+
+    kafka-python sends metadata and topic-config requests to a random known broker, and a SIGSTOPped broker accepts
+    the connection and never answers: a test that names only the brokers it keeps running must be taken at its word.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000, client_id="test-failover")
+    named = {tuple(address.rsplit(":", 1)) for address in bootstrap.split(",")}
+    manager = admin._manager  # kafka-python has no public way to restrict the nodes it picks
+    allowed = [b.node_id for b in manager.cluster.brokers() if (b.host, str(b.port)) in named]
+    assert allowed, f"none of the brokers in metadata is one of {bootstrap}"
+    manager.least_loaded_node = lambda: random.choice(allowed)
+    return admin
 
 
 def _partitions(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -176,18 +188,23 @@ def _set_min_isr(bootstrap: str, topic: str, value: int) -> None:
         # A fresh client each try: a broker frozen a moment ago may still be the one it would forward through.
         admin = _admin(bootstrap)
         try:
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": str(value)})])
+            change = ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": str(value)})
+            admin.alter_configs([change], raise_on_unknown=False)
             return True
         finally:
             admin.close()
 
     wait_for(alter, 30, f"the brokers to take min.insync.replicas={value}", interval=0.5)
-    wait_for(
-        lambda: topic_settings(bootstrap, [topic])[topic].min_insync_replicas == value,
-        20,
-        f"min.insync.replicas={value} on {topic}",
-        interval=0.2,
-    )
+    wait_for(lambda: _min_isr(bootstrap, topic) == value, 20, f"min.insync.replicas={value} on {topic}", interval=0.2)
+
+
+def _min_isr(bootstrap: str, topic: str) -> int:
+    admin = _admin(bootstrap)
+    try:
+        answer = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, ["min.insync.replicas"])])
+        return int(answer["topic"][topic]["min.insync.replicas"]["value"])
+    finally:
+        admin.close()
 
 
 def _isr_full(bootstrap: str, topic: str) -> bool:

@@ -92,7 +92,9 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_api(self, workers: int = 2, port: int | None = None, app: str = "wsgi:app") -> str:
+    def start_api(self, workers: int = 1, port: int | None = None, app: str = "wsgi:app") -> str:
+        """gunicorn on `port` (a free one by default); one worker unless the test is about several (each worker is
+        one more import of the app, the CPU the suite runs short of)."""
         port = port or free_port()
         env = dict(self.env, API_PORT=str(port), WEB_CONCURRENCY=str(workers))
         proc = self._spawn("api", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], env)
