@@ -194,7 +194,9 @@ def _set_min_isr(bootstrap: str, topic: str, value: int) -> None:
         finally:
             admin.close()
 
-    wait_for(alter, 30, f"the brokers to take min.insync.replicas={value}", interval=0.5)
+    # If the frozen broker was the active controller, broker 1 forwards to it until controller.socket.timeout.ms
+    # (10 s) runs out, and only then to the one the quorum elected meanwhile.
+    wait_for(alter, 60, f"the brokers to take min.insync.replicas={value}", interval=0.5)
     wait_for(lambda: _min_isr(bootstrap, topic) == value, 20, f"min.insync.replicas={value} on {topic}", interval=0.2)
 
 
