@@ -189,8 +189,9 @@ def _set_min_isr(bootstrap: str, topic: str, value: int) -> None:
         admin = _admin(bootstrap)
         try:
             change = ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": str(value)})
-            admin.alter_configs([change], raise_on_unknown=False)
-            return True
+            # kafka-python reports a refused change in the result instead of raising it.
+            result = admin.alter_configs([change], raise_on_unknown=False)
+            return result["topic"][topic] == "OK"
         finally:
             admin.close()
 
