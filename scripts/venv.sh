@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs requirements/dev.txt into it (with uv, else pip), only when the requirements changed.
 # dev.txt (and base.txt) are compiled by `make pins` from the .in files: every package pinned, with hashes,
-# so the install runs in pip's hash-checking mode (--require-hashes) and gets exactly those files.
+# so the install runs hash-checked (--require-hashes, with uv or pip) and gets exactly those files.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
@@ -22,7 +22,7 @@ count="$(grep -cE '^[A-Za-z0-9]' "$REQS")"
 # minute of CPU, on every fresh clone's `make test`. Where uv can't be had (no wheel for this platform, no index
 # it can reach), pip does it, as before. VENV_INSTALLER=pip chooses pip. --compile-bytecode, as pip does by default:
 # where PYTHONDONTWRITEBYTECODE is set (this machine sets it) nothing is cached on import, and every process of the
-# suite compiled its imports again (3.2 CPU-s to import the app instead of 1.1; the suite took 932 s instead of ~500).
+# suite compiled its imports again (3.2 CPU-s to import the app instead of 1.1; pytest took 932 s instead of ~560).
 installed=""
 if [[ "${VENV_INSTALLER:-uv}" == uv ]]; then
   if [[ -x "$VENV/bin/uv" ]] ||
