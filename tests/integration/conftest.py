@@ -58,6 +58,7 @@ TABLES = (
     "coupons",
     "users",
 )
+BIG_TABLE_ROWS = 2000
 HOW_TO_START = "Start the services with `make services` (scripts/services.sh up), or run `make test`."
 TEST_REDIS_CLUSTER_NODES = os.environ.get("TEST_REDIS_CLUSTER_NODES", "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102")
 HOW_TO_START_CLUSTER = (
@@ -204,8 +205,18 @@ def clean(engine: sa.Engine, standalone_rdb: redis.Redis, redis_mode: str, rdb: 
     db.session.remove()
     with engine.begin() as conn:
         conn.execute(sa.text("SET SESSION lock_wait_timeout = 20"))
+        # TRUNCATE recreates the table's file (~30 ms for the eight, each test); DELETE of a few rows takes ~3 ms.
+        # A table a load test filled is still truncated: deleting thousands of rows one by one costs more.
+        probe = " UNION ALL ".join(
+            f"SELECT '{table}', COUNT(*) FROM (SELECT 1 FROM {table} LIMIT {BIG_TABLE_ROWS}) AS {table}"
+            for table in TABLES
+        )
+        rows = dict(conn.execute(sa.text(probe)).all())
         for table in TABLES:
-            conn.execute(sa.text(f"TRUNCATE TABLE {table}"))
+            if rows[table] >= BIG_TABLE_ROWS:
+                conn.execute(sa.text(f"TRUNCATE TABLE {table}"))
+            elif rows[table]:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
     standalone_rdb.flushdb()
     if redis_mode == "cluster":
         rdb.flushdb(target_nodes=RedisCluster.PRIMARIES)
