@@ -293,9 +293,16 @@ def rebuild_gate(coupon_id: str) -> None:
     default=None,
     help="With --repair: settle reservations older than this many seconds (default SETTLE_AFTER_SECONDS).",
 )
-def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> None:
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Look again every 0.5 s until Redis and the DB agree or this many seconds passed (the consumers drain).",
+)
+def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None, wait_s: float) -> None:
     """Compare Redis with the DB for a coupon, naming the users behind a mismatch; exit 1 on any mismatch (run it
-    once the consumers drained)."""
+    once the consumers drained, or give it --wait)."""
     from workers.jobs import sweep  # the sweeper's wiring lives with the job that runs it periodically
 
     try:
@@ -307,7 +314,7 @@ def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> 
                 click.echo(f"[reconcile] the consumers are {report.lagging} records behind: nothing settled", err=True)
             for item in report.settled:
                 click.echo(f"settled {item.coupon_id} {item.user_id} {item.event_id}: {item.outcome}")
-        result = reconcile.reconcile(db.session, current().gate, cid)
+        result = reconcile.reconcile_when_drained(db.session, current().gate, cid, wait_s, _WaitNotes().note)
     except AppError as exc:
         _fail(exc)
         return
@@ -331,6 +338,26 @@ def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None) -> 
     for user in result.db_only:
         click.echo(f"db-only {user}", err=True)
     sys.exit(1)
+
+
+class _WaitNotes:
+    """reconcile --wait's progress: what still disagrees, at most once every few seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+
+    def note(self, result: reconcile.Reconciliation, left_s: float) -> None:
+        now = time.monotonic()
+        if now - self.last < self.EVERY_S:
+            return
+        self.last = now
+        click.echo(
+            f"[reconcile] not yet: {result.issued_rows} rows, Redis reserved {result.redis_reserved}"
+            f" ({len(result.problems)} mismatches); looking again for {left_s:.0f}s more",
+            err=True,
+        )
 
 
 @click.group("failures")

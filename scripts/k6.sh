@@ -60,13 +60,9 @@ else
   say "(e.g. Grafana's apt repository: apt-get install k6), then run \`make k6\` again."
 fi
 
-say "waiting up to ${K6_DRAIN_TIMEOUT}s for the consumers to drain, then reconciling"
-deadline=$(( $(date +%s) + K6_DRAIN_TIMEOUT ))
-until "$FLASK" reconcile "$COUPON_ID" >/dev/null 2>&1 || (( $(date +%s) >= deadline )); do
-  sleep 1
-done
+say "reconciling, waiting up to ${K6_DRAIN_TIMEOUT}s for the consumers to drain"
 set +e
-"$FLASK" reconcile "$COUPON_ID"
+"$FLASK" reconcile "$COUPON_ID" --wait "$K6_DRAIN_TIMEOUT"
 reconcile_rc=$?
 set -e
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -84,3 +86,29 @@ def reconcile(session: DbSession, gate: Gate, coupon_id: str) -> Reconciliation:
             f"Redis participants {result.redis_participants} != Redis reserved {result.redis_reserved}"
         )
     return result
+
+
+def reconcile_when_drained(
+    session: DbSession,
+    gate: Gate,
+    coupon_id: str,
+    wait_s: float,
+    on_wait: Callable[[Reconciliation, float], None] = lambda result, left_s: None,
+    *,
+    poll_s: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Reconciliation:
+    """reconcile(), looked at again every `poll_s` until Redis and the DB agree or `wait_s` passed: a sale whose
+    consumers are still draining agrees once they are done. `on_wait(result, seconds_left)` sees each disagreement
+    it waits on. The last look is returned, agreeing or not."""
+    deadline = clock() + wait_s
+    while True:
+        result = reconcile(session, gate, coupon_id)
+        left = deadline - clock()
+        if result.ok or left <= 0:
+            return result
+        on_wait(result, left)
+        # Each look in a transaction of its own: under REPEATABLE READ the same one would never see a new row.
+        session.rollback()
+        sleep(min(poll_s, left))

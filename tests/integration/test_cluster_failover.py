@@ -21,7 +21,7 @@ from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateRequest, GateS
 from coupon.adapters.redis_client import build_redis, cluster_startup
 from tests.integration.conftest import ROOT
 from tests.integration.test_stalls import NOT_RESERVED, STALL_ENV, _issue_requests
-from tests.support.cli import flask_process
+from tests.support.cli import flask_cli
 from tests.support.client import Api, burst
 from tests.support.gate_calls import reserve_one
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
@@ -110,7 +110,7 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
         retrying = [(u, everyone[u]) for u, a in answers.items() if a and a[-1][0] == 503]
         fire(retrying)
         wait_for(lambda: rdb.cluster_info()["cluster_state"] == "ok", 30, "the cluster to be ok again")
-        repair = flask_process(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
+        repair = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
         accepted = {u for u, a in answers.items() if any(status == 202 for status, _ in a)}
         unconfirmed = {u for u, a in answers.items() if any(code == "E5034" for _, code in a)}
         wait_for(lambda: issued_rows(engine, cid) == 300, 120, "all 300 coupons issued")

@@ -123,40 +123,12 @@ def test_unknown_route_and_method_keep_the_envelope(server: Api) -> None:
 
 @pytest.mark.slow
 def test_create_coupon_cli(base_env, engine) -> None:
-    import subprocess
-    import sys
-
+    from tests.support.cli import flask_cli
     from tests.support.invariants import scalar
-    from tests.support.processes import ROOT
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "wsgi",
-            "create-coupon",
-            "--name",
-            "cli coupon",
-            "--quantity",
-            "42",
-            "--type",
-            "PIZZA",
-        ],
-        cwd=ROOT,
-        env=base_env,
-        capture_output=True,
-        text=True,
-    )
+    out = flask_cli(base_env, "create-coupon", "--name", "cli coupon", "--quantity", "42", "--type", "PIZZA")
     assert out.returncode == 0, out.stderr
     coupon_id = out.stdout.strip().splitlines()[-1]
     assert scalar(engine, "SELECT total_quantity FROM coupons WHERE id = :c", c=coupon_id) == 42
-    bad = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "create-coupon", "--name", "x", "--quantity", "0"],
-        cwd=ROOT,
-        env=base_env,
-        capture_output=True,
-        text=True,
-    )
+    bad = flask_cli(base_env, "create-coupon", "--name", "x", "--quantity", "0")
     assert bad.returncode == 1 and "E4000" in bad.stderr

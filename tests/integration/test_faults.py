@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from coupon.adapters import keys
-from tests.integration.conftest import ROOT
+from tests.support.cli import flask_cli
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
 from tests.support.processes import Stack, api_and_consumer, wait_for
@@ -145,13 +143,7 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"DEAD": 1}, 90, "the record to be DEAD")
         row = q(engine, "SELECT id, retry_count FROM failed_issued_coupons")[0]
         assert row.retry_count == 2
-        cli = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "failures", "list", "--status", "DEAD"],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-        )
+        cli = flask_cli(stack.env, "failures", "list", "--status", "DEAD")
         assert cli.returncode == 0 and users[0][0] in cli.stdout and "injected fault" in cli.stdout
         # DEAD still holds its unit (an operator may retry it): accepted and waiting, not rejected.
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", users[0][1]).json()["data"]["status"]
@@ -162,13 +154,7 @@ def test_record_that_keeps_failing_ends_dead_and_shows_in_cli(
         )
         # An operator fixes the cause and retries the dead record by hand: it resolves.
         _heal(engine)
-        retry = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "failures", "retry", str(row.id)],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-        )
+        retry = flask_cli(stack.env, "failures", "retry", str(row.id))
         assert retry.returncode == 0, retry.stderr
         wait_for(lambda: _failure_counts(engine, coupon["id"]) == {"RESOLVED": 1}, 60, "the retried record to resolve")
         assert issued_rows(engine, coupon["id"]) == 5
@@ -190,13 +176,7 @@ def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
         wait_for(lambda: issued_rows(engine, coupon["id"]) == 2, 30, "the two healthy requests issued")
         # The gate's keys are gone (as after a Redis restart without persistence); rq's keys are left alone.
         rdb.delete(*keys.gate_keys(coupon["id"]))
-        cli = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "rebuild-gate", coupon["id"]],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-        )
+        cli = flask_cli(stack.env, "rebuild-gate", coupon["id"])
         assert cli.returncode == 0, cli.stderr
         assert "reserved=3" in cli.stdout, cli.stdout
         assert dead_user in set(rdb.zrange(keys.participants(coupon["id"]), 0, -1))
@@ -204,13 +184,7 @@ def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
         assert (late.status_code, late.json()["errorMessage"]["code"]) == (409, "E3003")
         status = api.call("GET", f"/api/coupon/{coupon['id']}/issue", dead_token).json()["data"]["status"]
         assert status == "PENDING"
-        reconciled = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"]],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-        )
+        reconciled = flask_cli(stack.env, "reconcile", coupon["id"])
         assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
         counts = check_invariants(engine, rdb, coupon["id"], accepted)
         assert counts == {"total": 3, "issued": 2, "rejected": 0, "pending": 1}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from tests.support.cli import flask_cli
 from tests.support.client import Api
-from tests.support.processes import ROOT, wait_for
+from tests.support.processes import wait_for
 from tests.support.services import services
 
 
@@ -44,22 +42,6 @@ def test_create_admin_cli_is_idempotent(base_env, engine) -> None:
     from tests.support.invariants import scalar
 
     for _ in range(2):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flask",
-                "--app",
-                "wsgi",
-                "create-admin",
-                "root-admin",
-                "--password",
-                "pw-123456789",
-            ],
-            cwd=ROOT,
-            env=base_env,
-            capture_output=True,
-            text=True,
-        )
+        out = flask_cli(base_env, "create-admin", "root-admin", "--password", "pw-123456789")
         assert out.returncode == 0, out.stderr
     assert scalar(engine, "SELECT COUNT(*) FROM users WHERE username = 'root-admin' AND role = 'ADMIN'") == 1

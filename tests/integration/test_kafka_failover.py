@@ -32,7 +32,7 @@ from coupon.adapters.kafka_topics import ensure_topics, topic_settings
 from tests.integration.conftest import ROOT
 from tests.integration.test_scale_out import _balanced
 from tests.integration.test_stalls import NOT_RESERVED, _in_flight, _issue_requests
-from tests.support.cli import flask_process
+from tests.support.cli import flask_cli
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import Stack, api_and_consumer, wait_for
@@ -149,7 +149,7 @@ def _create_topics(env: dict[str, str], assignments: dict[int, list[int]] | None
         ensure_topics(bootstrap, {env["KAFKA_DLQ_TOPIC"]: 1}, replication_factor=3, min_insync_replicas=2)
     else:
         # What `flask create-topics` does with KAFKA_REPLICATION_FACTOR=3 KAFKA_MIN_INSYNC_REPLICAS=2.
-        made = flask_process(env, "create-topics")
+        made = flask_cli(env, "create-topics")
         assert made.returncode == 0, made.stdout + made.stderr
         assert "6 partitions, replication factor 3, min.insync.replicas 2" in made.stdout, made.stdout
     settings = topic_settings(bootstrap, [topic])[topic]
@@ -260,7 +260,7 @@ def _settle_and_check(stack: Stack, engine: Any, rdb: Any, cid: str, answers: An
     unconfirmed = {u for u, a in answers.items() if any(code == "E5034" for _, code in a)}
     wait_drained(engine, cid, len(accepted))
     wait_for(lambda: not _in_flight(rdb, engine, cid), 120, "every confirmed reservation to reach the DB", interval=0.2)
-    repair = flask_process(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
+    repair = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
     assert repair.returncode == 0, repair.stdout + repair.stderr
     owners = {r.user_id for r in q(engine, "SELECT user_id FROM issued_coupons WHERE coupon_id = :c", c=cid)}
     refused = {

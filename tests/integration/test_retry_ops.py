@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from redis import Redis
 from rq_scheduler import Scheduler
 
 from tests.integration.conftest import TEST_REDIS_URL
+from tests.support.cli import flask_cli
+from tests.support.invariants import issued_rows
 from tests.support.processes import ROOT, Stack, free_port, wait_for
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
@@ -53,13 +56,13 @@ def test_failures_cli_counts_and_retry_all(base_env, pipeline_env, engine: sa.En
                     ' "user_id": "00000000-0000-4000-8000-100000000000", "rank": 1, "requested_at": "t"}',
                 ),
             )
-    counts = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "counts")
+    counts = flask_cli(pipeline_env, "failures", "counts")
     assert counts.returncode == 0 and "PENDING  3" in counts.stdout
-    retried = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "retry", "--all")
+    retried = flask_cli(pipeline_env, "failures", "retry", "--all")
     assert retried.returncode == 0 and "republished 3" in retried.stdout, retried.stderr
     rows = [r[0] for r in engine.connect().execute(sa.text("SELECT retry_count FROM failed_issued_coupons"))]
     assert rows == [1, 1, 1]
-    missing = _run(pipeline_env, "-m", "flask", "--app", "wsgi", "failures", "retry", "999999")
+    missing = flask_cli(pipeline_env, "failures", "retry", "999999")
     assert missing.returncode == 1 and "no unresolved failure record" in missing.stderr
 
 
@@ -100,17 +103,23 @@ def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(
 ) -> None:
     from coupon.adapters import keys
     from tests.support.client import burst
-    from tests.support.invariants import wait_drained
 
     coupon = api.create_coupon(admin_token, 20)
     users = mint(30)
     burst(api.base, [("POST", f"/api/coupon/{coupon['id']}/issue", t) for _, t in users])
-    wait_drained(engine, coupon["id"], 20)
-    ok = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"])
+    # Right after the sale the consumer may still be writing: --wait looks again until the rows are all in.
+    ok = flask_cli(stack.env, "reconcile", coupon["id"], "--wait", "60")
     assert ok.returncode == 0 and "OK: Redis and the DB agree" in ok.stdout, ok.stdout + ok.stderr
     assert "issued_rows          20" in ok.stdout
+    assert issued_rows(engine, coupon["id"]) == 20
     rdb.incr(keys.issued(coupon["id"]))  # a reservation that no request holds any more
-    bad = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", coupon["id"])
-    assert bad.returncode == 1 and "MISMATCH: Redis reserved 21 != DB issued 20" in bad.stderr
-    unknown = _run(stack.env, "-m", "flask", "--app", "wsgi", "reconcile", "00000000-0000-4000-8000-000000000000")
+    started = time.monotonic()
+    bad = flask_cli(stack.env, "reconcile", coupon["id"], "--wait", "1.5")
+    waited = time.monotonic() - started
+    assert bad.returncode == 1 and "MISMATCH: Redis reserved 21 != DB issued 20" in bad.stderr, bad.stderr
+    # It waited the time it was given, saying what it waits for, and no longer: a mismatch that stays is reported.
+    assert "[reconcile] not yet: 20 rows, Redis reserved 21" in bad.stderr and 1.5 <= waited < 10, (waited, bad.stderr)
+    started = time.monotonic()
+    unknown = flask_cli(stack.env, "reconcile", "00000000-0000-4000-8000-000000000000", "--wait", "30")
     assert unknown.returncode == 1 and "E3001" in unknown.stderr
+    assert time.monotonic() - started < 10, "an unknown coupon is an error at once, not something to wait for"

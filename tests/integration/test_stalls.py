@@ -20,7 +20,7 @@ from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateRequest
 from coupon.adapters.redis_client import build_redis
 from coupon.domain.events import IssueEvent
-from tests.support.cli import flask_process
+from tests.support.cli import flask_cli
 from tests.support.client import Api, burst
 from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
 from tests.support.processes import Stack, api_and_consumer, wait_for
@@ -134,7 +134,7 @@ def test_a_stalled_dependency_never_turns_a_503_into_a_coupon_nor_locks_anyone_o
 
     accepted = {u for u, a in answers.items() if any(status == 202 for status, _ in a)}
     wait_for(lambda: not _in_flight(rdb, engine, cid), 120, "every confirmed reservation to reach the DB", interval=0.2)
-    repair = flask_process(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
+    repair = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
     settled = {o: repair.stdout.count(f": {o}\n") for o in ("issued", "fenced", "failure-record", "rejected")}
     assert repair.returncode == 0, repair.stdout + repair.stderr
     assert rdb.zcard(keys.unconfirmed(cid)) == 0, "someone is still PENDING after the sweep"
@@ -194,9 +194,9 @@ def test_a_record_released_by_the_sweeper_that_arrives_later_never_becomes_a_cou
     status = api.call("GET", f"/api/coupon/{cid}/issue", late_token).json()["data"]["status"]
     assert status == "PENDING"
     assert api.call("POST", f"/api/coupon/{cid}/issue", other_token).json()["errorMessage"]["code"] == "E3003"
-    report = flask_process(stack.env, "reconcile", cid)
+    report = flask_cli(stack.env, "reconcile", cid)
     assert report.returncode == 1 and f"redis-only {late_user} hold=P" in report.stderr, report.stdout + report.stderr
-    repair = flask_process(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
+    repair = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
     assert repair.returncode == 0 and f"settled {cid} {late_user} {event.event_id}: fenced" in repair.stdout, (
         repair.stdout + repair.stderr
     )

@@ -3,9 +3,11 @@ call), or as an operator runs them, in a process of their own (the real entry po
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
+from unittest import mock
 
 from coupon import create_app, resources
 from coupon.extensions import db
@@ -27,17 +29,19 @@ def overrides(env: dict[str, str]) -> dict[str, Any]:
 
 
 def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`flask ARGS` in this process, on an app built for env; exit code, stdout and stderr as a process's."""
-    app = create_app(overrides(env))
-    try:
-        # `flask` pushes the app's context for every command; the runner on app.cli does not.
-        with app.app_context():
-            result = app.test_cli_runner().invoke(args=list(args))
-    finally:
-        resources.of(app).publisher.close()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    """`flask ARGS` in this process; exit code, stdout and stderr as a process's. The app is configured from `env`
+    alone, as a `flask` process started with that environment would be (the command may read it too)."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        app = create_app()
+        try:
+            # `flask` pushes the app's context for every command; the runner on app.cli does not.
+            with app.app_context():
+                result = app.test_cli_runner().invoke(args=list(args))
+        finally:
+            resources.of(app).publisher.close()
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["flask", *args], result.exit_code, result.stdout, result.stderr)
