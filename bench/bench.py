@@ -41,7 +41,7 @@ from coupon.adapters.kafka_topics import ensure_topics
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import load_users
-from coupon.services.accounts import ensure_admin
+from coupon.services.accounts import ensure_admin, hash_password
 from tests.support.client import Api, burst
 from tests.support.database import recreate_and_migrate
 from tests.support.invariants import check_invariants, issued_rows, wait_drained
@@ -324,7 +324,7 @@ def main() -> None:
             say(f"minting {need} users")
             pairs: list[tuple[str, str]] = []
             for chunk in load_users.mint_users(
-                db.session, need, f"b{uuid.uuid4().hex[:6]}", "bench-password", user_token
+                db.session, need, f"b{uuid.uuid4().hex[:6]}", hash_password("bench-password"), user_token
             ):
                 pairs.extend(chunk)
         api = Api(stack.start_api(workers=results["workers"]))

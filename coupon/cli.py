@@ -178,7 +178,7 @@ def seed(user_count: int, out: IO[str]) -> None:
 
 def _mint(count: int, prefix: str, password: str, out: IO[str]) -> None:
     progress = Progress("mint users", total=count, every=1000)
-    for chunk in load_users.mint_users(db.session, count, prefix, password, user_token):
+    for chunk in load_users.mint_users(db.session, count, prefix, accounts.hash_password(password), user_token):
         out.writelines(f"{user_id} {token}\n" for user_id, token in chunk)
         progress.advance(len(chunk))
     out.flush()

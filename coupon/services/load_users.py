@@ -1,4 +1,4 @@
-"""Bulk users with tokens, for load runs and tests: thousands at once, one slow hash for all."""
+"""Bulk users with tokens, for load runs and tests: thousands at once, sharing one password hash."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from coupon.adapters import users_repo
 from coupon.adapters.db_session import DbSession
 from coupon.domain.vocabulary import Role, utcnow
-from coupon.services.accounts import hash_password
 from coupon.services.unit_of_work import unit_of_work
 
 TokenForId = Callable[[str], str]
@@ -16,10 +15,10 @@ CHUNK = 1000
 
 
 def mint_users(
-    session: DbSession, count: int, prefix: str, password: str, token_for: TokenForId
+    session: DbSession, count: int, prefix: str, password_hash: str, token_for: TokenForId
 ) -> Iterator[list[tuple[str, str]]]:
-    """Create `count` users in chunks; yields each chunk's (user id, access token) pairs."""
-    password_hash = hash_password(password)
+    """Create `count` users in chunks, all with `password_hash` (accounts.hash_password: one slow hash, however many
+    users, and a caller minting again reuses it); yields each chunk's (user id, access token) pairs."""
     now = utcnow()
     for start in range(0, count, CHUNK):
         rows = [

@@ -11,6 +11,7 @@ flushed before each such test. RQ always keeps the standalone test Redis: rq doe
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -26,11 +27,14 @@ from redis.cluster import ClusterNode, RedisCluster
 from sqlalchemy.engine import make_url
 
 from coupon import create_app
+from coupon.adapters import users_repo
 from coupon.adapters.kafka_topics import delete_topics, ensure_topics
 from coupon.adapters.redis_client import build_redis, cluster_startup
+from coupon.domain.vocabulary import Role
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
+from coupon.services.unit_of_work import unit_of_work
 from tests.support.cli import overrides
 from tests.support.client import Api
 from tests.support.database import recreate_and_migrate
@@ -231,9 +235,18 @@ def server(base_env: dict[str, str], migrated_db: str, tmp_path_factory: pytest.
     stack.stop()
 
 
+@functools.cache
+def password_hash(password: str) -> str:
+    """One scrypt hash per password for the whole run: each costs ~0.1 s of CPU, and hundreds of tests make users
+    (their passwords still work: the hash is real). The accounts tests hash through the API and the CLI."""
+    return accounts.hash_password(password)
+
+
 @pytest.fixture
 def admin_token(app: Any) -> str:
-    admin, _ = accounts.ensure_admin(db.session, f"admin-{uuid.uuid4().hex[:8]}", "admin-password-1")
+    name, hashed = f"admin-{uuid.uuid4().hex[:8]}", password_hash("admin-password-1")
+    with unit_of_work(db.session):
+        admin = users_repo.add(db.session, str(uuid.uuid4()), name, hashed, Role.ADMIN)
     token, _ = mint_token(admin)
     return token
 
@@ -244,7 +257,8 @@ def mint(app: Any):
 
     def _mint(count: int) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for chunk in load_users.mint_users(db.session, count, f"t{uuid.uuid4().hex[:8]}", "password-123", user_token):
+        prefix, hashed = f"t{uuid.uuid4().hex[:8]}", password_hash("password-123")
+        for chunk in load_users.mint_users(db.session, count, prefix, hashed, user_token):
             out.extend(chunk)
         return out
 
