@@ -230,11 +230,25 @@ class Consumer:
             heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
         )
+        self.know_topic()
         self.consumer.subscribe([self.topic], listener=_AssignmentLog())
         self.dlq: KafkaProducer | None = None
         self.backoff = 0.0
         # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
         self.parked: set[tuple[str, int, int, int | None]] = set()
+
+    def know_topic(self, attempts: int = 20) -> None:
+        """Have the topic's partitions in this client's metadata before the first join.
+
+        Joined before its metadata named the topic, the consumer is assigned nothing, and the rejoin that the
+        metadata's arrival starts can be lost while a join is in flight (KAFKA-3949; kafka-python only guards pattern
+        subscriptions). On a busy host that left a test's consumer without partitions for 90 s after it started.
+        """
+        for _ in range(attempts):
+            if self.consumer.partitions_for_topic(self.topic):
+                return
+            self.stopping.wait(0.5)  # created a moment ago: the broker's metadata follows within a few hundred ms
+        log.warning("topic %s has no partitions yet (not created?); joining the group anyway", self.topic)
 
     def stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current batch, then stopping", signum)
