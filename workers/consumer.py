@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -30,7 +30,7 @@ from coupon.adapters.locks import PairLocks
 from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, UNDECODABLE
+from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, REJOINS, UNDECODABLE
 from coupon.observability.request_ids import KAFKA_HEADER
 from coupon.observability.request_ids import accept as accept_request_id
 from coupon.resources import of
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("workers.consumer")
 
 MAX_BACKOFF_S = 5.0
+# A rebalance this long is a lost join, not a slow member (workers.consumer.Consumer.watch_rebalance).
+REBALANCE_STALL_S = 30.0
 # One wait for the DLQ's acks of a whole batch's parcels, not one per parcel.
 DLQ_ACK_TIMEOUT_S = 30.0
 
@@ -68,12 +70,28 @@ class PolledRecord(Protocol):
 Polled = Mapping[TopicPartition, Sequence[PolledRecord]]
 
 
-class _AssignmentLog(ConsumerRebalanceListener):
+class Assignment(ConsumerRebalanceListener):
+    """Logs each rebalance, and knows since when one has been going on (revoked, not yet assigned again)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.rebalancing_since: float | None = None
+
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        if self.rebalancing_since is None:
+            self.rebalancing_since = self.clock()
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        self.rebalancing_since = None
+
+    def stalled(self, limit_s: float) -> float | None:
+        """Seconds the current rebalance has lasted, if more than limit_s."""
+        if self.rebalancing_since is None:
+            return None
+        lasted = self.clock() - self.rebalancing_since
+        return lasted if lasted > limit_s else None
 
 
 def _header_request_id(headers: list[tuple[str, bytes]]) -> str | None:
@@ -214,7 +232,16 @@ class Consumer:
         self.stopping = threading.Event()
         self.locks = PairLocks(of(app).redis)
         self.servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
-        self.consumer = KafkaConsumer(
+        self.dlq: KafkaProducer | None = None
+        self.backoff = 0.0
+        # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
+        self.parked: set[tuple[str, int, int, int | None]] = set()
+        self.consumer, self.assignment = self.join()
+
+    def join(self) -> tuple[KafkaConsumer, Assignment]:
+        """A Kafka consumer subscribed to the topic as a member of the group, and its rebalance listener."""
+        cfg = self.app.config
+        consumer = KafkaConsumer(
             bootstrap_servers=self.servers,
             group_id=cfg["KAFKA_CONSUMER_GROUP"],
             enable_auto_commit=False,
@@ -230,25 +257,41 @@ class Consumer:
             heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
         )
-        self.know_topic()
-        self.consumer.subscribe([self.topic], listener=_AssignmentLog())
-        self.dlq: KafkaProducer | None = None
-        self.backoff = 0.0
-        # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
-        self.parked: set[tuple[str, int, int, int | None]] = set()
+        self.know_topic(consumer)
+        assignment = Assignment()
+        consumer.subscribe([self.topic], listener=assignment)
+        return consumer, assignment
 
-    def know_topic(self, attempts: int = 20) -> None:
-        """Have the topic's partitions in this client's metadata before the first join.
-
-        Joined before its metadata named the topic, the consumer is assigned nothing, and the rejoin that the
-        metadata's arrival starts can be lost while a join is in flight (KAFKA-3949; kafka-python only guards pattern
-        subscriptions). On a busy host that left a test's consumer without partitions for 90 s after it started.
-        """
+    def know_topic(self, consumer: KafkaConsumer, attempts: int = 20) -> None:
+        """Have the topic's partitions in the client's metadata before its first join: joined before its metadata
+        names the topic, a consumer is assigned nothing and must rejoin at once (KAFKA-3949: kafka-python guards
+        only pattern subscriptions)."""
         for _ in range(attempts):
-            if self.consumer.partitions_for_topic(self.topic):
+            if consumer.partitions_for_topic(self.topic):
                 return
             self.stopping.wait(0.5)  # created a moment ago: the broker's metadata follows within a few hundred ms
         log.warning("topic %s has no partitions yet (not created?); joining the group anyway", self.topic)
+
+    def watch_rebalance(self) -> None:
+        """Rejoin afresh when a rebalance has lasted REBALANCE_STALL_S.
+
+        A legitimate one ends within the group's session timeout (10 s) of its slowest member. Twice in a few dozen
+        test runs, kafka-python revoked the partitions to rejoin and then never completed the join, leaving the
+        consumer idle beside its backlog for minutes while it kept polling. A new client joins as a new member.
+        """
+        lasted = self.assignment.stalled(REBALANCE_STALL_S)
+        if lasted is None:
+            return
+        log.warning(
+            "no partitions for %.0fs since the last rebalance began: closing the Kafka consumer and joining anew",
+            lasted,
+        )
+        REJOINS.inc()
+        try:
+            self.consumer.close(autocommit=False)  # every handled batch is committed already
+        except Exception:
+            log.warning("could not close the stalled Kafka consumer cleanly", exc_info=True)
+        self.consumer, self.assignment = self.join()
 
     def stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current batch, then stopping", signum)
@@ -265,6 +308,7 @@ class Consumer:
                     if polled:
                         self.handle(polled)
                     self.poll_size.after(sum(len(records) for records in polled.values()))
+                    self.watch_rebalance()
                 except Exception:
                     # Nothing of this poll is committed: read it again, or its records would be skipped.
                     log.exception("consumer loop error; retrying in %.1fs", next_backoff(self.backoff))

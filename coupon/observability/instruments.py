@@ -42,6 +42,9 @@ UNDECODABLE = Counter("coupon_consumer_dlq_total", "Records parked in the DLQ")
 BATCH_SIZE = Histogram(
     "coupon_consumer_batch_events", "Events per persisted batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 )
+REJOINS = Counter(
+    "coupon_consumer_rejoins_total", "Kafka consumers closed and joined anew after a rebalance that did not complete"
+)
 PERSIST_LATENCY = Histogram(
     "coupon_consumer_persist_seconds", "Persisting one batch (locks + DB transaction)", buckets=_LATENCY_BUCKETS
 )

@@ -14,6 +14,7 @@ from kafka.errors import KafkaTimeoutError
 from coupon.domain.events import IssueEvent, decode_record, encode_batch
 from workers.consumer import (
     MAX_BACKOFF_S,
+    Assignment,
     Consumer,
     PollSize,
     commit_points,
@@ -154,3 +155,37 @@ def test_a_ceiling_below_the_base_keeps_the_base() -> None:
     size = PollSize(1000, 10)
     size.after(1000)
     assert size.size == 1000
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_rebalance_is_stalled_only_after_the_limit_and_ends_with_an_assignment() -> None:
+    clock = _Clock()
+    assignment = Assignment(clock)
+    assert assignment.stalled(30) is None  # not yet joined: nothing revoked, nothing to watch
+    assignment.on_partitions_revoked([])  # the first join begins
+    clock.now += 29
+    assert assignment.stalled(30) is None
+    clock.now += 2
+    assert assignment.stalled(30) == 31
+    assignment.on_partitions_assigned([TopicPartition("t", 0)])
+    assert assignment.stalled(30) is None
+
+
+def test_a_rebalance_lasts_from_its_first_revoke_and_an_empty_assignment_ends_it() -> None:
+    clock = _Clock()
+    assignment = Assignment(clock)
+    assignment.on_partitions_revoked([TopicPartition("t", 0)])
+    clock.now += 20
+    assignment.on_partitions_revoked([])  # a rejoin within the same rebalance does not restart the count
+    clock.now += 15
+    assert assignment.stalled(30) == 35
+    assignment.on_partitions_assigned([])  # a completed join, even with nothing for this member
+    clock.now += 100
+    assert assignment.stalled(30) is None
