@@ -95,8 +95,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Instance 0 first: on a new machine it installs the packages and fetches the Kafka jars the others share.
-scripts/services.sh up
+# Install once (on a new machine: the packages, and the Kafka jars every instance shares), then start all the
+# instances at once: instance 0 here, its output on the terminal; the others in the background, into their logs.
+scripts/services.sh install
 pids=()
 for ((n = 1; n < WORKERS; n++)); do
   mkdir -p ".local/instances/$n"
@@ -104,6 +105,7 @@ for ((n = 1; n < WORKERS; n++)); do
   in_instance "$n" bash -c 'scripts/services.sh up && scripts/redis_cluster.sh up' >".local/instances/$n/up.log" 2>&1 &
   pids+=("$!")
 done
+scripts/services.sh up
 scripts/redis_cluster.sh up
 for ((i = 0; i < ${#pids[@]}; i++)); do
   wait "${pids[$i]}" || {
@@ -127,4 +129,6 @@ if [ "$WORKERS" -gt 1 ]; then
 fi
 echo "[test] services up in $((SECONDS - started_at)) s; pytest on $WORKERS worker(s)"
 # Not `exec`: the EXIT trap must stop what this run started. The script's status is pytest's (set -e).
-pytest "${args[@]}" "$@"
+# PYTHONDONTWRITEBYTECODE also stops pytest caching the test modules it rewrites for its assertion messages: every
+# worker of every run rewrote all of them again (~3 CPU-s each). Empty means unset to Python.
+PYTHONDONTWRITEBYTECODE="" pytest "${args[@]}" "$@"

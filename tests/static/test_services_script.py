@@ -65,7 +65,7 @@ def test_every_command_has_its_function() -> None:
         'for c in "${!CMD_ARGS[@]}"; do declare -F "cmd_$c" >/dev/null || echo "missing cmd_$c"; done; '
         'echo "${!CMD_ARGS[@]}" | tr " " "\\n" | sort | tr "\\n" " "'
     )
-    assert out.split() == sorted(["down", "restart", "start", "status", "stop", "up", "wipe"])
+    assert out.split() == sorted(["down", "install", "restart", "start", "status", "stop", "up", "wipe"])
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_every_command_has_its_function() -> None:
 def test_a_wrong_command_line_prints_the_usage_and_exits_2(args: list[str]) -> None:
     # Refused before it takes the lock or looks at a port.
     out = subprocess.run([str(SERVICES_SH), *args], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2 and "usage: scripts/services.sh up|down|status|wipe" in out.stderr, out
+    assert out.returncode == 2 and "usage: scripts/services.sh up|install|down|status|wipe" in out.stderr, out
 
 
 def test_the_kafka_configs_follow_the_ports_and_paths(tmp_path: Path) -> None:
