@@ -58,6 +58,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # The API waits this long for the broker's ack before releasing the reservation (503).
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
         "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
+        # How long an issue request may wait behind the worker's earlier batches before it is refused unsent (503,
+        # nothing reserved): the worker's load-shedding bound. Default: KAFKA_DELIVERY_TIMEOUT_MS.
+        "ISSUE_QUEUE_TIMEOUT_MS": _int("ISSUE_QUEUE_TIMEOUT_MS", _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000)),
         "ISSUE_MAX_BATCH": _int("ISSUE_MAX_BATCH", 1000),
         "ISSUE_MAX_IN_FLIGHT": _int("ISSUE_MAX_IN_FLIGHT", 1),
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
@@ -147,6 +150,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "KAFKA_PARTITIONS",
         "KAFKA_REPLICATION_FACTOR",
         "KAFKA_MIN_INSYNC_REPLICAS",
+        "ISSUE_QUEUE_TIMEOUT_MS",
     ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")

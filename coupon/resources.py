@@ -67,7 +67,7 @@ def build(cfg: Mapping[str, Any]) -> Resources:
     # The longest a caller can wait for its batch: the admission and gate round trips (the gate's run once more
     # after a timeout), each with a possible script reload and a wait for a pooled connection, the publish, and
     # the round trip that confirms or releases the holds. A hold older than that belongs to a finished request.
-    queue_timeout = publisher.delivery_timeout_ms / 1000
+    queue_timeout = cfg["ISSUE_QUEUE_TIMEOUT_MS"] / 1000
     flush_timeout = 2 * (2 * SOCKET_TIMEOUT) + 2 * (2 * SOCKET_TIMEOUT) + publisher.max_wait_s + 2 * SOCKET_TIMEOUT + 1
     gate = Gate(client, adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000)
     limiter = RateLimiter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from kafka import KafkaAdminClient, KafkaProducer
@@ -59,11 +60,21 @@ class IssuePublisher:
     producer can stay wedged after expiring in-flight batches, failing every later record.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, delivery_timeout_ms: int = 5000, linger_ms: int = 0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        delivery_timeout_ms: int = 5000,
+        linger_ms: int = 0,
+        producer_factory: Callable[..., KafkaProducer] = KafkaProducer,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.delivery_timeout_ms = delivery_timeout_ms
         self.linger_ms = linger_ms
+        self._new_producer = producer_factory
+        self._hosts = [h.strip() for h in bootstrap_servers.split(",") if h.strip()]
+        self._bootstrap_turn = 0  # index into _hosts of the broker the next producer bootstraps from first
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self.failing_since: float | None = None  # monotonic time of the first failure since the last success
@@ -75,27 +86,55 @@ class IssuePublisher:
             return producer
         with self._lock:
             if self._producer is None:
-                request_timeout = max(self.delivery_timeout_ms - self.linger_ms - 100, 1000)
-                try:
-                    self._producer = KafkaProducer(
-                        bootstrap_servers=self.bootstrap_servers.split(","),
-                        acks="all",
-                        enable_idempotence=True,
-                        linger_ms=self.linger_ms,
-                        request_timeout_ms=request_timeout,
-                        # delivery_timeout bounds every send: the future always resolves before we stop waiting,
-                        # so a record we called failed can't turn up later without its reservation.
-                        delivery_timeout_ms=self.delivery_timeout_ms,
-                        max_block_ms=self.delivery_timeout_ms,
-                        bootstrap_timeout_ms=min(self.delivery_timeout_ms, 3000),
-                        reconnect_backoff_max_ms=1000,
-                        client_id="coupon-api",
-                        metrics_enabled=False,
-                    )
-                except KafkaError as exc:
-                    self._failed(exc, sent=False)
-                    raise KafkaUnavailable() from exc
+                self._producer = self._bootstrap()
             return self._producer
+
+    def _bootstrap(self) -> KafkaProducer:
+        """A new producer, bootstrapped from one broker at a time, each with its share of max_block_ms.
+
+        kafka-python bootstraps from one broker picked at random and spends its whole bootstrap timeout on it: a
+        frozen broker (SIGSTOP, a long GC pause) accepts the connection and never answers, so a producer replaced
+        while one is frozen failed one time in three. Any one broker's metadata names the others.
+        """
+        if not self._hosts:
+            raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS names no broker")
+        per_host_ms = max(1500, min(3000, self.delivery_timeout_ms // max(len(self._hosts), 1)))
+        deadline = time.monotonic() + self.delivery_timeout_ms / 1000
+        failure: KafkaError | None = None
+        for attempt in range(len(self._hosts)):
+            turn = (self._bootstrap_turn + attempt) % len(self._hosts)
+            try:
+                producer = self._build(self._hosts[turn], per_host_ms)
+            except KafkaError as exc:
+                failure = exc
+                log.warning("kafka bootstrap from %s failed: %s", self._hosts[turn], exc)
+                if time.monotonic() + per_host_ms / 1000 > deadline:
+                    break
+                continue
+            self._bootstrap_turn = turn  # it answered: the next producer starts there
+            return producer
+        self._bootstrap_turn += 1
+        assert failure is not None  # the loop ran at least once
+        self._failed(failure, sent=False)
+        raise KafkaUnavailable() from failure
+
+    def _build(self, host: str, bootstrap_timeout_ms: int) -> KafkaProducer:
+        request_timeout = max(self.delivery_timeout_ms - self.linger_ms - 100, 1000)
+        return self._new_producer(
+            bootstrap_servers=[host],
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.linger_ms,
+            request_timeout_ms=request_timeout,
+            # delivery_timeout bounds every send: the future always resolves before we stop waiting,
+            # so a record we called failed can't turn up later without its reservation.
+            delivery_timeout_ms=self.delivery_timeout_ms,
+            max_block_ms=self.delivery_timeout_ms,
+            bootstrap_timeout_ms=bootstrap_timeout_ms,
+            reconnect_backoff_max_ms=1000,
+            client_id="coupon-api",
+            metrics_enabled=False,
+        )
 
     def warm_up(self) -> None:
         """Connect and learn the topic's partitions before the first request needs them (best effort)."""

@@ -31,7 +31,12 @@ pytestmark = pytest.mark.slow
 
 # Short bounds so a case settles in seconds: the producer gives up after 3 s, the sweeper takes anything older
 # than 2 s once the consumers have drained.
-STALL_ENV = {"KAFKA_DELIVERY_TIMEOUT_MS": "3000", "SETTLE_AFTER_SECONDS": "2", "SETTLE_LAG_WAIT_SECONDS": "20"}
+STALL_ENV = {
+    "KAFKA_DELIVERY_TIMEOUT_MS": "3000",
+    "ISSUE_QUEUE_TIMEOUT_MS": "3000",
+    "SETTLE_AFTER_SECONDS": "2",
+    "SETTLE_LAG_WAIT_SECONDS": "20",
+}
 STALLS = [("kafka", 9.0), ("redis", 4.0), ("mariadb", 10.0)]
 NOT_RESERVED = {"E5031", "E5032"}  # "nothing was reserved": that request must never become a coupon
 

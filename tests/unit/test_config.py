@@ -17,6 +17,7 @@ INT_SETTINGS = [
     ("KAFKA_REPLICATION_FACTOR", lambda c: c["KAFKA_REPLICATION_FACTOR"]),
     ("KAFKA_DELIVERY_TIMEOUT_MS", lambda c: c["KAFKA_DELIVERY_TIMEOUT_MS"]),
     ("KAFKA_LINGER_MS", lambda c: c["KAFKA_LINGER_MS"]),
+    ("ISSUE_QUEUE_TIMEOUT_MS", lambda c: c["ISSUE_QUEUE_TIMEOUT_MS"]),
     ("JWT_ACCESS_TOKEN_EXPIRES_SECONDS", lambda c: c["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]),
     ("JWT_REFRESH_TOKEN_EXPIRES_SECONDS", lambda c: c["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]),
     ("MAX_CONTENT_LENGTH", lambda c: c["MAX_CONTENT_LENGTH"]),
@@ -251,6 +252,7 @@ def test_consumer_chunk_events_defaults_to_2000() -> None:
         "CONSUMER_CHUNK_EVENTS",
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",
+        "ISSUE_QUEUE_TIMEOUT_MS",
     ],
 )
 @pytest.mark.parametrize("value", ["0", "-5"])
@@ -260,6 +262,15 @@ def test_sizes_and_token_lifetimes_below_one_stop_the_start_up(
     monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match=f"{name} must be at least 1"):
         load_config()
+
+
+def test_the_issue_queue_timeout_follows_the_delivery_timeout_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_config()["ISSUE_QUEUE_TIMEOUT_MS"] == 5000
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "3000")
+    assert load_config()["ISSUE_QUEUE_TIMEOUT_MS"] == 3000
+    monkeypatch.setenv("ISSUE_QUEUE_TIMEOUT_MS", "20000")
+    cfg = load_config()
+    assert (cfg["KAFKA_DELIVERY_TIMEOUT_MS"], cfg["ISSUE_QUEUE_TIMEOUT_MS"]) == (3000, 20000)
 
 
 def test_kafka_replication_defaults_fit_the_single_dev_broker() -> None:

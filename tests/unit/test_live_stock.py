@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import gevent
 import pytest
+from flask import Flask, request
 
 from coupon.adapters.stock_feed import StockFeed
 from coupon.domain.live_stock import (
@@ -162,6 +163,34 @@ def test_a_state_is_encoded_once_for_all_its_subscribers() -> None:
 def test_anything_else_is_not_a_frame() -> None:
     with pytest.raises(TypeError):
         sse.frame("stock")  # type: ignore[arg-type]
+
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeouts.append(value)
+
+
+def test_the_server_closing_the_body_ends_the_stream_at_once_and_restores_the_socket() -> None:
+    ended: list[str] = []
+
+    def items() -> Iterator[StreamItem]:
+        try:
+            yield Retry(2000)
+            yield HEARTBEAT
+        finally:
+            ended.append("left the feed")
+
+    sock = RecordingSocket()
+    with Flask(__name__).test_request_context("/api/coupon/x/stock/stream"):
+        body, status, _ = sse.stream_response(items(), sock).get_wsgi_response(request.environ)
+    assert status == "200 OK" and next(iter(body)) == b"retry: 2000\n\n"
+    assert sock.timeouts == [sse.WRITE_TIMEOUT_S] and not ended
+    body.close()  # type: ignore[attr-defined]  # what a WSGI server does when the client is gone (PEP 3333)
+    assert ended == ["left the feed"], "the stream stays subscribed until its generator is garbage collected"
+    assert sock.timeouts == [sse.WRITE_TIMEOUT_S, None]
 
 
 # --- the feed, with a fake reader -----------------------------------------------------------------------------------

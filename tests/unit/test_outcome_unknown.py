@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import redis
+from kafka.errors import KafkaTimeoutError
 
 from coupon.adapters.gate import outcome_unknown
 from coupon.adapters.kafka_publisher import IssuePublisher, never_sent
@@ -50,6 +51,52 @@ def test_the_producer_is_not_ready_while_publishes_fail_and_is_again_after_a_suc
     publisher.failing_since = None
     publisher.last_failure = time.monotonic()
     publisher.check()
+
+
+class FakeBrokers:
+    """A producer factory: bootstrapping from a host in `frozen` times out, as from a SIGSTOPped broker."""
+
+    def __init__(self, frozen: set[str]) -> None:
+        self.frozen = frozen
+        self.tried: list[tuple[list[str], int]] = []
+
+    def __call__(self, bootstrap_servers: list[str], bootstrap_timeout_ms: int, **_: object) -> object:
+        self.tried.append((bootstrap_servers, bootstrap_timeout_ms))
+        if set(bootstrap_servers) & self.frozen:
+            raise KafkaTimeoutError(f"Unable to bootstrap from {bootstrap_servers}")
+        return SimpleNamespace(bootstrapped_from=bootstrap_servers)
+
+
+def test_a_new_producer_bootstraps_from_one_broker_at_a_time_past_a_frozen_one() -> None:
+    brokers = FakeBrokers(frozen=set())
+    publisher = IssuePublisher("a:9092,b:9094,c:9096", "topic", delivery_timeout_ms=6000, producer_factory=brokers)
+    assert publisher._get().bootstrapped_from == ["a:9092"]  # type: ignore[attr-defined]
+    brokers.frozen = {"a:9092"}
+    publisher._replace()
+    assert publisher._get().bootstrapped_from == ["b:9094"]  # type: ignore[attr-defined]
+    # Each broker gets its share of the 6 s a send may block: a frozen one costs 2 s, not the whole wait.
+    assert brokers.tried == [(["a:9092"], 2000), (["a:9092"], 2000), (["b:9094"], 2000)]
+
+
+def test_the_broker_that_answered_is_tried_first_next_time_and_all_frozen_is_503() -> None:
+    brokers = FakeBrokers(frozen={"a:9092", "b:9094"})
+    publisher = IssuePublisher("a:9092,b:9094,c:9096", "topic", delivery_timeout_ms=6000, producer_factory=brokers)
+    assert publisher._get().bootstrapped_from == ["c:9096"]  # type: ignore[attr-defined]
+    assert [hosts for hosts, _ in brokers.tried] == [["a:9092"], ["b:9094"], ["c:9096"]]
+    publisher._replace()
+    brokers.tried.clear()
+    brokers.frozen = {"a:9092", "b:9094", "c:9096"}
+    with pytest.raises(KafkaUnavailable):
+        publisher._get()
+    assert [hosts for hosts, _ in brokers.tried] == [["c:9096"], ["a:9092"], ["b:9094"]]
+    with pytest.raises(KafkaUnavailable):
+        publisher.check()  # readiness says DOWN
+
+
+def test_a_single_broker_keeps_the_three_second_bootstrap() -> None:
+    brokers = FakeBrokers(frozen=set())
+    IssuePublisher("127.0.0.1:9092", "topic", producer_factory=brokers)._get()
+    assert brokers.tried == [(["127.0.0.1:9092"], 3000)]
 
 
 @pytest.mark.parametrize("key", ["a", "order-17", "x" * 100, "2026-12-01T09:00:00.000Z", "u.v_w"])
