@@ -16,6 +16,7 @@ services: ## Start Redis, MariaDB and Kafka (idempotent)
 
 services-down: ## Stop the services this project started (also the per-worker ones `make check` leaves up)
 	@scripts/services.sh down
+	@scripts/redis_cluster.sh down
 	@scripts/kafka_cluster.sh down
 	@scripts/test.sh --down-instances
 
