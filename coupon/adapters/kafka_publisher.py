@@ -67,14 +67,17 @@ class IssuePublisher:
         delivery_timeout_ms: int = 5000,
         linger_ms: int = 0,
         producer_factory: Callable[..., KafkaProducer] = KafkaProducer,
+        admin_factory: Callable[..., KafkaAdminClient] = KafkaAdminClient,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.delivery_timeout_ms = delivery_timeout_ms
         self.linger_ms = linger_ms
         self._new_producer = producer_factory
+        self._new_admin = admin_factory
         self._hosts = [h.strip() for h in bootstrap_servers.split(",") if h.strip()]
         self._bootstrap_turn = 0  # index into _hosts of the broker the next producer bootstraps from first
+        self._ping_turn = 0  # the same for the readiness check's client
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self.failing_since: float | None = None  # monotonic time of the first failure since the last success
@@ -209,29 +212,64 @@ class IssuePublisher:
             raise KafkaUnavailable(f"Kafka publishes are failing (for {time.monotonic() - self.failing_since:.0f}s)")
 
     def ping(self, timeout_ms: int = 2000) -> None:
-        """A fresh metadata request (not the producer's cache): proves a broker answers right now."""
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap_servers.split(","),
-                request_timeout_ms=timeout_ms,
-                bootstrap_timeout_ms=timeout_ms,
-                client_id="coupon-readiness",
-            )
-        except KafkaError as exc:
-            raise KafkaUnavailable() from exc
-        try:
-            topics = admin.list_topics()
-        except KafkaError as exc:
-            raise KafkaUnavailable() from exc
-        finally:
-            admin.close()
-        if self.topic not in topics:
-            raise KafkaUnavailable(f"Kafka answers, but the topic {self.topic!r} does not exist")
+        """A fresh metadata request (not the producer's cache): proves a broker answers right now.
+
+        One frozen broker of several must not fail the check (a load balancer would take this API out of rotation
+        for it): the client bootstraps from one broker at a time, starting with the last that answered, and a
+        metadata request that timed out is asked again. kafka-python sends it to a random broker, and the one that
+        timed out is in reconnect backoff by then. With one of three frozen, 8 of 15 checks failed before.
+        """
+        if not self._hosts:
+            raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS names no broker")
+        failure: KafkaError | None = None
+        for attempt in range(len(self._hosts)):
+            turn = (self._ping_turn + attempt) % len(self._hosts)
+            try:
+                admin = self._new_admin(
+                    bootstrap_servers=[self._hosts[turn]],
+                    request_timeout_ms=timeout_ms,
+                    bootstrap_timeout_ms=timeout_ms,
+                    client_id="coupon-readiness",
+                )
+            except KafkaError as exc:
+                failure = exc
+                continue
+            self._ping_turn = turn
+            _bound_connection_setup(admin, timeout_ms)
+            try:
+                topics = self._list_topics(admin)
+            finally:
+                admin.close()
+            if self.topic not in topics:
+                raise KafkaUnavailable(f"Kafka answers, but the topic {self.topic!r} does not exist")
+            return
+        raise KafkaUnavailable() from failure
+
+    def _list_topics(self, admin: KafkaAdminClient) -> list[str]:
+        failure: KafkaError | None = None
+        for _ in range(len(self._hosts)):
+            try:
+                topics: list[str] = admin.list_topics()
+                return topics
+            except KafkaError as exc:
+                failure = exc
+        raise KafkaUnavailable() from failure
 
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close(timeout=5)
             self._producer = None
+
+
+def _bound_connection_setup(admin: KafkaAdminClient, timeout_ms: int) -> None:
+    """Connecting to a broker, its handshake included, may take 10 s in kafka-python (not configurable from the
+    admin client), which a frozen broker always takes: bound it like the requests. Its internals moved: no bound."""
+    try:
+        config = cast(Any, admin)._manager.config
+        if "socket_connection_setup_timeout_ms" in config:
+            config["socket_connection_setup_timeout_ms"] = timeout_ms
+    except AttributeError:
+        pass
 
 
 def _close_quietly(producer: KafkaProducer) -> None:

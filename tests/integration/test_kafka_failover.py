@@ -28,6 +28,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.kafka_topics import ensure_topics, topic_settings
 from tests.integration.conftest import ROOT
 from tests.integration.test_scale_out import _balanced
@@ -375,6 +376,12 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
             assert Counter(a[0][0] for a in two_in_sync.values()) == {202: 200}, Counter(
                 f"{a[0][0]} {a[0][1]}" for a in two_in_sync.values()
             )
+            # The readiness check's Kafka probe with one broker of three frozen: every probe answers (it used to
+            # fail one time in two, bootstrapping from or asking the frozen broker, and take up to 10 s).
+            probe, probed_at = IssuePublisher(cluster_env["KAFKA_BOOTSTRAP_SERVERS"], topic), time.monotonic()
+            for _ in range(6):
+                probe.ping()
+            probes_s = time.monotonic() - probed_at
 
             # 2. Fewer in-sync replicas than min.insync.replicas, the quorum intact: raise the topic's min ISR to 3
             # while the ISR is {1, 2}. The leader refuses every append (NOT_ENOUGH_REPLICAS): 503, never 202.
@@ -423,6 +430,7 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
         isr_below_min_quorum_ok=dict(refused_codes),
         api_saw_not_enough_replicas=told,
         two_frozen=dict(codes),
+        six_readiness_probes_one_frozen_s=round(probes_s, 1),
     )
 
 

@@ -99,6 +99,54 @@ def test_a_single_broker_keeps_the_three_second_bootstrap() -> None:
     assert brokers.tried == [(["127.0.0.1:9092"], 3000)]
 
 
+class FakeAdmins:
+    """An admin client factory: bootstrapping from a host in `frozen` times out; each client's metadata requests
+    time out `timeouts` times (one went to a frozen broker), then list `topics`."""
+
+    def __init__(self, frozen: set[str], timeouts: int = 0, topics: tuple[str, ...] = ("topic",)) -> None:
+        self.frozen, self.timeouts, self.topics = frozen, timeouts, topics
+        self.bootstraps: list[str] = []
+        self.closed = 0
+
+    def __call__(self, bootstrap_servers: list[str], **_: object) -> FakeAdmins:
+        self.bootstraps.append(bootstrap_servers[0])
+        if bootstrap_servers[0] in self.frozen:
+            raise KafkaTimeoutError(f"Unable to bootstrap from {bootstrap_servers}")
+        return self
+
+    def list_topics(self) -> list[str]:
+        if self.timeouts:
+            self.timeouts -= 1
+            raise KafkaTimeoutError("Request timed out")
+        return list(self.topics)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_readiness_asks_again_past_a_frozen_broker_and_starts_with_the_one_that_answered() -> None:
+    admins = FakeAdmins(frozen={"a:9092"}, timeouts=2)
+    publisher = IssuePublisher("a:9092,b:9094,c:9096", "topic", admin_factory=admins)  # type: ignore[arg-type]
+    publisher.ping()  # the bootstrap from a timed out, then two metadata requests; the third was answered
+    assert admins.bootstraps == ["a:9092", "b:9094"] and admins.closed == 1
+    publisher.ping()
+    assert admins.bootstraps[2:] == ["b:9094"] and admins.closed == 2
+
+
+def test_readiness_fails_when_no_broker_answers_or_the_topic_is_missing() -> None:
+    frozen = FakeAdmins(frozen={"a:9092", "b:9094"}, timeouts=2)
+    with pytest.raises(KafkaUnavailable):
+        IssuePublisher("a:9092,b:9094", "topic", admin_factory=frozen).ping()  # type: ignore[arg-type]
+    assert frozen.bootstraps == ["a:9092", "b:9094"]
+    silent = FakeAdmins(frozen=set(), timeouts=2)
+    with pytest.raises(KafkaUnavailable):
+        IssuePublisher("a:9092,b:9094", "topic", admin_factory=silent).ping()  # type: ignore[arg-type]
+    assert silent.closed == 1  # two requests, both timed out; the client is closed all the same
+    missing = FakeAdmins(frozen=set(), topics=("other",))
+    with pytest.raises(KafkaUnavailable, match="does not exist"):
+        IssuePublisher("a:9092", "topic", admin_factory=missing).ping()  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("key", ["a", "order-17", "x" * 100, "2026-12-01T09:00:00.000Z", "u.v_w"])
 def test_idempotency_keys_that_are_accepted(key: str) -> None:
     assert parse_idempotency_key(key) == key
