@@ -101,16 +101,15 @@ class IssuePublisher:
         """
         if not self._hosts:
             raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS names no broker")
-        per_host_ms = max(1500, min(3000, self.delivery_timeout_ms // max(len(self._hosts), 1)))
+        per_host_ms = max(1500, min(3000, self.delivery_timeout_ms // len(self._hosts)))
         deadline = time.monotonic() + self.delivery_timeout_ms / 1000
         failure: KafkaError | None = None
-        for attempt in range(len(self._hosts)):
-            turn = (self._bootstrap_turn + attempt) % len(self._hosts)
+        for turn, host in self._in_turn(self._bootstrap_turn):
             try:
-                producer = self._build(self._hosts[turn], per_host_ms)
+                producer = self._build(host, per_host_ms)
             except KafkaError as exc:
                 failure = exc
-                log.warning("kafka bootstrap from %s failed: %s", self._hosts[turn], exc)
+                log.warning("kafka bootstrap from %s failed: %s", host, exc)
                 if time.monotonic() + per_host_ms / 1000 > deadline:
                     break
                 continue
@@ -120,6 +119,11 @@ class IssuePublisher:
         assert failure is not None  # the loop ran at least once
         self._failed(failure, sent=False)
         raise KafkaUnavailable() from failure
+
+    def _in_turn(self, start: int) -> list[tuple[int, str]]:
+        """Every bootstrap host with its index, beginning at index `start` (the one that answered last)."""
+        count = len(self._hosts)
+        return [((start + i) % count, self._hosts[(start + i) % count]) for i in range(count)]
 
     def _build(self, host: str, bootstrap_timeout_ms: int) -> KafkaProducer:
         request_timeout = max(self.delivery_timeout_ms - self.linger_ms - 100, 1000)
@@ -222,11 +226,10 @@ class IssuePublisher:
         if not self._hosts:
             raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS names no broker")
         failure: KafkaError | None = None
-        for attempt in range(len(self._hosts)):
-            turn = (self._ping_turn + attempt) % len(self._hosts)
+        for turn, host in self._in_turn(self._ping_turn):
             try:
                 admin = self._new_admin(
-                    bootstrap_servers=[self._hosts[turn]],
+                    bootstrap_servers=[host],
                     request_timeout_ms=timeout_ms,
                     bootstrap_timeout_ms=timeout_ms,
                     client_id="coupon-readiness",
