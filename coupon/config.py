@@ -59,8 +59,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
         "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
         # How long an issue request may wait behind the worker's earlier batches before it is refused unsent (503,
-        # nothing reserved): the worker's load-shedding bound. Default: KAFKA_DELIVERY_TIMEOUT_MS.
-        "ISSUE_QUEUE_TIMEOUT_MS": _int("ISSUE_QUEUE_TIMEOUT_MS", _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000)),
+        # nothing reserved): the worker's load-shedding bound. Unset or 0: KAFKA_DELIVERY_TIMEOUT_MS (set below).
+        "ISSUE_QUEUE_TIMEOUT_MS": _int("ISSUE_QUEUE_TIMEOUT_MS", 0),
         "ISSUE_MAX_BATCH": _int("ISSUE_MAX_BATCH", 1000),
         "ISSUE_MAX_IN_FLIGHT": _int("ISSUE_MAX_IN_FLIGHT", 1),
         "JWT_SECRET_KEY": os.environ.get("JWT_SECRET_KEY", ""),
@@ -124,6 +124,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if overrides:
         cfg.update(overrides)
+    # After the overrides: a delivery timeout given there is followed too.
+    cfg["ISSUE_QUEUE_TIMEOUT_MS"] = cfg["ISSUE_QUEUE_TIMEOUT_MS"] or cfg["KAFKA_DELIVERY_TIMEOUT_MS"]
     for name in (
         "RATE_LIMIT_USER_REQUESTS",
         "RATE_LIMIT_USER_WINDOW_SECONDS",

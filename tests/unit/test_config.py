@@ -252,7 +252,6 @@ def test_consumer_chunk_events_defaults_to_2000() -> None:
         "CONSUMER_CHUNK_EVENTS",
         "JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
         "JWT_REFRESH_TOKEN_EXPIRES_SECONDS",
-        "ISSUE_QUEUE_TIMEOUT_MS",
     ],
 )
 @pytest.mark.parametrize("value", ["0", "-5"])
@@ -268,9 +267,15 @@ def test_the_issue_queue_timeout_follows_the_delivery_timeout_unless_set(monkeyp
     assert load_config()["ISSUE_QUEUE_TIMEOUT_MS"] == 5000
     monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "3000")
     assert load_config()["ISSUE_QUEUE_TIMEOUT_MS"] == 3000
+    assert load_config({"KAFKA_DELIVERY_TIMEOUT_MS": 7000})["ISSUE_QUEUE_TIMEOUT_MS"] == 7000
+    monkeypatch.setenv("ISSUE_QUEUE_TIMEOUT_MS", "0")
+    assert load_config()["ISSUE_QUEUE_TIMEOUT_MS"] == 3000
     monkeypatch.setenv("ISSUE_QUEUE_TIMEOUT_MS", "20000")
     cfg = load_config()
     assert (cfg["KAFKA_DELIVERY_TIMEOUT_MS"], cfg["ISSUE_QUEUE_TIMEOUT_MS"]) == (3000, 20000)
+    monkeypatch.setenv("ISSUE_QUEUE_TIMEOUT_MS", "-5")
+    with pytest.raises(RuntimeError, match="ISSUE_QUEUE_TIMEOUT_MS must be at least 1"):
+        load_config()
 
 
 def test_kafka_replication_defaults_fit_the_single_dev_broker() -> None:
