@@ -128,8 +128,8 @@ def base_env(run_id: str) -> dict[str, str]:
         # (test_rate_limit.py) set tight limits.
         RATE_LIMIT_USER_REQUESTS="1000",
         # Three stacks share two cores: a 3,000-client burst on one worker can keep requests queued behind its
-        # batches for more than the default 5 s, and be shed (503 E5032, a CI run). The tests of load shedding and
-        # of stalls set their own.
+        # batches for more than the default 5 s, and be shed (503 E5032, a CI run). The stall and Kafka failover
+        # tests go back to the default, which follows their delivery timeout.
         ISSUE_QUEUE_TIMEOUT_MS="20000",
     )
     return env

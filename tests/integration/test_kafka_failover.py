@@ -50,7 +50,7 @@ REPLICA_LAG_MS = "3000"
 # 202. The sweeper takes anything older than 2 s once the consumers have drained.
 FAILOVER_ENV = {
     "KAFKA_DELIVERY_TIMEOUT_MS": "6000",
-    "ISSUE_QUEUE_TIMEOUT_MS": "6000",
+    "ISSUE_QUEUE_TIMEOUT_MS": "0",  # the default again: it follows the delivery timeout
     "SETTLE_AFTER_SECONDS": "2",
     "SETTLE_LAG_WAIT_SECONDS": "20",
     "KAFKA_REPLICATION_FACTOR": "3",
