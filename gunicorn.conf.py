@@ -8,7 +8,9 @@ import tempfile
 
 # Metrics of all workers land in one folder, aggregated by whichever worker answers /metrics. It must be
 # set before any worker imports prometheus_client, and each master gets its own, emptied at start.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+# A folder made here is removed when the master exits (every test run starts ~100 masters: they piled up in /tmp).
+_MADE_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MADE_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="coupon-metrics-")
 _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
@@ -109,6 +111,11 @@ def worker_int(worker):
 def on_starting(server):
     shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
     os.makedirs(_OWN_METRICS_DIR, exist_ok=True)
+
+
+def on_exit(server):
+    if _MADE_METRICS_DIR:
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
 
 
 def child_exit(server, worker):

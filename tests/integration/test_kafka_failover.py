@@ -3,9 +3,10 @@ middle of a sale: the leader SIGKILLed, followers frozen out of the ISR, a rolli
 group coordinator killed under three consumers. After each: no accepted request lost, no oversell, no duplicate,
 nothing refused as "nothing reserved" becomes a coupon (the design's invariants, tests/support/invariants.py).
 
-The cluster is one for the whole run, also under pytest-xdist (scripts/test.sh names it in TEST_KAFKA_CLUSTER and
-stops it afterwards): three JVMs per worker would crowd two cores. The first test that needs it starts it; each test
-holds a lock across the workers while it breaks and mends the cluster, so the cases run one at a time."""
+The cluster is one for the whole run, also under pytest-xdist (scripts/test.sh names it in TEST_KAFKA_CLUSTER):
+three JVMs per worker would crowd two cores. The first test that needs it starts it, and the module stops it when it
+is done (scripts/test.sh hands the module to one worker, whole); each test holds a lock across the workers while it
+breaks and mends the cluster, so the cases run one at a time."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ Answers = dict[str, list[tuple[int, Any]]]
 # The run's one cluster: its SERVICES_INSTANCE and KAFKA_CLUSTER_PORT (scripts/test.sh), else this process's.
 SHARED = dict(item.split("=", 1) for item in os.environ.get("TEST_KAFKA_CLUSTER", "").split())
 CLUSTER_ENV = dict(os.environ, **SHARED)
+OWNED_BY_RUN = os.environ.get("TEST_KAFKA_CLUSTER_OWNED") == "1"
 LOCK_PATH = ROOT / ".local" / "kafka-failover.lock"
 
 
@@ -94,26 +96,36 @@ def _exclusive() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="session")
+def _up_if_down() -> bool:
+    """Start the cluster unless all three nodes answer; whether this call started it."""
+    if _kc("status", check=False).returncode == 0:
+        return False
+    _kc("up")
+    return True
+
+
+@pytest.fixture(scope="module")
 def kafka_cluster() -> Iterator[str]:
-    """The bootstrap list of the run's three-broker cluster, started on first use. Without scripts/test.sh (which
-    stops it after the run) the session stops the cluster it started."""
+    """The bootstrap list of the run's three-broker cluster, started on first use and stopped when the module is done
+    with it, if this run started it (scripts/test.sh says so in TEST_KAFKA_CLUSTER_OWNED): left up for the rest of the
+    run, three idle JVMs took about 10 % of a core the other tests needed. One that was up before is left up."""
     with _exclusive():
-        started = _kc("status", check=False).returncode != 0
-        if started:
-            _kc("up")
+        started = _up_if_down()
     try:
         yield _kc("bootstrap").stdout.strip()
     finally:
-        if started and not SHARED:
-            _kc("down")
+        if started or OWNED_BY_RUN:
+            with _exclusive():
+                _kc("down")
 
 
 @pytest.fixture
 def cluster(kafka_cluster: str) -> Iterator[str]:
     """The cluster, this test's alone, made whole again after it: every node resumed and running, every broker
-    registered."""
+    registered. (Started again if another worker's module stopped it in between, under a --dist that spreads the
+    module.)"""
     with _exclusive():
+        _up_if_down()
         yield kafka_cluster
         for node in NODES:
             with contextlib.suppress(OSError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -74,3 +75,23 @@ def test_api_and_consumer_metrics_match_the_sale(pipeline_env, tmp_path, admin_t
         assert _value(text, "coupon_failures", '{status="DEAD"}') == 1
     finally:
         stack.stop()
+
+
+def _metrics_dir(pid: int) -> Path:
+    """The folder of the metric files a worker has mapped (prometheus_client mmaps one file per metric type)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    found = {Path(line.split(maxsplit=5)[-1]).parent for line in maps if line.endswith(f"_{pid}.db")}
+    assert len(found) == 1, f"worker {pid} maps metric files in {found or 'no folder'}"
+    return found.pop()
+
+
+def test_the_masters_own_metrics_folder_goes_when_it_stops(base_env, migrated_db, tmp_path) -> None:
+    env = {k: v for k, v in base_env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    stack = Stack(env, tmp_path)
+    stack.start_api()
+    master = stack.procs[0]
+    workers = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+    folder = _metrics_dir(int(workers[0]))
+    assert folder.is_dir() and any(folder.iterdir())  # the worker's metric files
+    stack.stop()
+    assert not folder.exists()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import select
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,6 +90,61 @@ def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
     return body
 
 
+class _BurstHelper:
+    """A `python -m tests.support.burst --serve` process: one burst per line in, one reply per line out."""
+
+    def __init__(self) -> None:
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the helper)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.burst", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def fire(self, spec: str, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(spec + "\n")
+        self.proc.stdin.flush()
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if readable else ""
+        if not line:
+            self.close()
+            self.errors.seek(0)
+            raise AssertionError(
+                f"the burst helper {'gave no answer within ' + str(timeout) + ' s' if not readable else 'exited'}:\n"
+                + self.errors.read().decode(errors="replace")[-3000:]
+            )
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errors.close()
+
+
+# Idle helpers of this process, taken one per burst: bursts fired side by side (threads) get a process each, as
+# before, and a helper that failed is not put back.
+_idle_helpers: list[_BurstHelper] = []
+_helpers_lock = threading.Lock()
+
+
+@atexit.register
+def _close_helpers() -> None:
+    with _helpers_lock:
+        while _idle_helpers:
+            _idle_helpers.pop().close()
+
+
 def burst(base_url: str, reqs: list[tuple[Any, ...]], timing: dict[str, float] | None = None) -> list[list[Any]]:
     """Fire every request at once from a separate gevent process; [status, code, data, ms] each.
 
@@ -92,19 +152,14 @@ def burst(base_url: str, reqs: list[tuple[Any, ...]], timing: dict[str, float] |
 
     `timing`, when given, receives the epoch seconds the requests were fired at and the last reply came in.
     """
-    spec = json.dumps({"base": base_url, "requests": reqs})
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.support.burst"],
-        input=spec,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    with _helpers_lock:
+        helper = _idle_helpers.pop() if _idle_helpers else None
+    if helper is None or helper.proc.poll() is not None:
+        helper = _BurstHelper()
+    reply = helper.fire(json.dumps({"base": base_url, "requests": reqs}), timeout=300)
+    with _helpers_lock:
+        _idle_helpers.append(helper)
     if timing is not None:
-        for line in out.stderr.splitlines():
-            if line.startswith("FIRED "):
-                _, fired, _, done = line.split()
-                timing.update(fired=float(fired), done=float(done))
-    return json.loads(out.stdout)
+        timing.update(fired=reply["fired"], done=reply["done"])
+    results: list[list[Any]] = reply["results"]
+    return results
