@@ -57,6 +57,8 @@ FAILOVER_ENV = {
     "KAFKA_REPLICATION_FACTOR": "3",
     "KAFKA_MIN_INSYNC_REPLICAS": "2",
 }
+# The rolling restart's sale: one wave of 100 requests this often.
+WAVE_EVERY_S = 0.5
 RECOVERY_LIMIT_S = float(os.environ.get("KAFKA_FAILOVER_LIMIT", "15"))
 Answers = dict[str, list[tuple[int, Any]]]
 
@@ -460,11 +462,14 @@ def test_a_rolling_restart_of_all_three_brokers_during_a_sale_loses_nothing(
         done = threading.Event()
 
         def sale() -> int:
-            waves = 0
+            # A wave of 100 every WAVE_EVERY_S (200 requests/s): the users last 50 s, longer than the three restarts
+            # take (20-30 s). Unpaced, the waves ran back to back and used them all up first.
+            waves, next_at = 0, time.monotonic()
             for start in range(0, len(users), 100):
                 _fire(api, cid, users[start : start + 100], idem, answers)
                 waves += 1
-                if done.is_set():
+                next_at += WAVE_EVERY_S
+                if done.wait(max(0.0, next_at - time.monotonic())):
                     break
             return waves
 
