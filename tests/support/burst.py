@@ -1,13 +1,11 @@
 """A burst load generator: N HTTP requests fired at once from one gevent process.
 
-Run as `python -m tests.support.burst < spec.json`; spec = {"base": url, "requests": [[method, path,
-token], ...]}; a request may name its own base URL as a fourth item (clients split over several servers, or
-null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first, then all
-requests go out together. Prints a JSON list of [status, error code or null, data] per request, in order.
-
-`python -m tests.support.burst --serve` runs one burst per line of spec on stdin and answers each with a line
-{"results": [...], "fired": epoch s, "done": epoch s} (tests.support.client keeps a few such helpers per test
-process: starting one cost ~0.35 CPU-s, and the suite fired over a hundred bursts).
+Run as `python -m tests.support.burst < specs.jsonl`: every line of stdin is a burst, spec = {"base": url,
+"requests": [[method, path, token], ...]}; a request may name its own base URL as a fourth item (clients split over
+several servers, or null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first,
+then all requests go out together. Each burst is answered with a line {"results": [[status, error code or null,
+data, ms], ...] in order, "fired": epoch s, "done": epoch s}. tests.support.client keeps such a process per test
+process and reuses it: starting one cost ~0.35 CPU-s, and the suite fires over a hundred bursts.
 """
 
 from __future__ import annotations
@@ -81,17 +79,11 @@ def run(spec: dict[str, Any]) -> tuple[list[object], float, float]:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--serve"]:
-        # No other greenlet runs between bursts: a blocking read of stdin stalls nothing.
-        for line in sys.stdin:
-            results, fired, done = run(json.loads(line))
-            sys.stdout.write(json.dumps({"results": results, "fired": fired, "done": done}) + "\n")
-            sys.stdout.flush()
-        return
-    results, fired, done = run(json.load(sys.stdin))
-    # When the requests went out (after every connection was open), for callers timing what follows.
-    sys.stderr.write(f"FIRED {fired:.6f} DONE {done:.6f}\n")
-    json.dump(results, sys.stdout)
+    # No other greenlet runs between bursts: a blocking read of stdin stalls nothing.
+    for line in sys.stdin:
+        results, fired, done = run(json.loads(line))
+        sys.stdout.write(json.dumps({"results": results, "fired": fired, "done": done}) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -91,12 +91,12 @@ def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
 
 
 class _BurstHelper:
-    """A `python -m tests.support.burst --serve` process: one burst per line in, one reply per line out."""
+    """A `python -m tests.support.burst` process: one burst per line in, one reply per line out."""
 
     def __init__(self) -> None:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the helper)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.burst", "--serve"],
+            [sys.executable, "-m", "tests.support.burst"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -111,12 +111,11 @@ class _BurstHelper:
         readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if readable else ""
         if not line:
-            self.close()
+            what = "exited" if readable else f"gave no answer within {timeout} s"
             self.errors.seek(0)
-            raise AssertionError(
-                f"the burst helper {'gave no answer within ' + str(timeout) + ' s' if not readable else 'exited'}:\n"
-                + self.errors.read().decode(errors="replace")[-3000:]
-            )
+            errors = self.errors.read().decode(errors="replace")[-3000:]
+            self.close()
+            raise AssertionError(f"the burst helper {what}:\n{errors}")
         reply: dict[str, Any] = json.loads(line)
         return reply
 
@@ -154,8 +153,10 @@ def burst(base_url: str, reqs: list[tuple[Any, ...]], timing: dict[str, float] |
     """
     with _helpers_lock:
         helper = _idle_helpers.pop() if _idle_helpers else None
-    if helper is None or helper.proc.poll() is not None:
-        helper = _BurstHelper()
+    if helper is not None and helper.proc.poll() is not None:
+        helper.close()
+        helper = None
+    helper = helper or _BurstHelper()
     reply = helper.fire(json.dumps({"base": base_url, "requests": reqs}), timeout=300)
     with _helpers_lock:
         _idle_helpers.append(helper)
