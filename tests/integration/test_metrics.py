@@ -86,9 +86,8 @@ def _metrics_dir(pid: int) -> Path:
 
 
 def test_the_masters_own_metrics_folder_goes_when_it_stops(base_env, migrated_db, tmp_path) -> None:
-    env = {k: v for k, v in base_env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    stack = Stack(env, tmp_path)
-    stack.start_api()
+    stack = Stack(base_env, tmp_path)
+    stack.start_api(metrics_dir=False)
     master = stack.procs[0]
     workers = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
     folder = _metrics_dir(int(workers[0]))

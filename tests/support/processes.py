@@ -92,11 +92,19 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_api(self, workers: int = 1, port: int | None = None, app: str = "wsgi:app") -> str:
+    def start_api(
+        self, workers: int = 1, port: int | None = None, app: str = "wsgi:app", metrics_dir: bool = True
+    ) -> str:
         """gunicorn on `port` (a free one by default); one worker unless the test is about several (each worker is
-        one more import of the app, the CPU the suite runs short of)."""
+        one more import of the app, the CPU the suite runs short of). Its metrics folder is in the test's own
+        folder (one PROMETHEUS_MULTIPROC_DIR in the caller's shell would be shared by every API, and a master the
+        test SIGKILLs leaves its folder behind); metrics_dir=False lets gunicorn.conf.py make one."""
         port = port or free_port()
         env = dict(self.env, API_PORT=str(port), WEB_CONCURRENCY=str(workers))
+        if metrics_dir:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.log_dir / f"metrics-{port}")
+        else:
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = self._spawn("api", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], env)
         url = f"http://127.0.0.1:{port}"
 
