@@ -58,7 +58,7 @@ FAILOVER_ENV = {
     "KAFKA_MIN_INSYNC_REPLICAS": "2",
 }
 # The rolling restart's sale: one wave of 100 requests this often.
-WAVE_EVERY_S = 0.5
+WAVE_EVERY_S = 1.0
 RECOVERY_LIMIT_S = float(os.environ.get("KAFKA_FAILOVER_LIMIT", "15"))
 Answers = dict[str, list[tuple[int, Any]]]
 
@@ -476,8 +476,9 @@ def test_a_rolling_restart_of_all_three_brokers_during_a_sale_loses_nothing(
         done = threading.Event()
 
         def sale() -> int:
-            # A wave of 100 every WAVE_EVERY_S (200 requests/s): the users last 50 s, longer than the three restarts
-            # take (20-30 s). Unpaced, the waves ran back to back and used them all up first.
+            # A wave of 100 every WAVE_EVERY_S (100 requests/s): the users last 100 s, over twice what the three
+            # restarts took in a full run (40 s; the longest one alone took up to 28.5 s under load). Unpaced, the
+            # waves ran back to back and used them all up first.
             waves, next_at = 0, time.monotonic()
             for start in range(0, len(users), 100):
                 _fire(api, cid, users[start : start + 100], idem, answers)
