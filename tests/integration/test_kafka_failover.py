@@ -113,11 +113,17 @@ def kafka_cluster() -> Iterator[str]:
     run, three idle JVMs took about 10 % of a core the other tests needed. One that was up before is left up."""
     with _exclusive():
         started = _up_if_down()
+    bootstrap = _kc("bootstrap").stdout.strip()
     try:
-        yield _kc("bootstrap").stdout.strip()
+        yield bootstrap
     finally:
-        if started or OWNED_BY_RUN:
-            with _exclusive():
+        with _exclusive():
+            # The module's topics go once its cases are done (not between them, while the next one breaks the
+            # cluster), and any an earlier run left: a broker's restart loads and hands over every partition it
+            # holds, and ~25 topics left by six runs slowed the rolling restart until its sale ran out of users.
+            if _kc("status", check=False).returncode == 0:  # another worker's module may have stopped it
+                _delete_test_topics(bootstrap)
+            if started or OWNED_BY_RUN:
                 _kc("down")
 
 
@@ -133,9 +139,6 @@ def cluster(kafka_cluster: str) -> Iterator[str]:
             with contextlib.suppress(OSError, ValueError):
                 os.kill(_node_pid(node), signal.SIGCONT)
         _kc("up")
-        # Each test's topics go with it, and any an earlier run left: a broker's restart loads and hands over every
-        # partition it holds, and ~25 topics left by six runs slowed the rolling restart until its sale ran out.
-        _delete_test_topics(kafka_cluster)
 
 
 @pytest.fixture
