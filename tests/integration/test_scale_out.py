@@ -59,7 +59,10 @@ def test_three_consumers_lose_one_to_sigkill_mid_sale_counts_stay_exact(
 ) -> None:
     partitions = _partitions(pipeline_env["KAFKA_ISSUE_TOPIC"])
     assert partitions >= 6
-    stack = Stack(pipeline_env, tmp_path)
+    # Transactions of 50 rows, as in test_consumer_sigkill_mid_sale_loses_and_doubles_nothing: with the default chunk
+    # of 2,000 each consumer can persist its whole share in one commit, so the rows went from 0 to 1,500 before the
+    # kill (a fresh-clone run: "the consumer was not killed mid-sale").
+    stack = Stack(dict(pipeline_env, CONSUMER_CHUNK_EVENTS="50"), tmp_path)
     try:
         api = Api(stack.start_api())
         consumers = [stack.start_consumer(wait_assigned=False) for _ in range(3)]
