@@ -75,9 +75,9 @@ for ((n = 0; n < WORKERS; n++)); do
   in_instance "$n" scripts/redis_cluster.sh status >/dev/null 2>&1 || started+=("$n:cluster")
 done
 # The three-broker Kafka cluster of the failover tests is one for the run (they take turns; nine more JVMs would
-# crowd two cores): instance 0's, started by the first test that needs it, stopped here afterwards.
-# The failover module stops it when it is done with it (TEST_KAFKA_CLUSTER_OWNED=1: this run's), the trap here if a
-# run ends before that.
+# crowd two cores): instance 0's, started by the first test that needs it. When this run started it
+# (TEST_KAFKA_CLUSTER_OWNED=1), the failover module stops it once its cases are done, and the trap here if the run
+# ends before that.
 export TEST_KAFKA_CLUSTER_OWNED=0
 in_instance 0 scripts/kafka_cluster.sh status >/dev/null 2>&1 || { started+=("0:kafka-cluster"); TEST_KAFKA_CLUSTER_OWNED=1; }
 export TEST_KAFKA_CLUSTER="SERVICES_INSTANCE=0 KAFKA_CLUSTER_PORT=$KAFKA_CLUSTER_PORT"
