@@ -249,10 +249,11 @@ class Consumer:
             max_poll_records=self.batch_size,
             # A killed consumer's partitions move to the others after 10 s, not the default 45 s.
             session_timeout_ms=10_000,
-            # A fetch waits for 64 KB or CONSUMER_FETCH_MAX_WAIT_MS: during a sale it fills at once (fewer, fuller
-            # batches cost the DB and the CPU less per row); idle, the wait is how often the consumer and the broker
-            # wake up (500 ms: a third of the CPU of 100 ms), and a lone request's row lands at most that late.
-            fetch_min_bytes=64 * 1024,
+            # A fetch waits for CONSUMER_FETCH_MIN_BYTES (64 KB) or CONSUMER_FETCH_MAX_WAIT_MS: during a sale it
+            # fills at once (fewer, fuller batches cost the DB and the CPU less per row); idle, the wait is how often
+            # the consumer and the broker wake up (500 ms: a third of the CPU of 100 ms), and a lone request's row
+            # lands at most that late.
+            fetch_min_bytes=cfg["CONSUMER_FETCH_MIN_BYTES"],
             fetch_max_wait_ms=cfg["CONSUMER_FETCH_MAX_WAIT_MS"],
             heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
