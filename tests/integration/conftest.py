@@ -121,9 +121,9 @@ def base_env(run_id: str) -> dict[str, str]:
         # A graceful stop waits this long for idle keep-alive connections: every test's teardown pays it.
         GRACEFUL_TIMEOUT="1",
         # A fetch answers as soon as any record is there, instead of waiting up to 500 ms for 64 KB: the tests wait
-        # for rows hundreds of times. An idle consumer still wakes every 500 ms, as in production (at 100 ms, each of
-        # the ~70 consumers of a run cost itself and its broker 8 % of a core: two cores are what the suite runs
-        # short of).
+        # for rows hundreds of times. An idle consumer still wakes every 500 ms, as in production: at the 100 ms the
+        # tests used before, each of the ~70 consumers of a run cost itself and the test broker about 5 % of a core
+        # while idle, against 2.5 % now (two cores are what the suite runs short of).
         CONSUMER_FETCH_MIN_BYTES="1",
         PYTHONPATH=str(ROOT),
         # Pipeline tests fire hundreds of requests per user at the gate on purpose; the limiter's own tests

@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import requests
+
+from coupon.config import load_config
+from workers.schedule import register_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,17 +149,12 @@ class Stack:
         wait_for(assigned, timeout, "the consumer to be assigned partitions", interval=0.1)
 
     def start_retry_machinery(self) -> list[Proc]:
-        """Register the periodic job, then run rqscheduler and an rq worker (in-process jobs)."""
+        """Register the periodic jobs, then run rqscheduler and an rq worker (in-process jobs)."""
         url = self.env["RQ_REDIS_URL"]
-        reg = subprocess.run(
-            [sys.executable, "-m", "workers.schedule"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert reg.returncode == 0, reg.stderr
+        # What `python -m workers.schedule` does, in this process: a process of its own cost a second of CPU to
+        # start, and test_retry_ops runs the command itself.
+        with mock.patch.dict(os.environ, self.env):
+            register_all(load_config())
         bin_dir = Path(sys.executable).parent
         scheduler = self._spawn(
             "rqscheduler", [sys.executable, "-m", "workers.rq_scheduler", "--url", url, "-i", "0.5"]
