@@ -151,9 +151,10 @@ class Stack:
     def start_retry_machinery(self) -> list[Proc]:
         """Register the periodic jobs, then run rqscheduler and an rq worker (in-process jobs)."""
         url = self.env["RQ_REDIS_URL"]
-        # What `python -m workers.schedule` does, in this process: a process of its own cost a second of CPU to
-        # start, and test_retry_ops runs the command itself.
-        with mock.patch.dict(os.environ, self.env):
+        # What `python -m workers.schedule` does, in this process, configured from the stack's env alone (as
+        # tests.support.cli runs commands): a process of its own cost a second of CPU to start, and test_retry_ops
+        # runs the command itself.
+        with mock.patch.dict(os.environ, self.env, clear=True):
             register_all(load_config())
         bin_dir = Path(sys.executable).parent
         scheduler = self._spawn(
