@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
+from coupon.adapters.kafka_nodes import ConnectedFirstClient
 from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
 from coupon.domain.events import IssueEvent, encode_batch
 from coupon.observability.instruments import PRODUCE_BATCH, PRODUCE_LATENCY
@@ -141,6 +142,9 @@ class IssuePublisher:
             reconnect_backoff_max_ms=1000,
             client_id="coupon-api",
             metrics_enabled=False,
+            # Asks a broker it is connected to, or the one it bootstrapped from, for its producer id and metadata,
+            # not one at random: a frozen follower must not stall a producer built while it is frozen.
+            kafka_client=ConnectedFirstClient,
         )
 
     def warm_up(self) -> None:

@@ -31,6 +31,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.kafka_topics import ensure_topics, topic_settings
+from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
 from tests.integration.conftest import ROOT
 from tests.integration.test_scale_out import _balanced
 from tests.integration.test_stalls import NOT_RESERVED, _in_flight, _issue_requests
@@ -463,6 +464,54 @@ def test_frozen_followers_leave_the_isr_and_two_of_three_frozen_refuse_with_503(
         two_frozen=dict(codes),
         six_readiness_probes_one_frozen_s=round(probes_s, 1),
     )
+
+
+def test_producers_built_while_a_follower_is_frozen_never_ask_it(cluster_env) -> None:
+    # A frozen broker stays in the metadata until the controller fences it (broker.session.timeout.ms, 4 s here).
+    # kafka-python asked a random broker of the metadata for a new producer's id, and when it was the frozen one,
+    # the sender waited request_timeout_ms on its handshake, every record past its delivery timeout (503 E5034 for
+    # the whole wave after a producer was replaced). Twelve producers built at once right after the freeze: with
+    # the old choice, each asked broker 3 one time in three.
+    _create_topics(cluster_env, assignments={p: [1, 2, 3] for p in range(6)})
+    bootstrap, topic = cluster_env["KAFKA_BOOTSTRAP_SERVERS"], cluster_env["KAFKA_ISSUE_TOPIC"]
+    frozen_port = int(bootstrap.split(",")[2].rsplit(":", 1)[1])
+    publishers = [IssuePublisher(bootstrap, topic, delivery_timeout_ms=10_000) for _ in range(12)]
+
+    def publish(publisher: IssuePublisher) -> str:
+        try:
+            publisher.publish(uuid.uuid4().hex, b"{}")
+        except (KafkaUnavailable, IssueNotConfirmed) as exc:
+            return f"{type(exc).__name__}: {exc.__cause__}"
+        return "ok"
+
+    os.kill(_node_pid(3), signal.SIGSTOP)
+    try:
+        # Acked once broker 3 leaves the ISR (replica.lag.time.max.ms, 3 s), well inside the 10 s delivery timeout.
+        with ThreadPoolExecutor(len(publishers)) as pool:
+            outcomes = list(pool.map(publish, publishers))
+        asked_frozen = _own_sockets_to(frozen_port)
+    finally:
+        os.kill(_node_pid(3), signal.SIGCONT)
+        for publisher in publishers:
+            publisher.close()
+    assert outcomes == ["ok"] * len(publishers), Counter(outcomes)
+    assert asked_frozen == 0, f"{asked_frozen} connection(s) from this process to the frozen broker"
+
+
+def _own_sockets_to(port: int) -> int:
+    """How many TCP sockets of this process are connected (or connecting) to 127.0.0.1:`port`."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for row in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        remote_port, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[9]
+        count += remote_port == port and inode in inodes
+    return count
 
 
 def test_a_rolling_restart_of_all_three_brokers_during_a_sale_loses_nothing(
