@@ -281,6 +281,8 @@ def main() -> None:
     stages = set(args.only.split(","))
     full = stages >= set(ALL_STAGES)
     scale = 0.2 if args.quick else 1.0
+    # The throughput stages take a fresh user per request: longer runs need more of them (10 s: 70,000).
+    users = scale * max(1.0, args.seconds / 10)
     if not shutil.which("wrk"):
         say("installing wrk (apt)")
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
@@ -317,7 +319,7 @@ def main() -> None:
             admin, _ = ensure_admin(db.session, "bench-admin", "bench-admin-password")
             admin_token, _ = mint_token(admin)
             # The accounts stage takes the last 20,000 (two open-loop runs of 10 s at 1,000 req/s).
-            need = (int(80_000 * scale) + 40_000 if stages - {"accounts"} else 0) + (
+            need = (int(80_000 * users) + 40_000 if stages - {"accounts"} else 0) + (
                 20_000 if "accounts" in stages else 0
             )
 
@@ -328,7 +330,7 @@ def main() -> None:
             ):
                 pairs.extend(chunk)
         api = Api(stack.start_api(workers=results["workers"]))
-        offset_warm = int(80_000 * scale)  # warm-up users; they take part in the warm-up coupon only
+        offset_warm = int(80_000 * users)  # warm-up users; they take part in the warm-up coupon only
 
         if stages & {"ceiling", "issue", "crowd", "streams"}:
             # A broker that has just started runs its produce path interpreted: its CPU per request fell about 3x
@@ -343,7 +345,7 @@ def main() -> None:
                 api.base + "/health", "health.lua", args.seconds, args.connections, api_pid=stack.procs[0].pid
             )
             say(f"   {results['ceiling']['rps']:.0f} req/s")
-        offset = int(60_000 * scale) + 10_000
+        offset = int(60_000 * users) + 10_000
         api_pid = stack.procs[0].pid
         if "issue" in stages:
             throughput(args, api, admin_token, pairs[:offset], results, api_pid)

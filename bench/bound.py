@@ -1,21 +1,46 @@
 """How close issue / ceiling could get if the batch's Redis and Kafka work cost nothing, on this machine.
 
-    python -m bench.bound [--seconds 10] [--connections 100]      (needs `make services`)
+    python -m bench.bound [--seconds 10] [--connections 100] [--draining 50000]      (needs `make services`)
 
-Runs gunicorn with the production configuration on bench/noop_wsgi.py (the real app, its issue batch decided
-by a no-op) and measures GET /health and POST /issue under the same wrk as `make bench`. The gap that is left
-is request handling alone: the token, the hooks, routing with a path converter, the batch hand-off, the 202.
+Runs gunicorn with the production configuration (as many workers as `make bench`) on bench/noop_wsgi.py (the real
+app, its issue batch decided by a no-op) and measures GET /health and POST /issue under the same wrk as `make
+bench`. The gap that is left is request handling alone: the token, the hooks, routing with a path converter, the
+batch hand-off, the 202. `--draining N` measures the no-op issue path once more while one consumer, started as
+`make run` starts it, drains a backlog of N events: the bound of `make bench`'s "while the consumer drains" row.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
 import uuid
 
-from bench.bench import LOG_DIR, env_for, say, write_tokens, wrk
+import redis
+import sqlalchemy as sa
+
+from bench.bench import (
+    DB_URL,
+    KAFKA,
+    LOG_DIR,
+    REDIS_URL,
+    backlog_progress,
+    consumer_pids,
+    consumer_with_backlog,
+    env_for,
+    say,
+    wait_quiet,
+    write_tokens,
+    wrk,
+)
 from coupon import create_app
-from coupon.http.minting import user_token
+from coupon.adapters.kafka_topics import ensure_topics
+from coupon.extensions import db
+from coupon.http.minting import mint_token, user_token
+from coupon.services.accounts import ensure_admin
+from tests.support.client import Api
+from tests.support.database import recreate_and_migrate
 from tests.support.processes import Stack
 
 
@@ -23,32 +48,66 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--draining", type=int, default=0, help="also measure beside a consumer draining this many events")
     args = ap.parse_args()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    app = create_app({"APP_ENV": "test"})
-    with app.app_context():  # tokens only: the no-op batch never looks a user up
-        pairs = [(uid, user_token(uid)) for uid in (str(uuid.uuid4()) for _ in range(60_000))]
+    env = env_for(uuid.uuid4().hex[:8])
+    workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+    if args.draining:
+        say("fresh database coupon_bench, Redis db 2, topics (the consumer writes its backlog there)")
+        recreate_and_migrate(DB_URL, env)
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": DB_URL, "REDIS_URL": REDIS_URL})
+    runs = 3 if args.draining else 2
+    with app.app_context():  # the no-op batch never looks a user up: tokens of made-up users do
+        per_run = max(60_000, 6_000 * args.seconds)
+        pairs = [(uid, user_token(uid)) for uid in (str(uuid.uuid4()) for _ in range(per_run * runs // 2))]
+        admin_token = (
+            mint_token(ensure_admin(db.session, "bench-admin", "bench-admin-password")[0])[0] if args.draining else ""
+        )
     tokens = write_tokens(LOG_DIR / "tokens-bound.txt", pairs)
-    stack = Stack(env_for(uuid.uuid4().hex[:8]), LOG_DIR)
+    stack = Stack(env, LOG_DIR)
+    out: dict[str, object] = {"connections": args.connections, "workers": workers}
     try:
-        base = stack.start_api(app="bench.noop_wsgi:app")
-        env = {"TOKENS": str(tokens), "COUPON_ID": str(uuid.uuid4())}
-        wrk(base, "issue.lua", 5, args.connections, env)  # warm-up, not measured
+        base = stack.start_api(workers=workers, app="bench.noop_wsgi:app")
+        issue_env = {"TOKENS": str(tokens), "COUPON_ID": str(uuid.uuid4())}
+        wrk(base, "issue.lua", 5, args.connections, issue_env)  # warm-up, not measured
         pid = stack.procs[0].pid
         ceiling = wrk(base + "/health", "health.lua", args.seconds, args.connections, api_pid=pid)
-        issue = wrk(base, "issue.lua", args.seconds, args.connections, env, api_pid=pid)
+        issue = wrk(base, "issue.lua", args.seconds, args.connections, issue_env, api_pid=pid)
+        out.update(
+            ceiling_rps=ceiling["rps"],
+            noop_issue_rps=issue["rps"],
+            ratio=round(issue["rps"] / ceiling["rps"], 3),
+            ceiling_cpu_us=ceiling["cpu_us_per_request"],
+            noop_issue_cpu_us=issue["cpu_us_per_request"],
+            noop_issue_status=issue.get("status"),
+        )
+        say(f"issue with a no-op batch / ceiling at {args.connections} connections: {out['ratio']}")
+        if args.draining:
+            say(f"machine quiet after {wait_quiet()} s; the no-op issue path beside a {args.draining:,}-event drain")
+            engine = sa.create_engine(DB_URL)
+            watch = consumer_with_backlog(stack, env, engine, Api(base), admin_token, args.draining)
+            started = time.time()
+            draining = wrk(
+                base,
+                "issue.lua",
+                args.seconds,
+                args.connections,
+                issue_env,
+                api_pid=pid,
+                consumers=consumer_pids(stack),
+            )
+            out.update(
+                noop_issue_draining_rps=draining["rps"],
+                ratio_draining=round(draining["rps"] / ceiling["rps"], 3),
+                noop_issue_draining_cpu_us=draining["cpu_us_per_request"],
+                backlog=backlog_progress(watch, started, time.time()),
+            )
+            say(f"the same while one consumer drains: {out['ratio_draining']}")
     finally:
         stack.stop()
-    out = {
-        "connections": args.connections,
-        "ceiling_rps": ceiling["rps"],
-        "noop_issue_rps": issue["rps"],
-        "ratio": round(issue["rps"] / ceiling["rps"], 3),
-        "ceiling_cpu_us": ceiling["cpu_us_per_request"],
-        "noop_issue_cpu_us": issue["cpu_us_per_request"],
-        "noop_issue_status": issue.get("status"),
-    }
-    say(f"issue with a no-op batch / ceiling at {args.connections} connections: {out['ratio']}")
     print(json.dumps(out, indent=2))
 
 
