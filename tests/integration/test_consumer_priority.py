@@ -22,15 +22,21 @@ def _autogroup_nice(pid: int) -> int | None:
         return None
 
 
-@pytest.mark.parametrize("nice", ["10", "0"])
-def test_the_consumer_runs_at_its_configured_niceness(pipeline_env: dict[str, str], tmp_path: Path, nice: str) -> None:
-    stack = Stack(dict(pipeline_env, CONSUMER_NICE=nice), tmp_path)
+@pytest.mark.parametrize("nice", [None, "10", "0"])
+def test_the_consumer_runs_at_its_configured_niceness(
+    pipeline_env: dict[str, str], tmp_path: Path, nice: str | None
+) -> None:
+    env = {k: v for k, v in pipeline_env.items() if k != "CONSUMER_NICE"}
+    if nice is not None:
+        env["CONSUMER_NICE"] = nice
+    increment = 19 if nice is None else int(nice)  # unset: the documented default
+    stack = Stack(env, tmp_path)
     try:
         consumer = stack.start_consumer()  # assigned: it is past its start-up
-        base = os.nice(0)
-        assert _niceness(consumer.pid) == min(base + int(nice), 19)
-        assert f"running at niceness {min(base + int(nice), 19)}" in consumer.log()
+        expected = min(os.nice(0) + increment, 19)
+        assert _niceness(consumer.pid) == expected
+        assert f"running at niceness {expected}" in consumer.log()
         # Its own session's group: lowered with it, or left at the 0 a new group starts with (None: no autogroup).
-        assert _autogroup_nice(consumer.pid) in (None, min(base + int(nice), 19) if nice != "0" else 0)
+        assert _autogroup_nice(consumer.pid) in (None, expected if increment else 0)
     finally:
         stack.stop()
