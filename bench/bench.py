@@ -117,6 +117,14 @@ def env_for(tag: str) -> dict[str, str]:
     return env
 
 
+def fresh_state(env: dict[str, str]) -> None:
+    """An empty, migrated bench database, an empty Redis db and the run's own topics."""
+    say("fresh database coupon_bench, Redis db 2, topics")
+    recreate_and_migrate(DB_URL, env)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+
+
 def _cpu_seconds(pid: int, kind: str = "all") -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -291,10 +299,7 @@ def main() -> None:
         # The API's workers hold the streams (one descriptor each) beside the load's connections; they inherit this.
         raise_fd_limit(args.streams + 2 * (args.crowd_connections + 256) + 1024)
     env = env_for(uuid.uuid4().hex[:8])
-    say("fresh database coupon_bench, Redis db 2, topics")
-    recreate_and_migrate(DB_URL, env)
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    fresh_state(env)
     app = create_app(
         {
             "APP_ENV": "test",

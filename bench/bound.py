@@ -17,30 +17,27 @@ import os
 import time
 import uuid
 
-import redis
 import sqlalchemy as sa
 
 from bench.bench import (
     DB_URL,
-    KAFKA,
     LOG_DIR,
     REDIS_URL,
     backlog_progress,
     consumer_pids,
     consumer_with_backlog,
     env_for,
+    fresh_state,
     say,
     wait_quiet,
     write_tokens,
     wrk,
 )
 from coupon import create_app
-from coupon.adapters.kafka_topics import ensure_topics
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services.accounts import ensure_admin
 from tests.support.client import Api
-from tests.support.database import recreate_and_migrate
 from tests.support.processes import Stack
 
 
@@ -53,11 +50,8 @@ def main() -> None:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = env_for(uuid.uuid4().hex[:8])
     workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-    if args.draining:
-        say("fresh database coupon_bench, Redis db 2, topics (the consumer writes its backlog there)")
-        recreate_and_migrate(DB_URL, env)
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    if args.draining:  # the consumer writes its backlog there
+        fresh_state(env)
     app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": DB_URL, "REDIS_URL": REDIS_URL})
     with app.app_context():  # the no-op batch never looks a user up (nor refuses one twice): made-up users do
         pairs = [(uid, user_token(uid)) for uid in (str(uuid.uuid4()) for _ in range(60_000))]

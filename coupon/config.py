@@ -98,8 +98,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "HASH_NICE": _int("HASH_NICE", 10),
         "API_PORT": _int("API_PORT", 8000),
         # The consumer lowers its own OS priority by this much (0-19): beside the API on one host, a drain then takes
-        # only the CPU the requests leave; its lag can wait seconds, their replies cannot. 19 beat 10 in three
-        # alternating bench pairs (open-loop p99 while draining 30-36 ms against 44-45; bench/RESULTS.md).
+        # only the CPU the requests leave; its lag can wait seconds, their replies cannot. 19 beat 10 in five
+        # alternating bench runs (open-loop p99 while draining 30-36 ms against 44-45; bench/RESULTS.md).
         "CONSUMER_NICE": _int("CONSUMER_NICE", 19),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
