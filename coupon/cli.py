@@ -7,6 +7,7 @@ import getpass
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import IO, Any
 
@@ -24,7 +25,16 @@ from coupon.http.parsing import parse_coupon_draft, parse_coupon_patch, parse_li
 from coupon.http.presenters import LEDGER_CSV_HEADER, ledger_csv_row
 from coupon.observability.progress import Progress
 from coupon.resources import current
-from coupon.services import accounts, catalog, failure_records, ledger, lifecycle, load_users, reconcile
+from coupon.services import (
+    accounts,
+    catalog,
+    failure_records,
+    gate_recovery,
+    ledger,
+    lifecycle,
+    load_users,
+    reconcile,
+)
 
 
 def init_app(app: Flask) -> None:
@@ -271,17 +281,40 @@ def mint_users(count: int, prefix: str | None, out: IO[str], password: str) -> N
 
 @click.command("rebuild-gate")
 @click.argument("coupon_id")
-def rebuild_gate(coupon_id: str) -> None:
-    """Drop and rebuild a coupon's Redis gate from the DB."""
-    gate = current().gate
+@click.option(
+    "--in-flight-wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds a reservation made just before the drop may take to reach Kafka (default: the producer's bound,"
+    " 2 x KAFKA_DELIVERY_TIMEOUT_MS + 1 s). Set 0 only when no API serves the coupon.",
+)
+def rebuild_gate(coupon_id: str, in_flight_wait: float | None) -> None:
+    """Drop and rebuild a coupon's Redis gate from the DB and the records still on Kafka."""
+    recovery = current().recovery
+    if in_flight_wait is not None:
+        recovery = replace(recovery, in_flight_ms=int(in_flight_wait * 1000))
     started = time.monotonic()
-    click.echo(f"[rebuild-gate] dropping the gate of {coupon_id}, reading its holders from the DB", err=True)
-    gate.forget([coupon_id])
-    if not catalog.rebuild_gate(db.session, gate, coupon_id):
+    click.echo(f"[rebuild-gate] dropping the gate of {coupon_id}", err=True)
+    recovery.gate.forget([coupon_id])
+    while True:
+        try:
+            rebuilt = gate_recovery.rebuild_gate(db.session, recovery, coupon_id, utcnow())
+            break
+        except AppError as exc:
+            wait_s = getattr(exc, "retry_after", None)
+            if wait_s is None:
+                _fail(exc)
+                return
+            click.echo(f"[rebuild-gate] {exc.message} (waiting {wait_s} s for what was in flight)", err=True)
+            time.sleep(wait_s)
+    if rebuilt is gate_recovery.Rebuilt.NOT_FOUND:
         click.echo(f"no coupon {coupon_id}", err=True)
         sys.exit(1)
+    if rebuilt is gate_recovery.Rebuilt.ENDED:
+        click.echo(f"coupon {coupon_id}: its issue window has ended; the gate stays retired (the DB answers)")
+        return
     click.echo(f"[rebuild-gate] done in {time.monotonic() - started:.1f}s", err=True)
-    click.echo(f"gate of {coupon_id} rebuilt: reserved={gate.reserved(coupon_id)}")
+    click.echo(f"gate of {coupon_id} rebuilt: reserved={recovery.gate.reserved(coupon_id)}")
 
 
 @click.command("reconcile")
@@ -443,7 +476,7 @@ def coupons_list(status: str | None, phase: str | None, limit: int, cursor: str 
     args.update({k: v for k, v in (("status", status), ("phase", phase), ("cursor", cursor)) if v is not None})
     now = utcnow()
     try:
-        page = catalog.list_coupons(db.session, current().gate, parse_listing_query(args), Role.ADMIN, now)
+        page = catalog.list_coupons(db.session, current().recovery, parse_listing_query(args), Role.ADMIN, now)
     except AppError as exc:
         _fail(exc)
         return

@@ -44,6 +44,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # host:port,host:port — an alternative to REDIS_CLUSTER_URL; either one switches to Redis Cluster.
         "REDIS_CLUSTER_NODES": _env("REDIS_CLUSTER_NODES", ""),
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 64),
+        # Replicas that must hold a batch's reservations (WAIT, in the gate's own round trip) before they are
+        # published: 1 with Redis Cluster replicas or a primary + replica, so a promoted replica forgets nothing
+        # anyone was promised. 0 (the default, a single node): no WAIT. Too few in time: 503 E5034, nothing published.
+        "REDIS_MIN_REPLICA_ACKS": _int("REDIS_MIN_REPLICA_ACKS", 0),
+        "REDIS_REPLICA_ACK_TIMEOUT_MS": _int("REDIS_REPLICA_ACK_TIMEOUT_MS", 100),
         "RQ_REDIS_URL": _env("RQ_REDIS_URL", _env("REDIS_URL", "redis://127.0.0.1:6379/0")),
         "KAFKA_BOOTSTRAP_SERVERS": _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         "KAFKA_ISSUE_TOPIC": _env("KAFKA_ISSUE_TOPIC", "coupon.issue"),
@@ -131,6 +136,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     # After the overrides: a delivery timeout given there is followed too.
     cfg["ISSUE_QUEUE_TIMEOUT_MS"] = cfg["ISSUE_QUEUE_TIMEOUT_MS"] or cfg["KAFKA_DELIVERY_TIMEOUT_MS"]
     for name in (
+        "REDIS_MIN_REPLICA_ACKS",
         "RATE_LIMIT_USER_REQUESTS",
         "RATE_LIMIT_USER_WINDOW_SECONDS",
         "RATE_LIMIT_ADMIN_REQUESTS",
@@ -158,6 +164,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "KAFKA_REPLICATION_FACTOR",
         "KAFKA_MIN_INSYNC_REPLICAS",
         "ISSUE_QUEUE_TIMEOUT_MS",
+        "REDIS_REPLICA_ACK_TIMEOUT_MS",
     ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")

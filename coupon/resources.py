@@ -14,11 +14,13 @@ from flask import Flask, current_app
 from coupon.adapters.coalescer import Coalescer
 from coupon.adapters.gate import Gate, GateDecision
 from coupon.adapters.hasher import PasswordHasher
+from coupon.adapters.kafka_backlog import IssueBacklog
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, RedisClient, build_redis
 from coupon.adapters.stock_feed import StockFeed
 from coupon.http.client_address import Network, parse_trusted
+from coupon.services.gate_recovery import GateRecovery
 from coupon.services.issuing import IssueBatcher, IssueTicket, decide_and_publish
 from coupon.services.stock_watch import StreamSettings
 
@@ -29,6 +31,7 @@ _EXTENSION = "coupon"
 class Resources:
     redis: RedisClient
     gate: Gate
+    recovery: GateRecovery
     limiter: RateLimiter
     publisher: IssuePublisher
     issuer: IssueBatcher
@@ -69,7 +72,18 @@ def build(cfg: Mapping[str, Any]) -> Resources:
     # the round trip that confirms or releases the holds. A hold older than that belongs to a finished request.
     queue_timeout = cfg["ISSUE_QUEUE_TIMEOUT_MS"] / 1000
     flush_timeout = 2 * (2 * SOCKET_TIMEOUT) + 2 * (2 * SOCKET_TIMEOUT) + publisher.max_wait_s + 2 * SOCKET_TIMEOUT + 1
-    gate = Gate(client, adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000)
+    gate = Gate(
+        client,
+        adopt_after_ms=int((queue_timeout + flush_timeout) * 1000) + 1000,
+        min_replica_acks=cfg["REDIS_MIN_REPLICA_ACKS"],
+        replica_ack_timeout_ms=cfg["REDIS_REPLICA_ACK_TIMEOUT_MS"],
+    )
+    # A gate found missing is rebuilt only once every reservation made before the loss is a record or has failed.
+    recovery = GateRecovery(
+        gate,
+        IssueBacklog(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"]),
+        in_flight_ms=publisher.record_deadline_ms,
+    )
     limiter = RateLimiter(
         client,
         user=Limit(cfg["RATE_LIMIT_USER_REQUESTS"], cfg["RATE_LIMIT_USER_WINDOW_SECONDS"]),
@@ -93,6 +107,7 @@ def build(cfg: Mapping[str, Any]) -> Resources:
     return Resources(
         redis=client,
         gate=gate,
+        recovery=recovery,
         limiter=limiter,
         publisher=publisher,
         issuer=issuer,

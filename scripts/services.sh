@@ -19,6 +19,11 @@
 #   DB_PASSWORD=coupon KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 KAFKA_HEAP=512m
 #   KAFKA_JVM_OPTS=                                   more JVM options for the broker (scripts/test.sh sets some)
 #   KAFKA_VERSION=4.1.1 LOG4J_VERSION=2.24.3
+#   REDIS_APPENDFSYNC=everysec                        Redis keeps its data in an append-only file (AOF): a restart
+#                                                     loses no acknowledged write; `no` leaves fsync to the OS, and
+#                                                     REDIS_APPENDONLY=no turns persistence off
+#   REDIS_MAXMEMORY=512mb                             Redis' memory bound; noeviction: when full, writes fail
+#                                                     (503 E5031) instead of Redis silently dropping a gate key
 #   REDIS_TIMEOUT=60 DB_TIMEOUT=60 KAFKA_TIMEOUT=90   seconds to wait for a service to answer
 #   STOP_TIMEOUT=30                                   seconds between SIGTERM and SIGKILL
 #   KILL=1                                            stop/restart/down with SIGKILL
@@ -53,6 +58,9 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 LOG4J_VERSION="${LOG4J_VERSION:-2.24.3}"
+REDIS_APPENDONLY="${REDIS_APPENDONLY:-yes}"
+REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-everysec}"
+REDIS_MAXMEMORY="${REDIS_MAXMEMORY:-512mb}"
 REDIS_TIMEOUT="${REDIS_TIMEOUT:-60}"
 DB_TIMEOUT="${DB_TIMEOUT:-60}"
 KAFKA_TIMEOUT="${KAFKA_TIMEOUT:-90}"
@@ -142,7 +150,9 @@ redis_start() {
   mkdir -p "$REDIS_DIR"
   rm -f "$(pid_file redis)"
   redis-server --daemonize yes --bind "$HOST" --port "$REDIS_PORT" --dir "$REDIS_DIR" \
-    --pidfile "$(pid_file redis)" --logfile "$LOG_DIR/redis.log" --save '' --appendonly no \
+    --pidfile "$(pid_file redis)" --logfile "$LOG_DIR/redis.log" --save '' \
+    --appendonly "$REDIS_APPENDONLY" --appendfsync "$REDIS_APPENDFSYNC" \
+    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction \
     </dev/null >>"$LOG_DIR/redis.out" 2>&1 9>&- \
     || { show_log_tail "$LOG_DIR/redis.out" "$LOG_DIR/redis.log"; die "redis-server failed to start"; }
 }

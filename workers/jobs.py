@@ -58,6 +58,7 @@ def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
         "lagging": report.lagging,
         "settled": len(report.settled),
         "fenced": report.count("fenced"),
+        "retired": len(report.retired),
     }
 
 

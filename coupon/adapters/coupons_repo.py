@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, select
 
 from coupon.adapters.db_session import DbSession
 from coupon.domain.commands import CouponPosition
-from coupon.domain.models import Coupon, FailedIssuedCoupon, IssuedCoupon
+from coupon.domain.models import Coupon, FailedIssuedCoupon, IssueCancellation, IssuedCoupon
 from coupon.domain.vocabulary import HOLDING_FAILURE_STATUSES, CouponPhase, CouponStatus
 
 
@@ -96,3 +96,22 @@ def holders(session: DbSession, coupon_id: str) -> dict[str, int]:
     for user_id, rank in issued:
         result[user_id] = rank
     return result
+
+
+def fenced_events(session: DbSession, coupon_id: str, event_ids: list[str]) -> set[str]:
+    """The events among `event_ids` whose reservation the sweeper cancelled: the consumer skips their records."""
+    if not event_ids:
+        return set()
+    rows = session.execute(
+        select(IssueCancellation.event_id).where(
+            IssueCancellation.coupon_id == coupon_id, IssueCancellation.event_id.in_(event_ids)
+        )
+    )
+    return {event_id for (event_id,) in rows}
+
+
+def ended_between(session: DbSession, since: datetime, until: datetime) -> list[str]:
+    """Coupons whose issue window ended in [since, until): the sweeper retires their gates."""
+    return list(
+        session.execute(select(Coupon.id).where(Coupon.expires_at >= since, Coupon.expires_at < until)).scalars()
+    )

@@ -13,7 +13,7 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from coupon.adapters import keys
-from coupon.adapters.lua import run_many, source
+from coupon.adapters.lua import run_many, run_many_replicated, source
 from coupon.adapters.redis_client import REDIS_ERRORS, RedisClient
 from coupon.domain.errors import AppError, IssueNotConfirmed, RedisUnavailable
 from coupon.observability.instruments import GATE_BATCH, GATE_LATENCY
@@ -85,9 +85,25 @@ class Hold(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
+    """`replicated` is False when the gate wants replica acknowledgements and too few came in time: the reservation
+    exists on the master but may not survive its failover, so it must not be published yet."""
+
     outcome: GateOutcome
     rank: int
     event_id: str = ""
+    replicated: bool = True
+
+
+@dataclass(frozen=True)
+class LossMark:
+    """When a request first found the gate missing, and Redis' time now (both epoch ms by Redis' clock)."""
+
+    lost_at_ms: int
+    now_ms: int
+
+    def wait_ms(self, in_flight_ms: int) -> int:
+        """How long until every reservation made before the loss has become a record or failed for good."""
+        return max(self.lost_at_ms + in_flight_ms - self.now_ms, 0)
 
 
 @dataclass(frozen=True)
@@ -144,12 +160,26 @@ def _parse_hold(raw: bytes | str | None) -> tuple[str | None, str | None]:
 
 
 class Gate:
-    """One object per process; safe to share between greenlets (the client pools connections)."""
+    """One object per process; safe to share between greenlets (the client pools connections).
 
-    def __init__(self, client: RedisClient, timeout_s: float = 5.0, adopt_after_ms: int = 30_000) -> None:
+    With `min_replica_acks` > 0 every reserve pipeline ends with a WAIT on each node it wrote to (the same round
+    trip): a reservation is published only once that many replicas hold it, so a replica promoted after its master
+    died never forgets a unit someone was promised.
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        timeout_s: float = 5.0,
+        adopt_after_ms: int = 30_000,
+        min_replica_acks: int = 0,
+        replica_ack_timeout_ms: int = 100,
+    ) -> None:
         self.client = client
         self.timeout_s = timeout_s
         self.adopt_after_ms = adopt_after_ms
+        self.min_replica_acks = min_replica_acks
+        self.replica_ack_timeout_ms = replica_ack_timeout_ms
         self._unlock = client.register_script(source("unlock"))
 
     def reserve_many(self, requests: list[GateRequest]) -> list[GateDecision | BaseException]:
@@ -170,13 +200,13 @@ class Gate:
             for coupon_id, indexes in by_coupon.items()
         ]
         try:
-            replies = self._run_reserve(calls)
+            replies, acked = self._run_reserve(calls)
         except REDIS_ERRORS as exc:
             error = _failure(exc)
             return [error] * len(requests)
         GATE_LATENCY.observe(time.perf_counter() - started)
         results: list[GateDecision | BaseException | None] = [None] * len(requests)
-        for indexes, reply in zip(by_coupon.values(), replies):
+        for indexes, reply, replicated in zip(by_coupon.values(), replies, acked):
             if isinstance(reply, BaseException):
                 for i in indexes:
                     results[i] = (
@@ -187,19 +217,20 @@ class Gate:
                 continue
             for n, i in enumerate(indexes):
                 results[i] = GateDecision(
-                    GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]), _text(reply[3 * n + 2])
+                    GateOutcome(int(reply[3 * n])), int(reply[3 * n + 1]), _text(reply[3 * n + 2]), replicated
                 )
         # Every request's coupon had its call, and every call its reply: no None is left.
         return cast("list[GateDecision | BaseException]", results)
 
-    def _run_reserve(self, calls: list[tuple[list[str], list[str]]]) -> list[Any]:
+    def _run_reserve(self, calls: list[tuple[list[str], list[str]]]) -> tuple[list[Any], list[bool]]:
+        acks, wait_ms = self.min_replica_acks, self.replica_ack_timeout_ms
         try:
-            return run_many(self.client, "reserve", calls)
+            return run_many_replicated(self.client, "reserve", calls, acks, wait_ms)
         except REDIS_ERRORS as exc:
             if not outcome_unknown(exc):
                 raise
             log.warning("gate call timed out (%s); running it once more with the same tokens", exc)
-        return run_many(self.client, "reserve", calls)
+        return run_many_replicated(self.client, "reserve", calls, acks, wait_ms)
 
     def settle_many(self, mode: HoldMode, holds: list[Hold], cutoff_ms: int = 0) -> list[bool]:
         """Apply one release.lua mode to many holds (one call per coupon, one pipeline); a flag per hold."""
@@ -361,11 +392,33 @@ class Gate:
             delay = min(delay * 2, 0.2)
         return False
 
+    def mark_lost(self, coupon_id: str, keep_ms: int) -> LossMark | None:
+        """Record (once) that the gate is missing; None when its meta exists after all (decide again)."""
+        try:
+            [reply] = run_many(self.client, "mark_lost", [(keys.loss_keys(coupon_id), [str(keep_ms)])])
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        if isinstance(reply, BaseException):
+            raise RedisUnavailable(f"The coupon gate failed: {reply}") from reply
+        lost_at, now = int(reply[0]), int(reply[1])
+        return None if lost_at < 0 else LossMark(lost_at, now)
+
+    def open_holds(self, coupon_id: str) -> int:
+        """Reservations not confirmed yet (published, or being settled): a gate with any is still in use."""
+        try:
+            return int(self.client.zcard(keys.unconfirmed(coupon_id)))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+
     def install(self, coupon_id: str, snapshot: GateSnapshot) -> None:
         """Replace the gate's state with a snapshot; meta is written last so readers never see half."""
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(
-            keys.meta(coupon_id), keys.participants(coupon_id), keys.holds(coupon_id), keys.unconfirmed(coupon_id)
+            keys.meta(coupon_id),
+            keys.participants(coupon_id),
+            keys.holds(coupon_id),
+            keys.unconfirmed(coupon_id),
+            keys.lost(coupon_id),
         )
         pipe.set(keys.issued(coupon_id), len(snapshot.participants))
         items = list(snapshot.participants.items())
@@ -375,8 +428,12 @@ class Gate:
         pipe.execute()
 
     def forget(self, coupon_ids: Iterable[str]) -> None:
+        """Delete every key of each coupon's gate state (a retired sale, a failed creation, an operator rebuild)."""
         for coupon_id in coupon_ids:
-            self.client.delete(*keys.gate_keys(coupon_id))
+            try:
+                self.client.delete(*keys.state_keys(coupon_id))
+            except REDIS_ERRORS as exc:
+                raise RedisUnavailable() from exc
 
 
 def _meta_fields(meta: GateMeta) -> dict[FieldT, EncodableT]:

@@ -155,6 +155,13 @@ class IssuePublisher:
             log.warning("kafka warm-up failed: %s", exc)
 
     @property
+    def record_deadline_ms(self) -> int:
+        """The longest from a gate decision to its record being appended or failed for good: send() may block
+        max_block_ms for metadata, then the producer fails the record by delivery_timeout_ms; 1 s of slack for a
+        busy process between the two. A gate rebuilt after a loss waits this long before counting the topic."""
+        return 2 * self.delivery_timeout_ms + 1000
+
+    @property
     def max_wait_s(self) -> float:
         """The longest publish_events can take: send() may wait max_block_ms for metadata, the producer fails a
         record by delivery_timeout, and we wait 2 s more."""

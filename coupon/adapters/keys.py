@@ -31,6 +31,11 @@ def rebuild_lock(coupon_id: str) -> str:
     return _tag(coupon_id) + ":rebuild-lock"
 
 
+def lost(coupon_id: str) -> str:
+    """When (Redis time, ms) a request first found the gate missing: the rebuild waits out what was in flight then."""
+    return _tag(coupon_id) + ":lost"
+
+
 def pair_lock(coupon_id: str, user_id: str) -> str:
     return _tag(coupon_id) + ":lock:" + user_id
 
@@ -43,6 +48,16 @@ def gate_keys(coupon_id: str) -> list[str]:
 def meta_keys(coupon_id: str) -> list[str]:
     """KEYS of update_meta.lua, in its order."""
     return [meta(coupon_id), issued(coupon_id)]
+
+
+def loss_keys(coupon_id: str) -> list[str]:
+    """KEYS of mark_lost.lua, in its order."""
+    return [meta(coupon_id), lost(coupon_id)]
+
+
+def state_keys(coupon_id: str) -> list[str]:
+    """Every key of a coupon's gate state: what a rebuild replaces and a retirement deletes."""
+    return [*gate_keys(coupon_id), lost(coupon_id)]
 
 
 def hold_keys(coupon_id: str) -> list[str]:

@@ -166,7 +166,13 @@ def _retry_after_header(seconds: float) -> int:
 
 
 class RedisUnavailable(AppError):
+    """Nothing was reserved. `retry_after` is set while a lost gate waits out what was in flight before its rebuild."""
+
     status, code, message = 503, "E5031", "The coupon gate (Redis) is unavailable; try again"
+
+    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message, data)
+        self.retry_after = None if retry_after is None else _retry_after_header(retry_after)
 
 
 class KafkaUnavailable(AppError):

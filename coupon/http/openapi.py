@@ -299,7 +299,13 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
 
 
 # The codes whose reply carries Retry-After (the error's retry_after, coupon/http/error_handlers.py).
-_WITH_RETRY_AFTER = {"E429": "seconds until the window resets", "E5035": "seconds until the hashing queue clears"}
+_WITH_RETRY_AFTER = {
+    "E429": "seconds until the window resets",
+    "E5031": "seconds until a lost gate can be rebuilt (sent only while it waits for what was in flight)",
+    "E5035": "seconds until the hashing queue clears",
+}
+
+_SOMETIMES_RETRY_AFTER = {"E5031"}
 
 
 def _retry_after(group: list[str]) -> dict[str, Any] | None:
@@ -309,8 +315,9 @@ def _retry_after(group: list[str]) -> dict[str, Any] | None:
     return {
         "Retry-After": {
             "description": f"{'; '.join(f'{c}: {_WITH_RETRY_AFTER[c]}' for c in sent)}",
-            # Required only when every code of this status sends it (a 503 E5033 does not).
-            "required": len(sent) == len(group),
+            # Required only when every code of this status always sends it (a 503 E5033 never does, E5031 only
+            # while a lost gate waits to be rebuilt).
+            "required": len(sent) == len(group) and not (set(sent) & _SOMETIMES_RETRY_AFTER),
             "schema": {"type": "integer", "minimum": 1},
         }
     }

@@ -32,6 +32,20 @@ PRODUCE_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 
+GATE_REBUILDS = Counter(
+    "coupon_gate_rebuilds_total",
+    "Requests that found a coupon's gate missing (Redis lost it, or it was retired), by result: waiting (503 E5031"
+    " while what was in flight is waited out), rebuilt, ended (a finished sale: answered from the DB), failed"
+    " (the issue topic could not be read)",
+    ["result"],
+)
+GATE_RETIRED = Counter("coupon_gate_retired_total", "Gates of ended sales deleted from Redis by the sweeper")
+STOCK_GUARD_REJECTIONS = Counter(
+    "coupon_stock_guard_rejections_total",
+    "Accepted requests the consumer's DB stock guard refused: a bug signal (the gate admitted more than the stock);"
+    " every one was answered 202",
+)
+
 CONSUMED = Counter("coupon_consumer_messages_total", "Issue events read from Kafka")
 PERSISTED = Counter(
     "coupon_consumer_rows_total",

@@ -1,15 +1,14 @@
-"""Coupons: creation, the listing, and the gate's life cycle (priming on create, rebuilding from the DB).
+"""Coupons: creation (priming the gate), the listing and the detail with live stock.
 
 Every writer of a coupon's gate meta holds the coupon's DB row lock while it writes: creation (the row's insert
-lock), the rebuild (SELECT ... FOR UPDATE until the gate is installed) and the admin changes of
-coupon.services.lifecycle (SELECT ... FOR UPDATE until the commit). So they run one at a time, and the gate ends
-up with the values of the last commit.
+lock), the rebuild (coupon.services.gate_recovery, SELECT ... FOR UPDATE until the gate is installed) and the admin
+changes of coupon.services.lifecycle (SELECT ... FOR UPDATE until the commit). So they run one at a time, and the
+gate ends up with the values of the last commit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,14 +16,13 @@ from typing import Any
 
 from coupon.adapters import coupon_events_repo, coupons_repo
 from coupon.adapters.db_session import DbSession
-from coupon.adapters.gate import Gate, GateMeta, GateSnapshot
+from coupon.adapters.gate import Gate, GateSnapshot
 from coupon.domain.commands import CouponDraft, CouponPosition, ListingQuery
-from coupon.domain.errors import AppError, CouponNotFound, RedisUnavailable
+from coupon.domain.errors import CouponNotFound, RedisUnavailable
 from coupon.domain.models import Coupon, CouponEvent
-from coupon.domain.vocabulary import CouponAction, CouponPhase, CouponStatus, Role, iso, to_epoch_ms, utcnow
+from coupon.domain.vocabulary import CouponAction, CouponPhase, CouponStatus, Role, iso, utcnow
+from coupon.services.gate_recovery import GateRecovery, Rebuilt, gate_meta, rebuild_gate
 from coupon.services.unit_of_work import unit_of_work
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,15 +48,6 @@ class CouponPage:
 
     items: list[CouponWithStock]
     next: CouponPosition | None
-
-
-def gate_meta(coupon: Coupon) -> GateMeta:
-    return GateMeta(
-        total=coupon.total_quantity,
-        starts_ms=to_epoch_ms(coupon.issue_starts_at),
-        ends_ms=to_epoch_ms(coupon.expires_at),
-        status=coupon.status.value,
-    )
 
 
 # The fields an admin sees and changes, by their API names: what coupon_events' `changes` record.
@@ -134,7 +123,9 @@ def get_coupon(session: DbSession, coupon_id: str) -> Coupon:
     return coupon
 
 
-def list_coupons(session: DbSession, gate: Gate, query: ListingQuery, role: Role, now: datetime) -> CouponPage:
+def list_coupons(
+    session: DbSession, recovery: GateRecovery, query: ListingQuery, role: Role, now: datetime
+) -> CouponPage:
     """Newest first with live stock. A USER sees only ACTIVE coupons that are live or upcoming: asking for DISABLED
     or ended ones gets an empty page, never a disabled or ended coupon."""
     status, not_ended = query.status, False
@@ -147,55 +138,29 @@ def list_coupons(session: DbSession, gate: Gate, query: ListingQuery, role: Role
     )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    reserved = gate.reserved_many([c.id for c in rows])
+    reserved = recovery.gate.reserved_many([c.id for c in rows])
     items = []
     for coupon, counted in zip(rows, reserved):
-        count = counted
-        if count is None:  # the gate lost its meta (Redis data loss): rebuilt like the detail view does
-            rebuild_gate(session, gate, coupon.id)
-            count = gate.reserved(coupon.id)
+        count = counted if counted is not None else _reserved_without_gate(session, recovery, coupon.id, now)
         items.append(CouponWithStock(coupon, Stock(coupon.total_quantity, count, coupon.issued_count)))
     last = rows[-1] if more else None
     return CouponPage(items, CouponPosition(last.created_at, last.id) if last is not None else None)
 
 
-def coupon_with_stock(session: DbSession, gate: Gate, coupon_id: str) -> CouponWithStock:
+def coupon_with_stock(session: DbSession, recovery: GateRecovery, coupon_id: str, now: datetime) -> CouponWithStock:
     coupon = get_coupon(session, coupon_id)
-    if not gate.has_meta(coupon_id):
-        rebuild_gate(session, gate, coupon_id)
-    reserved = gate.reserved(coupon_id)
+    [counted] = recovery.gate.reserved_many([coupon_id])
+    reserved = counted if counted is not None else _reserved_without_gate(session, recovery, coupon_id, now)
     return CouponWithStock(coupon, Stock(coupon.total_quantity, reserved, coupon.issued_count))
 
 
-def rebuild_gate(session: DbSession, gate: Gate, coupon_id: str) -> bool:
-    """Rebuild the gate from the DB under a lock; returns False if the coupon does not exist.
-
-    Holders are issued rows plus unresolved failures; requests still in flight on Kafka are not
-    known here, which is why the consumer's DB stock guard has the last word.
-
-    The coupon row is read FOR UPDATE in a transaction that stays open until the gate is installed: an admin change
-    (coupon.services.lifecycle) either committed before this read, so its values are installed, or waits for the
-    install and then writes its values over it. A rebuild never brings back values a change replaced. Call it
-    outside a unit of work: it starts its own transaction (ending the caller's read-only one).
-    """
-    token = uuid.uuid4().hex
-    if not gate.try_lock_rebuild(coupon_id, token):
-        if gate.wait_for_meta(coupon_id):
-            return True
-        raise RedisUnavailable("The coupon gate is being rebuilt; try again")
+def _reserved_without_gate(session: DbSession, recovery: GateRecovery, coupon_id: str, now: datetime) -> int:
+    """The gate lost its meta (Redis data loss) or was retired: rebuilt if it may be now, as an issue request would;
+    while it waits for what was in flight (and after its sale), reads count the DB's holders instead."""
     try:
-        if gate.has_meta(coupon_id):
-            return True
-        # A fresh transaction, so the holders are read from a snapshot taken after the row lock.
-        session.rollback()
-        with unit_of_work(session):
-            coupon = coupons_repo.lock(session, coupon_id)
-            if coupon is None:
-                return False
-            holders = coupons_repo.holders(session, coupon_id)
-            gate.install(coupon_id, GateSnapshot(meta=gate_meta(coupon), participants=holders))
-        log.info("gate rebuilt for coupon %s: %d holders", coupon_id, len(holders))
-        return True
-    finally:
-        with contextlib.suppress(AppError):
-            gate.unlock_rebuild(coupon_id, token)
+        if rebuild_gate(session, recovery, coupon_id, now) is Rebuilt.READY:
+            return recovery.gate.reserved(coupon_id)
+    except RedisUnavailable as exc:
+        if exc.retry_after is None:  # Redis itself is down: a 503 like any other read of the gate
+            raise
+    return len(coupons_repo.holders(session, coupon_id))

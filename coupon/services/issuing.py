@@ -32,7 +32,8 @@ from coupon.domain.events import IssueEvent
 from coupon.domain.identifiers import new_event_id
 from coupon.domain.vocabulary import IssueStatus, iso
 from coupon.observability.instruments import ISSUE_OUTCOMES
-from coupon.services.catalog import get_coupon, rebuild_gate
+from coupon.services.catalog import get_coupon
+from coupon.services.gate_recovery import GateRecovery, Rebuilt, rebuild_gate
 from coupon.services.refusals import refusal
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def decide_and_publish(
     by_index: dict[int, GateDecision | BaseException] = {**dict(zip(admitted, reserved)), **refused}
     decisions = [by_index[i] for i in range(len(tickets))]
     accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
+    accepted = _hold_back_unreplicated(gate, tickets, decisions, accepted)
     if not accepted:
         return decisions
     events, holds = [], []
@@ -165,6 +167,24 @@ def decide_and_publish(
     return decisions
 
 
+def _hold_back_unreplicated(
+    gate: Gate, tickets: list[IssueTicket], decisions: list[GateDecision | BaseException], accepted: list[int]
+) -> list[int]:
+    """The accepted requests whose reservation too few replicas acknowledged are not published: a promoted replica
+    could lack them and sell their units again. Their holds become unconfirmed (the same user may retry at once; the
+    sweeper settles the rest) and they are answered 503 E5034. Returns the accepted requests that may go on."""
+    late = [i for i in accepted if not cast(GateDecision, decisions[i]).replicated]
+    if not late:
+        return accepted
+    log.warning("%d reservations were not acknowledged by enough Redis replicas in time; not published", len(late))
+    holds = [Hold(tickets[i].coupon_id, tickets[i].user_id, cast(GateDecision, decisions[i]).event_id) for i in late]
+    _settle_quietly(gate, HoldMode.UNCONFIRM, holds)
+    for i in late:
+        decisions[i] = IssueNotConfirmed(data={"couponId": tickets[i].coupon_id})
+    held_back = set(late)
+    return [i for i in accepted if i not in held_back]
+
+
 def _publish_failure(gate: Gate, holds: list[Hold], exc: Exception) -> AppError:
     """What the callers of a failed publish are told, after the reservations were undone or marked unknown."""
     if isinstance(exc, KafkaUnavailable):  # the record never left: nothing can turn up later
@@ -195,7 +215,7 @@ def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
 def request_issue(
     session: DbSession,
     batcher: IssueBatcher,
-    gate: Gate,
+    recovery: GateRecovery,
     coupon_id: str,
     user_id: str,
     now: datetime,
@@ -212,7 +232,7 @@ def request_issue(
     """
     try:
         accepted = _request_issue(
-            session, batcher, gate, coupon_id, user_id, now, request_id, address, idempotency_key, jti, admin
+            session, batcher, recovery, coupon_id, user_id, now, request_id, address, idempotency_key, jti, admin
         )
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
@@ -224,7 +244,7 @@ def request_issue(
 def _request_issue(
     session: DbSession,
     batcher: IssueBatcher,
-    gate: Gate,
+    recovery: GateRecovery,
     coupon_id: str,
     user_id: str,
     now: datetime,
@@ -241,8 +261,12 @@ def _request_issue(
     )
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
-        if not rebuild_gate(session, gate, coupon_id):
+        # Lost or retired: answered from the DB, or 503 E5031 + Retry-After while what was in flight is waited out.
+        rebuilt = rebuild_gate(session, recovery, coupon_id, now)
+        if rebuilt is Rebuilt.NOT_FOUND:
             raise CouponNotFound(data={"couponId": coupon_id})
+        if rebuilt is Rebuilt.ENDED:
+            raise IssueEnded(data={"couponId": coupon_id})
         decision = _submit(batcher, replace(ticket, admit=False))
         if decision.outcome is GateOutcome.NEEDS_REBUILD:
             raise RedisUnavailable("The coupon gate could not be rebuilt; try again")

@@ -4,9 +4,10 @@ quantity and the name, in the DB and in the Redis gate together, each recorded i
 Why the gate can never disagree with the DB after a change:
 
 1. Every writer of a coupon's gate meta holds the coupon's row lock while it writes: this module from its
-   SELECT ... FOR UPDATE to its commit, the rebuild (coupon.services.catalog.rebuild_gate) from its FOR UPDATE read
-   to the end of gate.install, creation from its insert to its commit. Writers therefore run one at a time, in
-   the order of their commits; the consumer's stock guard takes the same lock and reads the committed total.
+   SELECT ... FOR UPDATE to its commit, the rebuild (coupon.services.gate_recovery.rebuild_gate) from its FOR
+   UPDATE read to the end of gate.install, creation from its insert to its commit. Writers therefore run one at a
+   time, in the order of their commits; the consumer's stock guard takes the same lock and reads the committed
+   total.
 2. Inside the lock, update_meta.lua checks and writes the meta in one atomic step against reserve.lua: a total
    below the reservations is refused there, with no window between check and write. The very next reserve.lua
    call sees the new meta (on a Redis Cluster too: the script runs on the coupon's node, all keys share its tag).
@@ -38,7 +39,8 @@ from coupon.domain.commands import CouponPatch
 from coupon.domain.errors import CouponNotFound, QuantityBelowReserved, ValidationFailed
 from coupon.domain.models import Coupon, CouponEvent
 from coupon.domain.vocabulary import CouponAction, CouponStatus, iso, to_epoch_ms, utcnow
-from coupon.services.catalog import Stock, gate_meta
+from coupon.services.catalog import Stock
+from coupon.services.gate_recovery import gate_meta
 from coupon.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)

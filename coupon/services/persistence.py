@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from coupon.adapters.db_session import DbSession
 from coupon.adapters.locks import LockBusy, PairLocks
 from coupon.domain.events import IssueEvent
+from coupon.observability.instruments import STOCK_GUARD_REJECTIONS
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -216,7 +217,14 @@ def persist_in_one_transaction(session: DbSession, events: list[IssueEvent], now
 
 
 def _reject(session: DbSession, events: list[IssueEvent], reason: str, now: datetime) -> int:
-    log.warning("DB stock guard rejected %d accepted requests (%s)", len(events), reason)
+    # Each of these was answered 202: the gate admitted more than the stock, a broken promise (invariant 3).
+    log.error(
+        "DB stock guard rejected %d accepted requests (%s): the gate admitted more than the stock",
+        len(events),
+        reason,
+        extra={"coupon_id": events[0].coupon_id, "users": [e.user_id for e in events[:20]]},
+    )
+    STOCK_GUARD_REJECTIONS.inc(len(events))
     _insert_many(
         session,
         "INSERT IGNORE INTO issue_rejections (coupon_id, user_id, `rank`, reason, created_at)",

@@ -7,6 +7,7 @@ older than the settle bound and the consumers have drained what was on the topic
   2. under the coupon row lock, keeps it if the DB has its row (or a failure record), else records a cancellation
      of its event id: the fence the consumer checks under the same lock, so a late record is skipped,
   3. restores the kept ones as confirmed and releases the fenced ones (the unit is back on sale).
+Then it retires the gates of ended sales with nothing left to settle (coupon.services.gate_recovery.retire_gates).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from sqlalchemy import bindparam, text
 from coupon.adapters import coupons_repo
 from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate, Hold, HoldMode
+from coupon.services.gate_recovery import retire_gates
 
 log = logging.getLogger(__name__)
+
+# The sweep visits the coupons that ended within this long (ids_expiring_after): their gates retire in it.
+RETIRE_HORIZON = timedelta(days=1)
 
 
 class Progress(Protocol):
@@ -42,6 +47,7 @@ class SettlementReport:
     candidates: int = 0
     lagging: int = 0  # records the consumers still had to commit: nothing was settled this time
     settled: list[Settled] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)  # coupons whose ended sale's gate was deleted
 
     def count(self, outcome: str) -> int:
         return sum(1 for s in self.settled if s.outcome == outcome)
@@ -74,10 +80,34 @@ def settle_reservations(
     coupon_ids: list[str] | None = None,
     limit: int = 1000,
 ) -> SettlementReport:
-    """One sweep over the coupons still worth looking at (or `coupon_ids`); see the module docstring."""
+    """One sweep over the coupons still worth looking at (or `coupon_ids`); see the module docstring. Then, unless
+    the consumers lag, the gates of sales that ended and have nothing left to settle are retired."""
+    report = _settle(session, gate, progress, now, now_ms, older_than_s, lag_wait_s, coupon_ids, limit)
+    if coupon_ids is None and not report.lagging:
+        report.retired = retire_gates(
+            session,
+            gate,
+            now,
+            RETIRE_HORIZON,
+            lambda: progress is None or progress.caught_up(lag_wait_s) == 0,
+        )
+    return report
+
+
+def _settle(
+    session: DbSession,
+    gate: Gate,
+    progress: Progress | None,
+    now: datetime,
+    now_ms: int,
+    older_than_s: float,
+    lag_wait_s: float,
+    coupon_ids: list[str] | None,
+    limit: int,
+) -> SettlementReport:
     report = SettlementReport()
     cutoff = now_ms - int(older_than_s * 1000)
-    ids = coupon_ids if coupon_ids is not None else coupons_repo.ids_expiring_after(session, now - timedelta(days=1))
+    ids = coupon_ids if coupon_ids is not None else coupons_repo.ids_expiring_after(session, now - RETIRE_HORIZON)
     session.rollback()
     found = {cid: held for cid in ids if (held := gate.unconfirmed_before(cid, cutoff, limit))}
     report.candidates = sum(len(h) for h in found.values())

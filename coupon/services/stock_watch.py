@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from coupon.adapters.db_session import DbSession
-from coupon.adapters.gate import Gate
 from coupon.adapters.stock_feed import StockFeed
+from coupon.domain.errors import RedisUnavailable
 from coupon.domain.live_stock import StockPosition, StockState, needs_sending, parse_event_id
+from coupon.domain.vocabulary import utcnow
 from coupon.services import catalog
+from coupon.services.gate_recovery import GateRecovery, rebuild_gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ HEARTBEAT = Heartbeat()
 
 def open_stream(
     session: DbSession,
-    gate: Gate,
+    recovery: GateRecovery,
     feed: StockFeed,
     coupon_id: str,
     last_event_id: str | None,
@@ -58,9 +60,19 @@ def open_stream(
     """
     if not feed.vouches_for(coupon_id):
         catalog.get_coupon(session, coupon_id)
-        if not gate.has_meta(coupon_id):
-            catalog.rebuild_gate(session, gate, coupon_id)
+        if not recovery.gate.has_meta(coupon_id):
+            _try_rebuild(session, recovery, coupon_id)
     return stream(feed, coupon_id, parse_event_id(last_event_id), settings)
+
+
+def _try_rebuild(session: DbSession, recovery: GateRecovery, coupon_id: str) -> None:
+    """Rebuild a lost gate if it may be now; while it waits for what was in flight (or after its sale, when it stays
+    retired) the stream opens all the same and sends the stock once the gate is back."""
+    try:
+        rebuild_gate(session, recovery, coupon_id, utcnow())
+    except RedisUnavailable as exc:
+        if exc.retry_after is None:
+            raise
 
 
 def stream(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from tests.integration.conftest import TEST_DB_URL, TEST_REDIS_URL
 from tests.support.processes import Proc, Stack, wait_for
 from tests.support.services import pid_file as service_pid_file
-from tests.support.services import services
+from tests.support.services import forget_redis_data, services
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 
@@ -142,6 +142,7 @@ def test_a_restarted_empty_redis_kills_nothing_and_the_job_is_registered_again(
     try:
         procs = _machinery(stack, rq_redis)
         _services("stop", "redis")
+        forget_redis_data()
         try:
             time.sleep(5)  # the outage itself
         finally:

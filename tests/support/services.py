@@ -46,3 +46,10 @@ def use_worker_services() -> str | None:
     if spec:
         os.environ.update(item.split("=", 1) for item in spec.split())
     return worker
+
+
+def forget_redis_data(env: dict[str, str] | None = None) -> None:
+    """Remove the stopped Redis' append-only file, so its next start is empty (a lost disk, or no persistence)."""
+    import shutil
+
+    shutil.rmtree(state_dir(env) / "redis", ignore_errors=True)

@@ -29,6 +29,7 @@ from coupon.domain.errors import (
 )
 from coupon.domain.events import IssueEvent, decode, decode_record, encode_batch
 from coupon.services import issuing
+from coupon.services.gate_recovery import Rebuilt
 from coupon.services.issuing import IssueAccepted, IssueTicket, decide_and_publish, request_issue
 
 COUPON_ID = "11111111-2222-4333-8444-555555555555"
@@ -70,7 +71,7 @@ class FakeGate:
         for request in requests:
             decision = self.decisions.pop(0)
             if decision.outcome is GateOutcome.ACCEPTED and not decision.event_id:
-                decision = GateDecision(decision.outcome, decision.rank, request.event_id)
+                decision = GateDecision(decision.outcome, decision.rank, request.event_id, decision.replicated)
             out.append(decision)
         return out
 
@@ -103,12 +104,12 @@ class FakePublisher:
 
 
 class FakeRebuild:
-    def __init__(self, result: bool) -> None:
+    def __init__(self, result: Rebuilt) -> None:
         self.result = result
         self.calls: list[tuple[object, object, str]] = []
 
-    def __call__(self, session: object, gate: object, coupon_id: str) -> bool:
-        self.calls.append((session, gate, coupon_id))
+    def __call__(self, session: object, recovery: object, coupon_id: str, now: datetime) -> Rebuilt:
+        self.calls.append((session, recovery, coupon_id))
         return self.result
 
 
@@ -375,7 +376,7 @@ def test_the_address_travels_to_the_limiter() -> None:
 
 
 def test_a_retry_after_a_gate_rebuild_is_not_counted_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(True))
+    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(Rebuilt.READY))
     limiter = FakeLimiter()
     issue(FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), accepted(3)), FakePublisher(), limiter=limiter)
     assert limiter.admitted == [Admission(USER_ID, None)]
@@ -385,7 +386,7 @@ def test_a_retry_after_a_gate_rebuild_is_not_counted_twice(monkeypatch: pytest.M
 
 
 def test_rebuild_of_a_missing_coupon_raises_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    rebuild = FakeRebuild(False)
+    rebuild = FakeRebuild(Rebuilt.NOT_FOUND)
     monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
     gate, publisher = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0)), FakePublisher()
     with pytest.raises(CouponNotFound) as exc_info:
@@ -396,8 +397,17 @@ def test_rebuild_of_a_missing_coupon_raises_not_found(monkeypatch: pytest.Monkey
     assert publisher.records == []
 
 
+def test_a_lost_gate_of_an_ended_sale_is_answered_ended_and_never_reserves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(Rebuilt.ENDED))
+    gate, publisher = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0)), FakePublisher()
+    with pytest.raises(IssueEnded):
+        issue(gate, publisher)
+    assert gate.reserve_calls == [(COUPON_ID, USER_ID)]
+    assert publisher.records == []
+
+
 def test_rebuild_then_retry_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    rebuild = FakeRebuild(True)
+    rebuild = FakeRebuild(Rebuilt.READY)
     monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
     gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), accepted(3))
     publisher = FakePublisher()
@@ -412,7 +422,7 @@ def test_rebuild_then_retry_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None
 def test_rebuild_then_retry_can_still_be_rejected(
     monkeypatch: pytest.MonkeyPatch, outcome: GateOutcome, error: type[AppError]
 ) -> None:
-    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(True))
+    monkeypatch.setattr(issuing, "rebuild_gate", FakeRebuild(Rebuilt.READY))
     gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), GateDecision(outcome, 0))
     publisher = FakePublisher()
     with pytest.raises(error):
@@ -421,7 +431,7 @@ def test_rebuild_then_retry_can_still_be_rejected(
 
 
 def test_gate_still_missing_after_rebuild_is_redis_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    rebuild = FakeRebuild(True)
+    rebuild = FakeRebuild(Rebuilt.READY)
     monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
     gate = FakeGate(GateDecision(GateOutcome.NEEDS_REBUILD, 0), GateDecision(GateOutcome.NEEDS_REBUILD, 0))
     publisher = FakePublisher()
@@ -433,7 +443,7 @@ def test_gate_still_missing_after_rebuild_is_redis_unavailable(monkeypatch: pyte
 
 
 def test_no_rebuild_when_the_gate_has_its_meta(monkeypatch: pytest.MonkeyPatch) -> None:
-    rebuild = FakeRebuild(True)
+    rebuild = FakeRebuild(Rebuilt.READY)
     monkeypatch.setattr(issuing, "rebuild_gate", rebuild)
     issue(FakeGate(accepted(1)), FakePublisher())
     assert rebuild.calls == []
@@ -456,3 +466,22 @@ def test_a_ticket_never_sent_is_nothing_reserved_and_a_batch_that_outlived_its_c
         request_issue(None, TimingOutBatcher(QueueTimeout("queued too long")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
     with pytest.raises(IssueNotConfirmed):
         request_issue(None, TimingOutBatcher(FlushTimeout("batch still running")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+
+
+# --- replica acknowledgements --------------------------------------------------------------------
+
+
+def test_reservations_too_few_replicas_acknowledged_are_not_published_and_left_unconfirmed() -> None:
+    gate = FakeGate(GateDecision(GateOutcome.ACCEPTED, 1, replicated=False), accepted(2))
+    publisher = FakePublisher()
+    late, ok = (
+        IssueTicket(COUPON_ID, str(uuid.uuid4()), "t", event_id=uuid.uuid4().hex),
+        IssueTicket(COUPON_ID, str(uuid.uuid4()), "t", event_id=uuid.uuid4().hex),
+    )
+    first, second = decide_and_publish(FakeLimiter(), gate, publisher, [late, ok])  # type: ignore[arg-type]
+    assert isinstance(first, IssueNotConfirmed)
+    assert isinstance(second, GateDecision) and second.rank == 2
+    [(key, value)] = publisher.records
+    assert [e.user_id for e in decode_record(value).events] == [ok.user_id]
+    modes = {mode: [h.user_id for h in holds] for mode, holds in gate.settle_calls}
+    assert modes == {HoldMode.UNCONFIRM: [late.user_id], HoldMode.CONFIRM: [ok.user_id]}

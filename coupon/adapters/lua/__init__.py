@@ -35,16 +35,33 @@ def run_many(client: RedisClient, name: str, calls: Sequence[tuple[Sequence[Any]
     on a cluster the other nodes' calls did run, and running a reservation twice would turn it into a duplicate.
     Connection errors propagate to the caller.
     """
+    return run_many_replicated(client, name, calls, 0, 0)[0]
+
+
+def run_many_replicated(
+    client: RedisClient,
+    name: str,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[list[Any], list[bool]]:
+    """run_many, and with `replicas` > 0 a WAIT after the calls on each node's connection, in the same pipeline.
+
+    WAIT counts the replicas that acknowledged every write this connection made so far, so one per node covers all
+    of that node's calls. Returns the replies and, per call, whether enough replicas acknowledged it in time
+    (always True without replicas). A failover promotes a replica: what it acknowledged survives the master.
+    """
     if not calls:
-        return []
+        return [], []
     digest = sha(name)
-    replies = _pipeline(client, digest, calls)
+    replies, acked = _pipeline(client, digest, calls, replicas, timeout_ms)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
     if missing:
         client.script_load(source(name))
-        for i, reply in zip(missing, _pipeline(client, digest, [calls[i] for i in missing])):
-            replies[i] = reply
-    return replies
+        again, again_acked = _pipeline(client, digest, [calls[i] for i in missing], replicas, timeout_ms)
+        for i, reply, ok in zip(missing, again, again_acked):
+            replies[i], acked[i] = reply, ok
+    return replies, acked
 
 
 def run_grouped(
@@ -86,23 +103,39 @@ def run_grouped(
     return out
 
 
-def _pipeline(client: RedisClient, digest: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+def _pipeline(
+    client: RedisClient,
+    digest: str,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    replicas: int = 0,
+    timeout_ms: int = 0,
+) -> tuple[list[Any], list[bool]]:
     pipe = client.pipeline(transaction=False)
     if isinstance(client, RedisCluster):
         # Name each call's node (from the slot cache, no I/O). Without it redis-py's cluster pipeline asks its
         # default node for EVALSHA's keys (COMMAND GETKEYS) before routing, and once that node is dead it never
         # picks another: after a master's failover every gate call failed for good. A redirected or failed call is
         # retried by redis-py with key-based routing, which reads EVALSHA's keys itself.
-        for call_keys, args in calls:
-            pipe.execute_command(
-                "EVALSHA",
-                digest,
-                len(call_keys),
-                *call_keys,
-                *args,
-                target_nodes=client.get_node_from_key(call_keys[0]),
-            )
+        nodes = [client.get_node_from_key(call_keys[0]) for call_keys, _ in calls]
+        for (call_keys, args), node in zip(calls, nodes):
+            pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args, target_nodes=node)
+        # The cluster pipeline sends each node's commands on one connection, in order: a WAIT named to the node
+        # follows that node's calls on their connection.
+        order = list(dict.fromkeys(node.name for node in nodes))
+        if replicas:
+            by_name = {node.name: node for node in nodes}
+            for name in order:
+                pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=by_name[name])
+        node_of = [order.index(node.name) for node in nodes]
     else:
         for call_keys, args in calls:
             pipe.execute_command("EVALSHA", digest, len(call_keys), *call_keys, *args)
-    return pipe.execute(raise_on_error=False)
+        if replicas:
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+        node_of = [0] * len(calls)
+    replies = pipe.execute(raise_on_error=False)
+    scripts, waits = replies[: len(calls)], replies[len(calls) :]
+    if not replicas:
+        return scripts, [True] * len(calls)
+    enough = [isinstance(count, int) and count >= replicas for count in waits]
+    return scripts, [enough[n] for n in node_of]

@@ -49,7 +49,7 @@ def listing() -> Response:
     query = parse_listing_query(request.args.to_dict())
     role = Role.ADMIN if is_admin(current_claims()) else Role.USER
     now = utcnow()
-    page = catalog.list_coupons(db.session, current().gate, query, role, now)
+    page = catalog.list_coupons(db.session, current().recovery, query, role, now)
     return success(coupon_page_json(page, now))
 
 
@@ -88,7 +88,7 @@ def owned() -> Response:
 @bp.get("/<coupon_id>")
 @user_required
 def detail(coupon_id: str) -> Response:
-    found = catalog.coupon_with_stock(db.session, current().gate, parse_uuid(coupon_id))
+    found = catalog.coupon_with_stock(db.session, current().recovery, parse_uuid(coupon_id), utcnow())
     return success(coupon_json(found.coupon, found.stock))
 
 
@@ -99,7 +99,7 @@ def stock_stream(coupon_id: str) -> Response:
     res = current()
     items = stock_watch.open_stream(
         db.session,
-        res.gate,
+        res.recovery,
         res.stock_feed,
         parse_uuid(coupon_id),
         request.headers.get("Last-Event-ID"),
@@ -117,7 +117,7 @@ def issue(coupon_id: str) -> Response:
     accepted = issuing.request_issue(
         db.session,
         current().issuer,
-        current().gate,
+        current().recovery,
         parse_uuid(coupon_id),
         claims["sub"],
         utcnow(),
