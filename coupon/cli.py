@@ -362,7 +362,11 @@ def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None, wai
     ):
         click.echo(f"{name:20} {getattr(result, name)}")
     if result.ok:
-        click.echo("OK: Redis and the DB agree")
+        click.echo(
+            "OK: the sale has ended and its gate is retired; the DB agrees with itself"
+            if result.gate_retired
+            else "OK: Redis and the DB agree"
+        )
         return
     for problem in result.problems:
         click.echo(f"MISMATCH: {problem}", err=True)

@@ -45,14 +45,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("fault injection report")
     for row in FAULT_REPORT:
+        base = ("case", "sent", "accepted", "issued", "rejected", "recovery_s")
+        extra = {k: v for k, v in row.items() if k not in base}
         terminalreporter.write_line(
-            f"{row['case']:<45} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
+            f"{row['case']:<52} sent={row['sent']:<5} accepted={row['accepted']:<5} issued={row['issued']:<5}"
             f" rejected={row['rejected']:<4} recovery={row['recovery_s']}s"
-            + (
-                f" unconfirmed={row['unconfirmed']} settled={row['settled']} first={row['first']}"
-                if "unconfirmed" in row
-                else ""
-            )
+            + "".join(f" {k}={v}" for k, v in extra.items())
         )
 
 

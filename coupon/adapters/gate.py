@@ -230,7 +230,11 @@ class Gate:
             if not outcome_unknown(exc):
                 raise
             log.warning("gate call timed out (%s); running it once more with the same tokens", exc)
-        return run_many_replicated(self.client, "reserve", calls, acks, wait_ms)
+        try:
+            return run_many_replicated(self.client, "reserve", calls, acks, wait_ms)
+        except REDIS_ERRORS as exc:
+            # The first run may have reserved: even a refused second run leaves the outcome unknown.
+            raise redis.TimeoutError(f"the gate call's outcome is unknown: {exc}") from exc
 
     def settle_many(self, mode: HoldMode, holds: list[Hold], cutoff_ms: int = 0) -> list[bool]:
         """Apply one release.lua mode to many holds (one call per coupon, one pipeline); a flag per hold."""

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # A retired gate is deleted this long after its window ended: Redis' clock (the gate's) and this process' may
 # differ by a little, and a reservation made in the gate's last millisecond must have its hold by then.
-RETIRE_GRACE_S = 10.0
+RETIRE_GRACE_S = 2.0
 
 
 class Backlog(Protocol):

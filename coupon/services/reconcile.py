@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from coupon.adapters.db_session import DbSession
 from coupon.adapters.gate import Gate
+from coupon.domain.vocabulary import utcnow
 from coupon.services.catalog import get_coupon
 
 # Unresolved = PENDING or DEAD (domain.HOLDING_FAILURE_STATUSES): both still hold their stock unit in Redis.
@@ -40,6 +41,8 @@ class Reconciliation:
     # Who is behind a mismatch: user id -> their hold state in Redis (P/U/R/C, or "rebuilt").
     redis_only: dict[str, str] = field(default_factory=dict)
     db_only: list[str] = field(default_factory=list)
+    # The sale ended and the sweeper deleted its gate: only the DB is compared with itself.
+    gate_retired: bool = False
 
     @property
     def ok(self) -> bool:
@@ -63,6 +66,14 @@ def reconcile(session: DbSession, gate: Gate, coupon_id: str) -> Reconciliation:
         result.problems.append(f"over-issued: {result.issued_rows} rows for a quantity of {result.total}")
     if result.issued_count != result.issued_rows:
         result.problems.append(f"issued_count {result.issued_count} != {result.issued_rows} issued rows")
+    if result.rejections:
+        result.problems.append(
+            f"the DB stock guard rejected {result.rejections} accepted requests: the gate admitted more than the"
+            " stock, and each of them had been answered 202"
+        )
+    if coupon.expires_at <= utcnow() and not gate.has_meta(coupon_id):
+        result.gate_retired = True
+        return result
     held = result.issued_rows + result.unresolved_failures
     if result.redis_reserved != held:
         result.problems.append(

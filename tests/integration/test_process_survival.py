@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 
 from tests.integration.conftest import TEST_DB_URL, TEST_REDIS_URL
 from tests.support.processes import Proc, Stack, wait_for
-from tests.support.services import pid_file as service_pid_file
 from tests.support.services import forget_redis_data, services
+from tests.support.services import pid_file as service_pid_file
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 

@@ -481,7 +481,7 @@ def test_reservations_too_few_replicas_acknowledged_are_not_published_and_left_u
     first, second = decide_and_publish(FakeLimiter(), gate, publisher, [late, ok])  # type: ignore[arg-type]
     assert isinstance(first, IssueNotConfirmed)
     assert isinstance(second, GateDecision) and second.rank == 2
-    [(key, value)] = publisher.records
+    [(_key, value)] = publisher.records
     assert [e.user_id for e in decode_record(value).events] == [ok.user_id]
     modes = {mode: [h.user_id for h in holds] for mode, holds in gate.settle_calls}
     assert modes == {HoldMode.UNCONFIRM: [late.user_id], HoldMode.CONFIRM: [ok.user_id]}
