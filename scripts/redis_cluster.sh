@@ -5,6 +5,10 @@
 #   scripts/redis_cluster.sh down     stop the nodes this script started (pid files), forget the cluster
 #   scripts/redis_cluster.sh status   each node up/down, its role, and the cluster state
 #   scripts/redis_cluster.sh nodes    print the nodes as REDIS_CLUSTER_NODES wants them (host:port,...)
+#   scripts/redis_cluster.sh rejoin PORT  start a node that died again with its own cluster config: it comes back
+#                                     as a replica of the node that took over its slots (start it only once that
+#                                     replica was promoted: a master back empty before that keeps its slots, and its
+#                                     replica then copies the emptiness)
 #
 # Environment (defaults):
 #   REDIS_CLUSTER_PORT=7100      port of the first node; the others follow (7100..7102, or ..7105); clusters whose
@@ -37,7 +41,7 @@ STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
 PORT_BLOCK=50
 
 usage() {
-  echo "usage: scripts/redis_cluster.sh up|down|status|nodes" >&2
+  echo "usage: scripts/redis_cluster.sh up|down|status|nodes|rejoin PORT" >&2
   exit 2
 }
 
@@ -190,6 +194,19 @@ down() {
   for port in "${ports[@]}"; do stop_port "$port"; done
 }
 
+rejoin() {
+  local port="$1"
+  [[ " ${PORTS[*]} " == *" $port "* ]] || die "port $port is not a node of this cluster (${PORTS[0]}..${PORTS[-1]})"
+  ! our_pid "$port" >/dev/null || die "node $port is running"
+  [ -f "$DATA_DIR/$port/nodes-$port.conf" ] || die "node $port has no cluster config to rejoin with; use down, then up"
+  rm -f "$DATA_DIR/$port/dump.rdb"
+  launch "$port"
+  poll_until "$TIMEOUT" 0.1 answers "$port" || die "node $port does not answer (log: $LOG_DIR/redis-cluster-$port.log)"
+  rejoined() { is_replica "$1" && replica_synced "$1"; }
+  poll_until "$TIMEOUT" 0.1 rejoined "$port" || die "node $port did not come back as a synced replica"
+  log "node $port rejoined the cluster as a replica"
+}
+
 status() {
   local port pid who role
   for port in "${PORTS[@]}"; do
@@ -206,9 +223,14 @@ status() {
 }
 
 main() {
-  [ "$#" -eq 1 ] || usage
+  [ "$#" -eq 1 ] || [ "${1:-}" = rejoin ] || usage
   mkdir -p "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
   case "$1" in
+    rejoin)
+      [ "$#" -eq 2 ] || usage
+      hold_lock "$RUN_DIR/redis-cluster.lock"
+      rejoin "$2"
+      ;;
     up|down)
       # One cluster script at a time per checkout.
       hold_lock "$RUN_DIR/redis-cluster.lock"
