@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from coupon.domain.models import Coupon
 from coupon.domain.vocabulary import CouponStatus, utcnow
 from coupon.extensions import db
 from coupon.http.parsing import parse_coupon_draft
-from coupon.services import catalog, lifecycle
+from coupon.services import catalog, gate_recovery, lifecycle
 from tests.support.client import coupon_body
 from tests.support.invariants import assert_gate_matches_db, scalar
 
@@ -34,6 +35,12 @@ def gate(app: Any) -> Gate:
 @pytest.fixture
 def coupon(app: Any, gate: Gate) -> Coupon:
     return catalog.create_coupon(db.session, gate, parse_coupon_draft(coupon_body(10), utcnow()), "test")
+
+
+def _rebuild(app: Any, session: Any, gate: Gate, cid: str) -> bool:
+    """A rebuild that waits for nothing in flight: these tests send no issue request."""
+    recovery = replace(resources.of(app).recovery, gate=gate, in_flight_ms=0)
+    return gate_recovery.rebuild_gate(session, recovery, cid, utcnow()) is gate_recovery.Rebuilt.READY
 
 
 def _events(engine: sa.Engine, coupon_id: str) -> int:
@@ -66,7 +73,7 @@ def test_a_rebuild_waits_for_a_change_holding_the_row_lock(app, gate, coupon, en
         tx = conn.begin()
         conn.execute(sa.text("SELECT id FROM coupons WHERE id = :c FOR UPDATE"), {"c": cid})
         conn.execute(sa.text("UPDATE coupons SET total_quantity = 77, status = 'DISABLED' WHERE id = :c"), {"c": cid})
-        thread, out = _in_thread(app, lambda session: catalog.rebuild_gate(session, gate, cid))
+        thread, out = _in_thread(app, lambda session: _rebuild(app, session, gate, cid))
         time.sleep(0.5)
         assert thread.is_alive() and not rdb.exists(keys.meta(cid)), "the rebuild did not wait for the row lock"
         tx.commit()
@@ -89,7 +96,7 @@ def test_a_change_waits_for_a_rebuild_that_read_the_row_first(app, gate, coupon,
         Gate.install(slow, coupon_id, snapshot)
 
     slow.install = slow_install  # type: ignore[method-assign]
-    thread, out = _in_thread(app, lambda session: catalog.rebuild_gate(session, slow, cid))
+    thread, out = _in_thread(app, lambda session: _rebuild(app, session, slow, cid))
     assert installing.wait(10)
     update = lifecycle.update_coupon(db.session, gate, cid, CouponPatch(total_quantity=55), "test")
     thread.join(10)
@@ -166,7 +173,7 @@ def test_a_change_of_a_missing_gate_is_installed_by_the_next_rebuild(app, gate, 
     rdb.delete(keys.meta(cid))
     update = lifecycle.update_coupon(db.session, gate, cid, CouponPatch(total_quantity=30), "test")
     assert update.stock.total == 30 and not rdb.exists(keys.meta(cid))
-    assert catalog.rebuild_gate(db.session, gate, cid)
+    assert _rebuild(app, db.session, gate, cid)
     assert rdb.hget(keys.meta(cid), "total") == "30"
     assert_gate_matches_db(engine, rdb, cid)
 
