@@ -63,6 +63,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # The API waits this long for the broker's ack before releasing the reservation (503).
         "KAFKA_DELIVERY_TIMEOUT_MS": _int("KAFKA_DELIVERY_TIMEOUT_MS", 5000),
         "KAFKA_LINGER_MS": _int("KAFKA_LINGER_MS", 0),
+        # How long a gate found missing (Redis lost it) refuses requests (503 E5031) before it is rebuilt: the longest
+        # a reservation made before the loss can take to become a Kafka record. Unset: the publisher's own bound,
+        # 1 s + KAFKA_DELIVERY_TIMEOUT_MS + 1 s. Shorter is unsafe while any API may still be publishing; 0 suits
+        # only a stack with nothing in flight (most of the test suite).
+        "GATE_REBUILD_WAIT_MS": _int("GATE_REBUILD_WAIT_MS", -1),
         # How long an issue request may wait behind the worker's earlier batches before it is refused unsent (503,
         # nothing reserved): the worker's load-shedding bound. Unset or 0: KAFKA_DELIVERY_TIMEOUT_MS (set below).
         "ISSUE_QUEUE_TIMEOUT_MS": _int("ISSUE_QUEUE_TIMEOUT_MS", 0),
@@ -168,6 +173,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     ):
         if cfg[name] < 1:
             raise RuntimeError(f"{name} must be at least 1, got {cfg[name]}")
+    if cfg["GATE_REBUILD_WAIT_MS"] < -1:
+        raise RuntimeError(
+            f"GATE_REBUILD_WAIT_MS must be 0 or more (unset: the publisher's bound), got {cfg['GATE_REBUILD_WAIT_MS']}"
+        )
     if cfg["STOCK_STREAM_TICK_MS"] < 10:
         raise RuntimeError(f"STOCK_STREAM_TICK_MS must be at least 10, got {cfg['STOCK_STREAM_TICK_MS']}")
     if cfg["STOCK_STREAM_RETRY_MS"] < 0:

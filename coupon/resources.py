@@ -82,7 +82,7 @@ def build(cfg: Mapping[str, Any]) -> Resources:
     recovery = GateRecovery(
         gate,
         IssueBacklog(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"]),
-        in_flight_ms=publisher.record_deadline_ms,
+        in_flight_ms=publisher.record_deadline_ms if cfg["GATE_REBUILD_WAIT_MS"] < 0 else cfg["GATE_REBUILD_WAIT_MS"],
     )
     limiter = RateLimiter(
         client,

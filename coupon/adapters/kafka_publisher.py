@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A record of accepted requests is handed to the producer within this long of its gate decision, or never (503
+# E5032, the reservations released). With delivery_timeout_ms after it, this bounds how long a reservation can take
+# to become a record on the topic: what a gate rebuilt after a Redis loss waits for before it counts the topic.
+APPEND_BUDGET_S = 1.0
+
 
 def request_id_header(event: IssueEvent) -> list[tuple[str, bytes]] | None:
     """The x-request-id record header of a single-event record (for tools that show headers)."""
@@ -156,10 +161,12 @@ class IssuePublisher:
 
     @property
     def record_deadline_ms(self) -> int:
-        """The longest from a gate decision to its record being appended or failed for good: send() may block
-        max_block_ms for metadata, then the producer fails the record by delivery_timeout_ms; 1 s of slack for a
-        busy process between the two. A gate rebuilt after a loss waits this long before counting the topic."""
-        return 2 * self.delivery_timeout_ms + 1000
+        """The longest from a gate decision to its record being on the topic or failed for good: handed to the
+        producer within APPEND_BUDGET_S (publish_events refuses later), then appended or failed by the producer
+        within delivery_timeout_ms; 1 s of slack. A gate rebuilt after a loss waits this long before counting the
+        topic. (A broker that stalls with the record in flight may append it later still: that request was told
+        503 E5034, and the record is the one the double fault "Kafka stall + Redis loss" can leave uncounted.)"""
+        return int(APPEND_BUDGET_S * 1000) + self.delivery_timeout_ms + 1000
 
     @property
     def max_wait_s(self) -> float:
@@ -167,24 +174,44 @@ class IssuePublisher:
         record by delivery_timeout, and we wait 2 s more."""
         return 2 * self.delivery_timeout_ms / 1000 + 2
 
-    def publish_events(self, events: list[IssueEvent]) -> None:
-        """Publish accepted requests as one record and return once the broker has acknowledged it."""
+    def publish_events(self, events: list[IssueEvent], decided_at: float | None = None) -> None:
+        """Publish accepted requests as one record and return once the broker has acknowledged it.
+
+        `decided_at` (time.monotonic()) is when the gate reserved them: past APPEND_BUDGET_S the record is not sent
+        at all (KafkaUnavailable), so every reservation is on the topic within record_deadline_ms or never.
+        """
         started = time.perf_counter()
         if len(events) == 1:
-            self.publish(events[0].user_id, events[0].to_bytes(), request_id_header(events[0]))
+            self.publish(events[0].user_id, events[0].to_bytes(), request_id_header(events[0]), decided_at)
         else:
             # A batch record carries each request's id inside its event, not as headers.
-            self.publish(events[0].user_id, encode_batch(events))
+            self.publish(events[0].user_id, encode_batch(events), decided_at=decided_at)
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
         PRODUCE_BATCH.observe(len(events))
 
-    def publish(self, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> RecordMetadata:
+    def publish(
+        self,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        decided_at: float | None = None,
+    ) -> RecordMetadata:
         """Send one record and wait (cooperatively under gevent) for its ack.
 
         KafkaUnavailable when the record never left this process, IssueNotConfirmed when it may still be appended.
+        With `decided_at`, a record that cannot be handed over within APPEND_BUDGET_S of it is never sent.
         """
         producer = self._get()
         try:
+            if decided_at is not None:
+                # Known partitions: send() below does not wait for metadata (a new producer waits here instead).
+                producer.partitions_for(self.topic)
+                late = time.monotonic() - decided_at
+                if late > APPEND_BUDGET_S:
+                    raise KafkaUnavailable(
+                        f"The issue queue (Kafka) could not take the record in time ({late:.1f} s); nothing was"
+                        " reserved, try again"
+                    )
             future = producer.send(self.topic, key=key.encode(), value=value, headers=headers or [])
         except KafkaError as exc:  # before the record was queued: no metadata within max_block_ms, buffer full
             self._failed(exc, sent=False)

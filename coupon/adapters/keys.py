@@ -62,7 +62,7 @@ def state_keys(coupon_id: str) -> list[str]:
 
 def hold_keys(coupon_id: str) -> list[str]:
     """KEYS of release.lua, in its order."""
-    return [issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id)]
+    return [issued(coupon_id), participants(coupon_id), holds(coupon_id), unconfirmed(coupon_id), meta(coupon_id)]
 
 
 # Rate limiting: each counter and its marker share ONE hash tag, so a rate_limit.lua group stays in one

@@ -39,7 +39,6 @@ GATE_REBUILDS = Counter(
     " (the issue topic could not be read)",
     ["result"],
 )
-GATE_RETIRED = Counter("coupon_gate_retired_total", "Gates of ended sales deleted from Redis by the sweeper")
 STOCK_GUARD_REJECTIONS = Counter(
     "coupon_stock_guard_rejections_total",
     "Accepted requests the consumer's DB stock guard refused: a bug signal (the gate admitted more than the stock);"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, cast
@@ -125,6 +126,7 @@ def decide_and_publish(
         for i in admitted
     ]
     reserved = gate.reserve_many(requests) if admitted else []
+    decided_at = time.monotonic()
     by_index: dict[int, GateDecision | BaseException] = {**dict(zip(admitted, reserved)), **refused}
     decisions = [by_index[i] for i in range(len(tickets))]
     accepted = [i for i, d in enumerate(decisions) if isinstance(d, GateDecision) and d.outcome is GateOutcome.ACCEPTED]
@@ -148,7 +150,7 @@ def decide_and_publish(
         )
         holds.append(Hold(ticket.coupon_id, ticket.user_id, event_id))
     try:
-        publisher.publish_events(events)
+        publisher.publish_events(events, decided_at)
     except Exception as exc:
         failure = _publish_failure(gate, holds, exc)
         for i in accepted:

@@ -242,6 +242,19 @@ def test_a_confirmed_request_replays_and_a_settling_one_says_so(gate: Gate, rdb)
     assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "u2", "ev2")]) == [False], "a revoked hold can't be confirmed"
 
 
+def test_an_acknowledged_record_whose_hold_redis_lost_is_confirmed_but_a_released_one_is_not(gate: Gate, rdb) -> None:
+    """Confirm without a hold: the gate lost (its rebuild counts the record) or rebuilt with the user: a 202. The
+    hold released by the sweeper (the user no longer a participant): no 202."""
+    cid = _coupon(gate, 5)
+    gate.reserve_many([GateRequest(cid, "lost", "t1", "e1"), GateRequest(cid, "fenced", "t2", "e2")])
+    gate.release_many([Hold(cid, "fenced", "e2")])
+    assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "fenced", "e2")]) == [False]
+    rdb.delete(*keys.gate_keys(cid))  # Redis lost the gate while the record was in flight
+    assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "lost", "e1")]) == [True]
+    gate.install(cid, GateSnapshot(GateMeta(5, 0, 4102444800000, "ACTIVE"), {"lost": 1}))  # rebuilt, counted
+    assert gate.settle_many(HoldMode.CONFIRM, [Hold(cid, "lost", "e1"), Hold(cid, "fenced", "e2")]) == [True, False]
+
+
 def test_an_unconfirmed_hold_is_taken_over_by_the_users_next_request(gate: Gate, rdb) -> None:
     cid = _coupon(gate, 5)
     gate.reserve_many([GateRequest(cid, "u1", "tok", "ev")])

@@ -164,7 +164,8 @@ def test_a_wiped_cluster_refuses_until_what_was_in_flight_is_counted_then_sells_
     """Every master flushed mid-sale (the standalone cases are tests/integration/test_redis_loss.py): 503 E5031 with
     Retry-After while the in-flight bound runs (3 s with a 1 s delivery timeout), then the rebuilt gate counts
     every earlier holder, and the newcomers get exactly the rest."""
-    with api_and_consumer(dict(pipeline_env, KAFKA_DELIVERY_TIMEOUT_MS="1000"), tmp_path) as stack:
+    env = dict(pipeline_env, KAFKA_DELIVERY_TIMEOUT_MS="1000", GATE_REBUILD_WAIT_MS="")  # the bound: 1 + 1 + 1 s
+    with api_and_consumer(env, tmp_path) as stack:
         api = Api(stack.base_url)
         coupon = api.create_coupon(admin_token, 200)
         users = mint(600)

@@ -160,11 +160,42 @@ def _sale_through_a_loss(
     ids=["flushall", "killed-restarted-empty", "killed-restarted-from-aof"],
 )
 def test_redis_losing_the_gate_mid_burst_breaks_no_202(
-    case: str, fault: str, stack: Stack, engine, rdb, admin_token, mint, fault_report
+    case: str, fault: str, pipeline_env: dict[str, str], tmp_path, engine, rdb, admin_token, mint, fault_report
 ) -> None:
     lose = {"flushall": _flushall(rdb), "empty": _kill_and_restart(False), "aof": _kill_and_restart(True)}[fault]
-    report = _sale_through_a_loss(stack, engine, rdb, admin_token, mint, lose)
+    # Production's default: a lost gate waits the publisher's own bound (GATE_REBUILD_WAIT_MS unset) before its rebuild.
+    with api_and_consumer(dict(pipeline_env, GATE_REBUILD_WAIT_MS=""), tmp_path) as stack:
+        report = _sale_through_a_loss(stack, engine, rdb, admin_token, mint, lose)
     fault_report.append({"case": case, **report})
+
+
+def _sale_until_retired(
+    stack: Stack,
+    engine: Any,
+    rdb: redis.Redis,
+    admin_token: str,
+    users: list[tuple[str, str]],
+    stock: int,
+    window_s: int,
+) -> tuple[str, set[str], int, float]:
+    """One sale run to its end: its burst, its drain, its gate retired. Returns the coupon, its 202s, used_memory at
+    its peak and how long the retirement took after the window closed."""
+    api = Api(stack.base_url)
+    cid = api.create_coupon(admin_token, stock, expiresAt=iso_in(seconds=window_s))["id"]
+    closes_at = time.monotonic() + window_s
+    results = burst(api.base, [("POST", f"/api/coupon/{cid}/issue", t) for _, t in users])
+    accepted = {u for (u, _), r in zip(users, results) if r[0] == 202}
+    assert len(accepted) == stock, {r[1] for r in results}
+    during = rdb.info("memory")["used_memory"]
+    wait_drained(engine, cid, stock)
+
+    def retired() -> bool:
+        swept = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        return not any(rdb.exists(k) for k in keys.state_keys(cid))
+
+    wait_for(retired, 40, "the ended sale's gate to be retired", interval=1)
+    return cid, accepted, during, max(0.0, time.monotonic() - closes_at)
 
 
 def test_an_ended_sale_leaves_redis_and_gives_its_memory_back(
@@ -174,47 +205,40 @@ def test_an_ended_sale_leaves_redis_and_gives_its_memory_back(
     env = dict(pipeline_env, RATE_LIMIT_USER_REQUESTS="0")
     with api_and_consumer(env, tmp_path) as stack:
         api = Api(stack.base_url)
-        # A first sale loads the scripts and opens the pools' connections, which stay: the baseline has them.
-        warm = api.create_coupon(admin_token, 100)["id"]
-        burst(api.base, [("POST", f"/api/coupon/{warm}/issue", t) for _, t in mint(200)])
+        # A first sale, run to its retirement, leaves what stays whatever the sale: the scripts, the pools'
+        # connections, and the latency histogram Redis allocates for each command the first time it runs (~25 KB
+        # each; a Redis restarted empty has none yet). The baseline has them.
+        _sale_until_retired(stack, engine, rdb, admin_token, mint(150), 100, 3)
         before = rdb.info("memory")["used_memory"]
         users = mint(3000)
-        cid = api.create_coupon(admin_token, 2500, expiresAt=iso_in(seconds=10))["id"]
-        results = burst(api.base, [("POST", f"/api/coupon/{cid}/issue", t) for _, t in users])
-        accepted = [u for (u, _), r in zip(users, results) if r[0] == 202]
-        assert len(accepted) == 2500, {r[1] for r in results}
-        during = rdb.info("memory")["used_memory"]
-        wait_drained(engine, cid, 2500)
+        cid, accepted, during, retired_s = _sale_until_retired(stack, engine, rdb, admin_token, users, 2500, 8)
 
-        def retired() -> bool:
-            swept = flask_cli(stack.env, "reconcile", cid, "--repair", "--older-than", "0")
-            assert swept.returncode == 0, swept.stdout + swept.stderr
-            return not any(rdb.exists(k) for k in keys.state_keys(cid))
+        # Redis shrinks the buffers of idle connections a few at a time (clientsCron): await them, not a moment.
+        def back() -> bool:
+            return abs(rdb.info("memory")["used_memory"] - before) <= 0.05 * before
 
-        ended_at = time.monotonic()
-        wait_for(retired, 40, "the ended sale's gate to be retired", interval=1)
+        wait_for(back, 30, f"Redis memory back within 5 % of its {before} bytes before the sale", interval=0.5)
         after = rdb.info("memory")["used_memory"]
         fault_report.append(
             {
                 "case": "12 ended sale's gate retired",
-                "sent": 3000,
+                "sent": len(users),
                 "accepted": len(accepted),
                 "issued": issued_rows(engine, cid),
                 "rejected": 0,
-                "recovery_s": round(time.monotonic() - ended_at, 1),
+                "recovery_s": round(retired_s, 1),
                 "used_memory": f"{before}->{during}->{after}",
                 "bytes_per_reservation": (during - before) // len(accepted),
             }
         )
         grown = during - before
         assert grown > 300_000, f"the sale took only {grown} bytes: nothing to measure"
-        assert abs(after - before) <= 0.05 * before, f"before {before}, during {during}, after {after} bytes"
         # The DB answers for the ended sale now: its status reads, a late request, the stock.
         late = api.call("POST", f"/api/coupon/{cid}/issue", users[-1][1])
         assert (late.status_code, late.json()["errorMessage"]["code"]) == (409, "E3005")
-        status = api.call("GET", f"/api/coupon/{cid}/issue", users[0][1]).json()["data"]["status"]
-        assert status == "ISSUED"
+        status = api.call("GET", f"/api/coupon/{cid}/issue", next(t for u, t in users if u in accepted))
+        assert status.json()["data"]["status"] == "ISSUED"
         stock = api.call("GET", f"/api/coupon/{cid}", admin_token).json()["data"]["stock"]
         assert stock["reserved"] == stock["issued"] == 2500
         assert not any(rdb.exists(k) for k in keys.state_keys(cid)), "a read brought the retired gate back"
-        check_invariants(engine, rdb, cid, accepted, redis_intact=False)
+        check_invariants(engine, rdb, cid, sorted(accepted), redis_intact=False)

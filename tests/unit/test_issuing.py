@@ -96,7 +96,7 @@ class FakePublisher:
         self.records: list[tuple[str, bytes]] = []
         self.error = error
 
-    def publish_events(self, events: list[IssueEvent]) -> None:
+    def publish_events(self, events: list[IssueEvent], decided_at: float | None = None) -> None:
         if self.error is not None:
             raise self.error
         value = events[0].to_bytes() if len(events) == 1 else encode_batch(events)

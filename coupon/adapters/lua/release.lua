@@ -4,9 +4,13 @@
 -- KEYS[2]  coupon:{id}:participants  sorted set of participants
 -- KEYS[3]  coupon:{id}:holds         hash: user id -> "<state>|<token>|<event id>" (see reserve.lua)
 -- KEYS[4]  coupon:{id}:unconfirmed   sorted set: user id -> last touch (ms) of an unconfirmed hold
+-- KEYS[5]  coupon:{id}:meta          the gate's meta: missing when Redis lost the gate
 -- ARGV[1]  what to do with each hold:
 --            confirm    P or U -> C     (the broker acknowledged the record); 1 also when already C, and 0 for R:
---                                       the API answers 202 only on a 1, so the sweeper never fences a 202
+--                                       the API answers 202 only on a 1, so the sweeper never fences a 202.
+--                                       No hold at all: 1 when Redis lost the gate (meta missing: its rebuild waits
+--                                       until this acknowledged record is on the topic, and counts it) or rebuilt it
+--                                       with this user as a participant (counted); else 0 (the sweeper released it)
 --            restore    R -> C          (the sweeper found the request's row in the DB)
 --            unconfirm  P -> U          (the API gave up waiting: anyone of that user may take it over)
 --            revoke     P or U -> R, only if not touched after ARGV[2] (the sweeper starts to settle it)
@@ -23,7 +27,11 @@ for i = 3, #ARGV, 2 do
   local user, event = ARGV[i], ARGV[i + 1]
   local changed = 0
   local hold = redis.call('HGET', KEYS[3], user)
-  if hold then
+  if not hold then
+    if mode == 'confirm' and (redis.call('EXISTS', KEYS[5]) == 0 or redis.call('ZSCORE', KEYS[2], user)) then
+      changed = 1
+    end
+  else
     local state, token, held_event = string.match(hold, '^(%a)|([^|]*)|(.*)$')
     if held_event == event then
       if (mode == 'confirm' and (state == 'P' or state == 'U')) or (mode == 'restore' and state == 'R') then
