@@ -47,7 +47,7 @@ REDIS_URL = os.environ.get("INPROCESS_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 class _NoKafka:
-    def publish_events(self, events: list[Any]) -> None:
+    def publish_events(self, events: list[Any], decided_at: float | None = None) -> None:
         return None
 
 
