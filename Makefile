@@ -62,7 +62,7 @@ k6: venv ## Load run against a running `make run`: mint users, create a coupon, 
 
 # The three-broker cluster (replication stage) is stopped afterwards if this run started it: left up, its ports
 # would stop a later `make test`'s failover tests.
-bench: venv ## Benchmarks: ceiling vs issue (alone, beside a draining consumer), open loop (the same), CPU per coupon, 10k-user flash sale, issue beside a signup rush, consumer drain, RF 3 vs RF 1 → bench/RESULTS.md
+bench: venv ## Benchmarks: ceiling vs issue (alone, beside a draining consumer), open loop (the same), CPU per coupon, 10k-user flash sale, issue beside a signup rush, consumer drain, RF 3 vs RF 1, Redis replica acks (own cluster on 7170-7175) and AOF on/off → bench/RESULTS.md
 	@scripts/services.sh up
 	@started=0; scripts/kafka_cluster.sh status >/dev/null 2>&1 || started=1; scripts/kafka_cluster.sh up && \
 	  { .venv/bin/python bench/bench.py; rc=$$?; [ $$started = 0 ] || scripts/kafka_cluster.sh down; exit $$rc; }

@@ -1,7 +1,8 @@
 """`make bench`: ceiling vs issue throughput, open-loop latency, a 10,000-user flash sale, issue latency during
 a signup/login rush, a flash sale watched by 2,000 live-stock streams, consumer drain, and the issue endpoint on a
 replicated Kafka (RF 3 + acks=all on the three-broker cluster of scripts/kafka_cluster.sh) against RF 1 on the
-single broker.
+single broker, and the cost of two Redis safety settings (stage `redis`): replica acknowledgements (WAIT) on a Redis
+Cluster with replicas, and the single Redis' append-only file.
 
 Runs against the real services on their own DB (coupon_bench), Redis db 2 and Kafka topics, with the same
 gunicorn/gevent configuration as production. Writes bench/results/latest.json and bench/RESULTS.md.
@@ -17,12 +18,13 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,7 @@ from bench import backlog
 from coupon import create_app
 from coupon.adapters import keys
 from coupon.adapters.kafka_topics import ensure_topics
+from coupon.adapters.redis_client import build_redis
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import load_users
@@ -55,11 +58,29 @@ DB_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/2")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
-ALL_STAGES = ("ceiling", "issue", "crowd", "openloop", "flash", "accounts", "streams", "drain", "replication")
+ALL_STAGES = (
+    "ceiling",
+    "issue",
+    "crowd",
+    "openloop",
+    "flash",
+    "accounts",
+    "streams",
+    "drain",
+    "replication",
+    "redis",
+)
 ACCOUNT_CLIENTS = 64
 LOG_DIR = ROOT / ".local" / "bench"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 REPLICATION_COMMAND = "scripts/kafka_cluster.sh up && .venv/bin/python bench/bench.py --only replication"
+# The redis stage starts (and stops again, if it started it) its own Redis Cluster with replicas: only the single
+# services need to be up.
+REDIS_COMMAND = "scripts/services.sh up && .venv/bin/python bench/bench.py --only redis"
+# Its own ports: 3 masters + 3 replicas on 7170..7175 (buses 17170..17175), clear of `make cluster` (7100..7102) and
+# the tests' failover cluster (7150..7155).
+REDIS_CLUSTER_PORT = int(os.environ.get("BENCH_REDIS_CLUSTER_PORT", "7170"))
+REDIS_CLUSTER_SIZE = 6
 
 
 def kafka_cluster_bootstrap() -> str:
@@ -148,6 +169,11 @@ def _server_pids(api_pid: int) -> dict[str, list[int]]:
     nodes = [run_dir / f"kafka-cluster-{n}.pid" for n in (1, 2, 3)]
     if any(f.exists() for f in nodes):
         pids["kafka_cluster"] = [int(f.read_text().strip()) for f in nodes if f.exists()]
+    # Only the redis stage's cluster: the one of `make cluster` (7100..) or the tests', idle beside a run, is noise.
+    ports = range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + REDIS_CLUSTER_SIZE)
+    redis_nodes = [run_dir / f"redis-cluster-{port}.pid" for port in ports]
+    if any(f.exists() for f in redis_nodes):
+        pids["redis_cluster"] = [int(f.read_text().strip()) for f in redis_nodes if f.exists()]
     return pids
 
 
@@ -279,6 +305,18 @@ def main() -> None:
         type=int,
         default=0,
         help="the streams stage's coupon size under wrk; 0: what a 3 s calibration run says a quarter of --seconds sells",
+    )
+    ap.add_argument(
+        "--redis-pairs",
+        type=int,
+        default=2,
+        help="the redis stage's alternating pairs per setting (acks 0/1, AOF off/on)",
+    )
+    ap.add_argument(
+        "--redis-always",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the redis stage also measures appendfsync always (one run after the pairs)",
     )
     ap.add_argument(
         "--only",
@@ -414,6 +452,10 @@ def main() -> None:
             say(f"   machine quiet after {wait_quiet()} s")
             replication(args, admin_token, pairs[:offset_warm], results)
 
+        if "redis" in stages:
+            say(f"   machine quiet after {wait_quiet()} s")
+            redis_stage(args, admin_token, pairs[:offset_warm], results)
+
         if "drain" in stages:
             with app.app_context():
                 drain_api = Stack(env, LOG_DIR)
@@ -450,6 +492,11 @@ def main() -> None:
         print(section)
         if not args.quick:
             write_section(RESULTS, "streams", section)
+    if "redis" in results:
+        section = redis_markdown(results)
+        print(section)
+        if not args.quick:
+            write_section(RESULTS, "redis", section)
 
 
 def throughput(
@@ -660,8 +707,9 @@ def steady_cost(
 
 def cost_per_coupon(before: dict[str, float], after: dict[str, float], coupons: int) -> dict[str, Any]:
     """CPU µs per issued coupon, per process group and in all (the API's kernel share is part of "api")."""
-    # The three-broker cluster of the replication stage may be up beside the single broker; nothing here uses it.
-    per = {k: round(1e6 * (after[k] - before.get(k, 0.0)) / max(coupons, 1), 1) for k in after if k != "kafka_cluster"}
+    # The three-broker cluster of the replication stage (and the redis stage's Redis Cluster) may be up beside the
+    # single services; nothing here uses them.
+    per = {k: round(1e6 * (after[k] - before.get(k, 0.0)) / max(coupons, 1), 1) for k in after if k not in _BESIDE}
     total = round(sum(v for k, v in per.items() if k != "api_sys"), 1)
     return {"coupons": coupons, "us_per_coupon": per, "total_us_per_coupon": total}
 
@@ -1054,6 +1102,372 @@ def _replication_cpu(run: dict[str, Any]) -> str:
     return f"{cpu.get('api', 0):.0f}; {cpu.get('redis', 0):.0f}; {brokers:.0f}"
 
 
+def _redis_cluster_script(command: str) -> subprocess.CompletedProcess[str]:
+    """scripts/redis_cluster.sh COMMAND for the redis stage's cluster: its own ports, 3 masters with a replica each."""
+    env = dict(
+        os.environ, REDIS_CLUSTER_PORT=str(REDIS_CLUSTER_PORT), REDIS_CLUSTER_MASTERS="3", REDIS_CLUSTER_REPLICAS="1"
+    )
+    script = str(ROOT / "scripts" / "redis_cluster.sh")
+    return subprocess.run([script, command], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _redis_answers(port: int) -> bool:
+    """Whether a Redis answers PING on 127.0.0.1:port."""
+    try:
+        with redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5) as node:
+            return bool(node.ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def redis_cluster_up() -> tuple[str, bool]:
+    """The redis stage's Redis Cluster, up and ok: its REDIS_CLUSTER_NODES list, and whether this run started it (only
+    then is it stopped afterwards, as `make bench` does with the Kafka cluster)."""
+    ports = range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + REDIS_CLUSTER_SIZE)
+    started = False
+    if _redis_cluster_script("status").returncode != 0:
+        # Not a healthy 3 + 3 cluster. If anything answers on its ports (a cluster without replicas started with
+        # the same REDIS_CLUSTER_PORT, say), `up` would try to grow it and `down` would then stop someone's nodes.
+        busy = [port for port in ports if _redis_answers(port)]
+        if busy:
+            raise RuntimeError(
+                f"ports {busy} answer but are not a healthy cluster of 3 masters + 3 replicas: stop it"
+                f" (REDIS_CLUSTER_PORT={REDIS_CLUSTER_PORT} scripts/redis_cluster.sh down) or set BENCH_REDIS_CLUSTER_PORT"
+            )
+        say(f"   starting a Redis Cluster, 3 masters + 3 replicas, on 127.0.0.1:{ports[0]}..{ports[-1]}")
+        started = True
+        up = _redis_cluster_script("up")
+        if up.returncode != 0:
+            _redis_cluster_script("down")  # whatever of it did start
+            raise RuntimeError(f"scripts/redis_cluster.sh up failed:\n{up.stdout}{up.stderr}")
+    nodes = _redis_cluster_script("nodes").stdout.strip().splitlines()[-1]
+    return nodes, started
+
+
+def redis_cluster_down() -> None:
+    """Stop the redis stage's cluster (the nodes redis_cluster.sh started there; a cluster run by others stays)."""
+    down = _redis_cluster_script("down")
+    if down.returncode != 0:
+        say(f"WARNING: scripts/redis_cluster.sh down failed:\n{down.stdout}{down.stderr}")
+    else:
+        say(f"   Redis Cluster on {REDIS_CLUSTER_PORT}.. stopped")
+
+
+def issue_alone(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    admin_token: str,
+    tokens: Path,
+    workers: int,
+    probe: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """One run of the issue endpoint alone (no consumer), as the replication stage runs it: a fresh API on env, 5 s
+    of wrk to warm it up, then args.seconds of wrk on a 10,000,000-unit coupon. With probe, also how much the
+    probe's counters moved during the measured part."""
+    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    stack = Stack(env, LOG_DIR)
+    try:
+        api = Api(stack.start_api(workers=workers))
+        warm = api.create_coupon(admin_token, 10_000_000)
+        wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(tokens), "COUPON_ID": warm["id"]})
+        big = api.create_coupon(admin_token, 10_000_000)
+        before = grouping(api.base)
+        load = os.getloadavg()[0]
+        counters = probe() if probe else {}
+        run = wrk(
+            api.base,
+            "issue.lua",
+            args.seconds,
+            args.connections,
+            {"TOKENS": str(tokens), "COUPON_ID": big["id"]},
+            api_pid=stack.procs[0].pid,
+        )
+        if probe:
+            after = probe()
+            run["counters"] = {k: after[k] - counters.get(k, 0.0) for k in after}
+        run["grouping"] = grouping(api.base, since=before)
+        run["load_avg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+    finally:
+        stack.stop()
+    run["coupon_ids"] = [warm["id"], big["id"]]
+    lat = run.get("latency", {})
+    say(
+        f"   {run['rps']:.0f} req/s, p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms, statuses {run.get('status')},"
+        f" requests per gate call {run['grouping']['per_gate_call']}, cpu µs/request {run.get('cpu_us_per_request')},"
+        f" counters {run.get('counters')}"
+    )
+    return run
+
+
+def _forget_coupons(client: redis.Redis | redis.RedisCluster, coupon_ids: Sequence[str]) -> None:
+    """Delete a run's gate state: without a consumer every hold stays open, and the next runs (the AOF rewrite among
+    them) should meet the same dataset as the first. One coupon's keys share a hash slot, so one DEL each."""
+    for coupon_id in coupon_ids:
+        client.delete(*keys.state_keys(coupon_id))
+
+
+def _pair_ratios(runs: list[dict[str, Any]], key: str, base: Any, test: Any) -> dict[str, Any]:
+    """test ÷ base for throughput and p99 in each alternating pair (the i-th base run with the i-th test run), and
+    their medians: the box's drift between pairs cancels within one."""
+    bases = [r for r in runs if r[key] == base]
+    tests = [r for r in runs if r[key] == test]
+    pairs = [
+        {
+            "rps": round(t["rps"] / max(b["rps"], 0.001), 3),
+            "p99": round(t["latency"]["p99"] / max(b["latency"]["p99"], 0.001), 2),
+        }
+        for b, t in zip(bases, tests)
+    ]
+    return {
+        "pair_ratios": pairs,
+        "median_rps_ratio": round(statistics.median(p["rps"] for p in pairs), 3) if pairs else None,
+        "median_p99_ratio": round(statistics.median(p["p99"] for p in pairs), 2) if pairs else None,
+    }
+
+
+def _wait_calls(ports: Sequence[int]) -> dict[str, float]:
+    """WAIT commands the cluster's nodes have run so far (INFO commandstats): shows the acks=1 runs really waited."""
+    calls = 0.0
+    for port in ports:
+        with redis.Redis(port=port, socket_timeout=2) as node:
+            calls += node.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+    return {"wait_calls": calls}
+
+
+def replica_acks(args: argparse.Namespace, admin_token: str, tokens: Path, workers: int) -> dict[str, Any]:
+    """The issue endpoint alone on a Redis Cluster with a replica per master, REDIS_MIN_REPLICA_ACKS 0 and 1
+    alternating (0, 1, 0, 1, ...): what the WAIT at the end of every gate pipeline costs."""
+    nodes, started = redis_cluster_up()
+    ports = range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + REDIS_CLUSTER_SIZE)
+    timeout_ms = os.environ.get("REDIS_REPLICA_ACK_TIMEOUT_MS", "100")
+    out: dict[str, Any] = {"nodes": nodes, "started_by_bench": started, "ack_timeout_ms": int(timeout_ms), "runs": []}
+    client = build_redis("", cluster_nodes=nodes)
+    try:
+        plan = [0, 1] * args.redis_pairs
+        for i, acks in enumerate(plan, 1):
+            env = env_for(uuid.uuid4().hex[:8])
+            env.pop("REDIS_CLUSTER_URL", None)  # it would win over the node list
+            env.update(
+                REDIS_CLUSTER_NODES=nodes, REDIS_MIN_REPLICA_ACKS=str(acks), REDIS_REPLICA_ACK_TIMEOUT_MS=timeout_ms
+            )
+            say(f"   machine quiet after {wait_quiet()} s")
+            say(
+                f"8a. redis: run {i}/{len(plan)}, Redis Cluster ({nodes}), REDIS_MIN_REPLICA_ACKS={acks}:"
+                f" 5 s warm-up, then {args.seconds} s of issue requests"
+            )
+            run = issue_alone(args, env, admin_token, tokens, workers, probe=lambda: _wait_calls(ports))
+            run["acks"] = acks
+            _forget_coupons(client, run["coupon_ids"])
+            out["runs"].append(run)
+    finally:
+        client.close()
+        if started:
+            redis_cluster_down()
+    out.update(_pair_ratios(out["runs"], "acks", 0, 1))
+    say(
+        f"   acks=1 / acks=0 per pair {out['pair_ratios']}; median throughput ×{out['median_rps_ratio']},"
+        f" p99 ×{out['median_p99_ratio']}"
+    )
+    return out
+
+
+def _aof_settled(rdb: redis.Redis, appendonly: str) -> bool:
+    """The AOF is as asked and no rewrite is running or queued (turning it on forks a child that writes the base)."""
+    info = rdb.info("persistence")
+    return (
+        bool(info["aof_enabled"]) == (appendonly == "yes")
+        and not info["aof_rewrite_in_progress"]
+        and not info["aof_rewrite_scheduled"]
+    )
+
+
+def aof_mode(rdb: redis.Redis, appendonly: str, fsync: str, timeout: float = 120) -> None:
+    """Switch the running Redis' persistence with CONFIG SET, and return once it has settled: the rewrite that
+    turning the AOF on starts must not land in a measured run."""
+    rdb.config_set("appendfsync", fsync)
+    rdb.config_set("appendonly", appendonly)
+    wait_for(lambda: _aof_settled(rdb, appendonly), timeout, f"appendonly {appendonly} to settle", interval=0.1)
+
+
+def _aof_probe(rdb: redis.Redis) -> Callable[[], dict[str, float]]:
+    """Counters of the single Redis an AOF run moves: fsyncs it had to wait for (everysec with a slow disk),
+    AOF rewrites, and bytes the process sent to storage (/proc/PID/io; absent where that is unreadable)."""
+    pid = int(rdb.info("server")["process_id"])
+
+    def probe() -> dict[str, float]:
+        info = rdb.info("persistence")
+        out = {
+            "aof_delayed_fsync": float(info.get("aof_delayed_fsync", 0)),
+            "aof_rewrites": float(info.get("aof_rewrites", 0)),
+        }
+        try:
+            io = dict(line.split(": ", 1) for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+            out["disk_write_bytes"] = float(io["write_bytes"])
+        except (OSError, KeyError, ValueError):
+            pass
+        return out
+
+    return probe
+
+
+def aof_cost(args: argparse.Namespace, admin_token: str, tokens: Path, workers: int) -> dict[str, Any]:
+    """The issue endpoint alone on the single Redis with its AOF off and on (everysec), alternating, switched at
+    runtime; then one run with appendfsync always. The Redis' own settings are put back afterwards, whatever
+    happens."""
+    rdb = redis.Redis.from_url(REDIS_URL)
+    original = {k: str(rdb.config_get(k)[k]) for k in ("appendonly", "appendfsync")}
+    plan = [("off", "no", "everysec"), ("everysec", "yes", "everysec")] * args.redis_pairs
+    if args.redis_always:
+        plan.append(("always", "yes", "always"))
+    out: dict[str, Any] = {"original": original, "runs": [], "always": None}
+    try:
+        probe = _aof_probe(rdb)
+        for i, (label, appendonly, fsync) in enumerate(plan, 1):
+            began = time.monotonic()
+            aof_mode(rdb, appendonly, fsync)
+            say(f"   appendonly {appendonly}, appendfsync {fsync}: settled after {time.monotonic() - began:.1f} s")
+            say(f"   machine quiet after {wait_quiet()} s")
+            say(
+                f"8b. redis: run {i}/{len(plan)}, the single Redis with AOF {label}: 5 s warm-up, then {args.seconds} s"
+                " of issue requests"
+            )
+            env = env_for(uuid.uuid4().hex[:8])
+            for name in ("REDIS_CLUSTER_NODES", "REDIS_CLUSTER_URL"):
+                env.pop(name, None)  # the standalone Redis of REDIS_URL, whatever the caller's shell says
+            env["REDIS_MIN_REPLICA_ACKS"] = "0"  # it has no replica to wait for
+            run = issue_alone(args, env, admin_token, tokens, workers, probe=probe)
+            run["aof"] = label
+            _forget_coupons(rdb, run["coupon_ids"])
+            if label == "always":
+                out["always"] = run
+            else:
+                out["runs"].append(run)
+    finally:
+        # What the services were started with (services.sh: appendonly yes, everysec) comes back even after a failure.
+        rdb.config_set("appendfsync", original["appendfsync"])
+        rdb.config_set("appendonly", original["appendonly"])
+        try:
+            wait_for(lambda: _aof_settled(rdb, original["appendonly"]), 120, "the AOF to settle", interval=0.1)
+        except AssertionError as exc:
+            say(f"WARNING: {exc}")
+        say(f"   Redis set back to appendonly {original['appendonly']}, appendfsync {original['appendfsync']}")
+    out.update(_pair_ratios(out["runs"], "aof", "off", "everysec"))
+    always = out["always"]
+    if always:
+        # One run after the pairs, not alternated: against the medians of the pairs' runs.
+        for label in ("off", "everysec"):
+            runs = [r for r in out["runs"] if r["aof"] == label]
+            out[f"always_vs_{label}"] = {
+                "rps": round(always["rps"] / statistics.median(r["rps"] for r in runs), 3),
+                "p99": round(always["latency"]["p99"] / statistics.median(r["latency"]["p99"] for r in runs), 2),
+            }
+    say(
+        f"   AOF everysec / off per pair {out['pair_ratios']}; median throughput ×{out['median_rps_ratio']},"
+        f" p99 ×{out['median_p99_ratio']}; always vs off {out.get('always_vs_off')}"
+    )
+    return out
+
+
+def redis_stage(
+    args: argparse.Namespace, admin_token: str, pairs: list[tuple[str, str]], results: dict[str, Any]
+) -> None:
+    """What two Redis safety settings cost the issue endpoint, alone: replica acks on a Redis Cluster with replicas
+    (REDIS_MIN_REPLICA_ACKS 1 vs 0), and the single Redis' AOF (everysec vs off). Each setting alternates run by
+    run, each run on a fresh API after a 5 s warm-up, as in the replication stage."""
+    tokens = write_tokens(LOG_DIR / "tokens-redis.txt", pairs)
+    out: dict[str, Any] = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "pairs": args.redis_pairs,
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+    out["cluster"] = replica_acks(args, admin_token, tokens, results["workers"])
+    say(f"   machine quiet after {wait_quiet()} s")
+    out["aof"] = aof_cost(args, admin_token, tokens, results["workers"])
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    results["redis"] = out
+
+
+def redis_markdown(r: dict[str, Any]) -> str:
+    """The redis stage's own section of RESULTS.md (written by every run of the stage, `--only redis` too)."""
+    red = r["redis"]
+    cl, aof = red["cluster"], red["aof"]
+    rows = [
+        "## Redis safety settings: replica acks on Redis Cluster, AOF on the single Redis (stage `redis`)",
+        "",
+        f"{r['date']} on {r['machine']}; {r['workers']} gunicorn gevent workers; wrk, {red['connections']} connections,"
+        f" {red['seconds']} s per run after a 5 s warm-up, each run on a fresh API; the issue endpoint alone (no"
+        " consumer), distinct users, a 10,000,000-unit coupon (stock never runs out). Each setting alternates run by"
+        f" run, {red['pairs']} pairs; the ratios are taken within a pair (the box drifts between pairs). Everything on"
+        f" this same VM as the API and wrk; load average {red['load_before']} before, {red['load_after']} after."
+        f" Command: `{REDIS_COMMAND}` (or `make bench`).",
+        "",
+        f"**Replica acks** (`REDIS_MIN_REPLICA_ACKS`, `REDIS_REPLICA_ACK_TIMEOUT_MS={cl['ack_timeout_ms']}`): a Redis"
+        f" Cluster of 3 masters + 3 replicas ({cl['nodes']},"
+        f" {'started by this run' if cl['started_by_bench'] else 'already up'}); with acks 1 every gate pipeline"
+        " ends with a `WAIT 1` per master it wrote to. The Redis column is the six nodes together.",
+        "",
+        "| run | acks | issue req/s | p50 ms | p99 ms | statuses | requests per gate round trip | WAITs |"
+        " CPU µs/request: API; Redis (6 nodes) | load avg 1 min before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, run in enumerate(cl["runs"], 1):
+        cpu = run.get("cpu_us_per_request", {})
+        rows.append(
+            f"| {i} | {run['acks']} | {run['rps']:.0f} | {run['latency']['p50']} | {run['latency']['p99']} |"
+            f" {run.get('status')} | {run['grouping']['per_gate_call']} | {run['counters']['wait_calls']:.0f} |"
+            f" {cpu.get('api', 0):.0f}; {_maybe(cpu.get('redis_cluster'))} | {_load(run)} |"
+        )
+    rows += [
+        "",
+        f"acks=1 / acks=0: throughput {_ratios(cl, 'rps')}; p99 {_ratios(cl, 'p99')}.",
+        "",
+        f"**AOF** on the single Redis of `make run` (`appendonly yes`, `appendfsync everysec`, as scripts/services.sh"
+        " starts it) against no persistence, switched on the running Redis with `CONFIG SET` (each switch waits for"
+        " the AOF rewrite that turning it on starts, then for a quiet machine)."
+        f" Afterwards set back to appendonly {aof['original']['appendonly']}, appendfsync"
+        f" {aof['original']['appendfsync']}. Disk: bytes the Redis process sent to storage (/proc/PID/io) per request.",
+        "",
+        "| run | AOF | issue req/s | p50 ms | p99 ms | statuses | requests per gate round trip |"
+        " CPU µs/request: API; Redis | disk bytes/request | delayed fsyncs | AOF rewrites | load avg 1 min before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    runs = aof["runs"] + ([aof["always"]] if aof.get("always") else [])
+    for i, run in enumerate(runs, 1):
+        cpu, counters = run.get("cpu_us_per_request", {}), run.get("counters", {})
+        disk = counters.get("disk_write_bytes")
+        rows.append(
+            f"| {i} | {run['aof']} | {run['rps']:.0f} | {run['latency']['p50']} | {run['latency']['p99']} |"
+            f" {run.get('status')} | {run['grouping']['per_gate_call']} | {cpu.get('api', 0):.0f};"
+            f" {_maybe(cpu.get('redis'))} | {_maybe(None if disk is None else disk / max(run['requests'], 1))} |"
+            f" {counters.get('aof_delayed_fsync', 0):.0f} | {counters.get('aof_rewrites', 0):.0f} | {_load(run)} |"
+        )
+    rows += ["", f"AOF everysec / off: throughput {_ratios(aof, 'rps')}; p99 {_ratios(aof, 'p99')}."]
+    if aof.get("always"):
+        off, every = aof["always_vs_off"], aof["always_vs_everysec"]
+        rows.append(
+            f"`appendfsync always` (one run after the pairs, not alternated) against the medians of the off runs:"
+            f" throughput ×{off['rps']}, p99 ×{off['p99']}; against everysec: ×{every['rps']}, ×{every['p99']}."
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _ratios(part: dict[str, Any], key: str) -> str:
+    """'×a, ×b per pair (median ×m)' for a redis-stage comparison."""
+    each = ", ".join(f"×{p[key]}" for p in part["pair_ratios"])
+    return f"{each} per pair (median **×{part[f'median_{key}_ratio']}**)"
+
+
+def _maybe(value: float | None) -> str:
+    """A rounded figure, or ? where it was not measured (e.g. a cluster this run did not start has no pid files)."""
+    return "?" if value is None else f"{value:.0f}"
+
+
+def _load(run: dict[str, Any]) -> str:
+    """The 1-minute load average before → after a run (other work on the box moves its numbers)."""
+    return "→".join(str(x) for x in run.get("load_avg_1m", []))
+
+
 def write_head(path: Path, text: str) -> None:
     """Replace what precedes the first <!-- section --> of path (the main table) with text; the sections stay (the
     Kafka failover one comes from the tests, not from this script)."""
@@ -1119,6 +1533,7 @@ def _cost(c: dict[str, Any]) -> str:
     return f"**{c['total_us_per_coupon']:.0f}**: " + ", ".join(parts) + f" ({c['coupons']:,} coupons)"
 
 
+_BESIDE = ("kafka_cluster", "redis_cluster")
 _COST_GROUPS = (("consumer", "consumer"), ("redis", "Redis"), ("kafka", "Kafka"), ("mariadb", "MariaDB"))
 
 
