@@ -285,8 +285,8 @@ def mint_users(count: int, prefix: str | None, out: IO[str], password: str) -> N
     "--in-flight-wait",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds a reservation made just before the drop may take to reach Kafka (default: the producer's bound,"
-    " 2 x KAFKA_DELIVERY_TIMEOUT_MS + 1 s). Set 0 only when no API serves the coupon.",
+    help="Seconds a reservation made just before the drop may take to reach Kafka (default: GATE_REBUILD_WAIT_MS, unset"
+    " the publisher's bound, 1 s + KAFKA_DELIVERY_TIMEOUT_MS + 1 s). Set 0 only when no API serves the coupon.",
 )
 def rebuild_gate(coupon_id: str, in_flight_wait: float | None) -> None:
     """Drop and rebuild a coupon's Redis gate from the DB and the records still on Kafka."""

@@ -176,7 +176,8 @@ def test_gate_rebuilt_after_redis_lost_its_keys_keeps_the_dead_holders_unit(
         wait_for(lambda: issued_rows(engine, coupon["id"]) == 2, 30, "the two healthy requests issued")
         # The gate's keys are gone (as after a Redis restart without persistence); rq's keys are left alone.
         rdb.delete(*keys.gate_keys(coupon["id"]))
-        # The API is up but idle: a 1 s bound (the default waits out 2 delivery timeouts + 1 s, with progress lines).
+        # The API is up but idle: a 1 s bound (the default waits out the publisher's bound, 1 s + a delivery timeout
+        # + 1 s, with progress lines).
         cli = flask_cli(stack.env, "rebuild-gate", coupon["id"], "--in-flight-wait", "1")
         assert cli.returncode == 0, cli.stderr
         assert "reserved=3" in cli.stdout, cli.stdout
