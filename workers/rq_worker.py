@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from redis import Redis
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.queue import Queue
-from rq.worker import SimpleWorker
+from rq.worker import SimpleWorker, WorkerStatus
 
 from coupon.observability.log_setup import configure
 from workers.backoff import REDIS_DOWN, Backoff
@@ -37,6 +38,7 @@ class Worker(SimpleWorker):
         # Once the root logger has a handler, rq adds none of its own and its lines go through ours.
         configure()
         super().__init__(*args, **kwargs)
+        self._waiting_for_job = False
 
     @property
     def dequeue_timeout(self) -> int:
@@ -79,9 +81,26 @@ class Worker(SimpleWorker):
             return result
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        return self._ride_out(
-            "dequeue", lambda: super(Worker, self).dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        )
+        self._waiting_for_job = True
+        try:
+            if self._stop_requested:  # a signal between the loop's own check and here
+                raise StopRequested()
+            return self._ride_out(
+                "dequeue", lambda: super(Worker, self).dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            )
+        finally:
+            self._waiting_for_job = False
+
+    def _shutdown(self) -> None:
+        """A warm stop. rq raises StopRequested from the signal handler wherever the idle worker is; inside a
+        logging call, logging swallowed it (a "--- Logging error ---" traceback in the JSON log, a CI run) and the
+        stop was lost. It is raised only while the worker waits for a job; elsewhere the loop sees the flag."""
+        if self._waiting_for_job or self.get_state() == WorkerStatus.BUSY:
+            super()._shutdown()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+            return
+        self._stop_requested = True
+        if self.scheduler:
+            self.stop_scheduler()  # type: ignore[no-untyped-call]
 
     def check_for_suspension(self, burst: bool) -> None:
         self._ride_out("the suspension check", lambda: super(Worker, self).check_for_suspension(burst))

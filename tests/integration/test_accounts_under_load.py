@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 RATE, SECONDS, RUSH_CLIENTS = 200, 5, 32
 # The floor keeps a few ms of scheduling noise on a quiet box from failing the ratio; a worker hashing on its
-# hub (the bug this guards) stalls issue requests for seconds, far above it.
+# hub (the bug this guards) stalls issue requests for seconds, far above it. The medians are compared: hashing on
+# the hub queues every issue request behind the hashes, while the suite's other workers sharing two cores only
+# move the tail (a CI run: p99 283 ms alone, 4 s beside, every hash off the hub).
 FLOOR_MS = 25.0
 BOUND = 10
 
@@ -95,7 +97,7 @@ def test_issue_latency_stays_low_while_clients_sign_up_and_log_in(
     # The rush really ran beside the issue requests: accounts were created and logged in meanwhile.
     assert rushed["statuses"].get("signup 201", 0) >= 10 and rushed["statuses"].get("login 200", 0) >= 10, rushed
     assert not any(k.endswith(" 500") for k in rushed["statuses"]), rushed
-    assert beside["p99_ms"] <= BOUND * max(alone["p99_ms"], FLOOR_MS), (alone, beside, rushed)
+    assert beside["p50_ms"] <= BOUND * max(alone["p50_ms"], FLOOR_MS), (alone, beside, rushed)
 
 
 def test_a_full_hashing_queue_answers_503_with_retry_after_never_500(
