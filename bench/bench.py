@@ -1033,33 +1033,9 @@ def replication(
             KAFKA_REPLICATION_FACTOR=str(rf),
             KAFKA_MIN_INSYNC_REPLICAS=str(min_isr),
         )
-        ensure_topics(
-            bootstrap,
-            {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1},
-            replication_factor=rf,
-            min_insync_replicas=min_isr,
-        )
-        stack = Stack(env, LOG_DIR)
-        try:
-            api = Api(stack.start_api(workers=results["workers"]))
-            say(f"6. replication: {label} ({bootstrap}), 5 s warm-up, then {args.seconds} s of issue requests")
-            warm = api.create_coupon(admin_token, 10_000_000)
-            wrk(api.base, "issue.lua", 5, args.connections, {"TOKENS": str(tokens), "COUPON_ID": warm["id"]})
-            big = api.create_coupon(admin_token, 10_000_000)
-            before = grouping(api.base)
-            run = wrk(
-                api.base,
-                "issue.lua",
-                args.seconds,
-                args.connections,
-                {"TOKENS": str(tokens), "COUPON_ID": big["id"]},
-                api_pid=stack.procs[0].pid,
-            )
-            run["grouping"] = grouping(api.base, since=before)
-        finally:
-            stack.stop()
+        say(f"6. replication: {label} ({bootstrap}), 5 s warm-up, then {args.seconds} s of issue requests")
+        run = issue_alone(args, env, admin_token, tokens, results["workers"])
         run.update(label=label, bootstrap=bootstrap, replication_factor=rf, min_insync_replicas=min_isr)
-        say(f"   {run['rps']:.0f} req/s, latency {run.get('latency')}, statuses {run.get('status')}")
         out["runs"].append(run)
     single, replicated = out["runs"]
     out["load_after"] = round(os.getloadavg()[0], 2)
@@ -1161,10 +1137,17 @@ def issue_alone(
     workers: int,
     probe: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """One run of the issue endpoint alone (no consumer), as the replication stage runs it: a fresh API on env, 5 s
-    of wrk to warm it up, then args.seconds of wrk on a 10,000,000-unit coupon. With probe, also how much the
-    probe's counters moved during the measured part."""
-    ensure_topics(KAFKA, {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1})
+    """One run of the issue endpoint alone (no consumer), as the replication and redis stages run it: a fresh API
+    on env, 5 s of wrk to warm it up, then args.seconds of wrk on a 10,000,000-unit coupon. With probe, also how
+    much the probe's counters moved during the measured part. Its topics are made on env's brokers, with env's
+    replication."""
+    min_isr = env.get("KAFKA_MIN_INSYNC_REPLICAS")
+    ensure_topics(
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        {env["KAFKA_ISSUE_TOPIC"]: 6, env["KAFKA_DLQ_TOPIC"]: 1},
+        replication_factor=int(env.get("KAFKA_REPLICATION_FACTOR", "1")),
+        min_insync_replicas=int(min_isr) if min_isr else None,
+    )
     stack = Stack(env, LOG_DIR)
     try:
         api = Api(stack.start_api(workers=workers))

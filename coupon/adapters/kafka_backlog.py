@@ -19,7 +19,6 @@ class IssueBacklog:
     """Asks the brokers afresh on every call: it runs once per gate rebuild, never per request."""
 
     def __init__(self, bootstrap_servers: str, topic: str, group: str, timeout_ms: int = 5000) -> None:
-        self.servers = bootstrap_servers.split(",")
         self.topic = topic
         self.timeout_ms = timeout_ms
         self._progress = ConsumerProgress(bootstrap_servers, topic, group, timeout_ms)
@@ -31,17 +30,7 @@ class IssueBacklog:
     def events_since(self, committed: dict[int, int], coupon_id: str) -> list[IssueEvent]:
         """Every event of the coupon in the records from `committed` (the log start where missing) to the log end
         as it is now. Undecodable records and events are skipped: the consumer parks them in the DLQ."""
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self.servers,
-                group_id=None,
-                enable_auto_commit=False,
-                request_timeout_ms=max(self.timeout_ms, 1000) + 1000,
-                fetch_max_wait_ms=100,
-                client_id="coupon-gate-rebuild",
-            )
-        except KafkaError as exc:
-            raise KafkaUnavailable() from exc
+        consumer = self._progress.reader("coupon-gate-rebuild", fetch_max_wait_ms=100)
         try:
             return self._read(consumer, committed, coupon_id)
         except KafkaError as exc:

@@ -19,17 +19,22 @@ class ConsumerProgress:
         self.group = group
         self.timeout_ms = timeout_ms
 
-    def end_offsets(self) -> dict[int, int]:
+    def reader(self, client_id: str, fetch_max_wait_ms: int = 500) -> KafkaConsumer:
+        """A consumer outside the group (it never commits): for reading offsets and records as they are now."""
         try:
-            consumer = KafkaConsumer(
+            return KafkaConsumer(
                 bootstrap_servers=self.servers,
                 group_id=None,
                 enable_auto_commit=False,
                 request_timeout_ms=max(self.timeout_ms, 1000) + 1000,
-                client_id="coupon-sweeper",
+                client_id=client_id,
+                fetch_max_wait_ms=fetch_max_wait_ms,
             )
         except KafkaError as exc:
             raise KafkaUnavailable() from exc
+
+    def end_offsets(self) -> dict[int, int]:
+        consumer = self.reader("coupon-sweeper")
         try:
             partitions = consumer.partitions_for_topic(self.topic) or set()
             ends = consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions])
