@@ -35,6 +35,7 @@ from coupon.services import (
     load_users,
     reconcile,
 )
+from coupon.sweeper import sweep
 
 
 def init_app(app: Flask) -> None:
@@ -336,8 +337,6 @@ def rebuild_gate(coupon_id: str, in_flight_wait: float | None) -> None:
 def reconcile_coupon(coupon_id: str, repair: bool, older_than: float | None, wait_s: float) -> None:
     """Compare Redis with the DB for a coupon, naming the users behind a mismatch; exit 1 on any mismatch (run it
     once the consumers drained, or give it --wait)."""
-    from workers.jobs import sweep  # the sweeper's wiring lives with the job that runs it periodically
-
     try:
         cid = parse_uuid(coupon_id)
         if repair:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from coupon.http.client_address import parse_trusted
+from coupon.domain.client_address import parse_trusted
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 

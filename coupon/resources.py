@@ -19,7 +19,7 @@ from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.rate_limit import Limit, RateLimiter
 from coupon.adapters.redis_client import SOCKET_TIMEOUT, RedisClient, build_redis
 from coupon.adapters.stock_feed import StockFeed
-from coupon.http.client_address import Network, parse_trusted
+from coupon.domain.client_address import Network, parse_trusted
 from coupon.services.gate_recovery import GateRecovery
 from coupon.services.issuing import IssueBatcher, IssueTicket, decide_and_publish
 from coupon.services.stock_watch import StreamSettings

@@ -6,12 +6,12 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from coupon import create_app
-from coupon.adapters.kafka_progress import ConsumerProgress
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
 from coupon.resources import of
-from coupon.services import failure_records, settlement
+from coupon.services import failure_records
+from coupon.sweeper import sweep
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -60,19 +60,3 @@ def settle_reservations(older_than_s: float | None = None) -> dict[str, int]:
         "fenced": report.count("fenced"),
         "retired": len(report.retired),
     }
-
-
-def sweep(app: Flask, older_than_s: float | None = None) -> settlement.SettlementReport:
-    """One sweep with the app's collaborators (also what `flask reconcile --repair` runs)."""
-    cfg = app.config
-    progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
-    now = utcnow()
-    return settlement.settle_reservations(
-        db.session,
-        of(app).gate,
-        progress,
-        now,
-        int(now.timestamp() * 1000),
-        cfg["SETTLE_AFTER_SECONDS"] if older_than_s is None else older_than_s,
-        lag_wait_s=cfg["SETTLE_LAG_WAIT_SECONDS"],
-    )

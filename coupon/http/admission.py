@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Flask, g, request
 
+from coupon.domain.client_address import client_address
 from coupon.domain.vocabulary import Role
 from coupon.http.access_tokens import TokenInvalid, verify_access_token
-from coupon.http.client_address import client_address
 from coupon.resources import current
 from coupon.services.refusals import refusal
 

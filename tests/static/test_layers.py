@@ -33,8 +33,12 @@ ALLOWED: dict[str, set[str]] = {
         "coupon.extensions",
         "coupon.resources",
         "coupon.config",
+        "coupon.sweeper",
     },
 }
+# The root modules coupon.http imports (directly or through resources) must not import coupon.http back: that was a
+# cycle (config and resources reached into coupon.http for the trusted-proxy parser). No root module imports workers/.
+BELOW_HTTP = ("coupon.config", "coupon.extensions", "coupon.resources", "coupon.sweeper")
 # Libraries a layer must not reach for: services are plain Python, called by HTTP views, workers and the CLI.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "coupon.services": {"flask", "flask_jwt_extended", "werkzeug"},
@@ -97,7 +101,7 @@ def test_imports_follow_the_folder_rules(path: Path) -> None:
     module = _module_name(path)
     folder = _folder(module)
     if folder is None:
-        return  # the composition root (coupon/__init__, config, extensions, resources, cli) wires everything
+        return  # the composition root (coupon/__init__, config, extensions, resources, sweeper, cli): see below
     problems = []
     for line, imported in _imports(path):
         top = imported.split(".")[0]
@@ -110,6 +114,21 @@ def test_imports_follow_the_folder_rules(path: Path) -> None:
             continue
         if target not in ALLOWED[folder] and _folder(target) not in ALLOWED[folder]:
             problems.append(f"line {line}: {folder} must not import {imported}")
+    assert not problems, f"{path.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
+
+
+ROOT_MODULES = [p for p in SOURCES if p.parts[-2] == "coupon" and _folder(_module_name(p)) is None]
+
+
+@pytest.mark.parametrize("path", ROOT_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_composition_root_imports_no_worker_and_no_cycle_through_http(path: Path) -> None:
+    module = _module_name(path)
+    problems = []
+    for line, imported in _imports(path):
+        if imported.split(".")[0] == "workers":
+            problems.append(f"line {line}: {module} must not import {imported} (workers/ import coupon, not back)")
+        if module in BELOW_HTTP and (imported == "coupon.http" or imported.startswith("coupon.http.")):
+            problems.append(f"line {line}: {module} must not import {imported} (coupon.http imports {module})")
     assert not problems, f"{path.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
 
 

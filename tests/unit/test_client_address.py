@@ -1,10 +1,10 @@
-"""Unit tests for coupon.http.client_address: X-Forwarded-For is believed only from trusted proxies."""
+"""Unit tests for coupon.domain.client_address: X-Forwarded-For is believed only from trusted proxies."""
 
 from __future__ import annotations
 
 import pytest
 
-from coupon.http.client_address import client_address, parse_trusted
+from coupon.domain.client_address import client_address, parse_trusted
 
 PROXY = parse_trusted("10.0.0.0/8, 127.0.0.1")
 
