@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
+from coupon.adapters.hub import gevent_active
+
 if TYPE_CHECKING:  # gevent is imported only once it is active (see _bind_gevent)
     from gevent.event import AsyncResult
 
@@ -31,14 +33,6 @@ class QueueTimeout(TimeoutError):
 
 class FlushTimeout(TimeoutError):
     """The batch holding the item did not finish in time; its outcome is unknown to the caller."""
-
-
-def _gevent_active() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return bool(monkey.is_module_patched("socket"))
 
 
 class Coalescer(Generic[T, R]):
@@ -57,7 +51,7 @@ class Coalescer(Generic[T, R]):
         self.flush_timeout = flush_timeout
         self._pending: list[tuple[T, AsyncResult[R], float]] = []
         self._flushers = 0
-        self._gevent = _gevent_active()
+        self._gevent = gevent_active()
         if self._gevent:
             self._bind_gevent()
 

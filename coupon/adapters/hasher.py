@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 if TYPE_CHECKING:  # gevent is imported on first threaded use only (see _threadpool)
     from gevent.threadpool import ThreadPool
 
+from coupon.adapters.hub import gevent_active
 from coupon.domain.errors import HashingBusy
 
 # scrypt: memory-hard and slow on purpose (tens of ms of CPU per hash, 32 MiB of memory).
@@ -30,15 +31,6 @@ def hash_inline(password: str) -> str:
 
 def verify_inline(stored: str, password: str) -> bool:
     return check_password_hash(stored, password)
-
-
-def _gevent_active() -> bool:
-    """True in a monkey-patched process (the gunicorn gevent workers); the CLI and tests hash inline."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return bool(monkey.is_module_patched("socket"))
 
 
 def _lower_priority(nice: int) -> None:
@@ -78,7 +70,7 @@ class PasswordHasher:
     @property
     def threaded(self) -> bool:
         if self._threaded is None:
-            self._threaded = _gevent_active()
+            self._threaded = gevent_active()
         return self._threaded
 
     def hash(self, password: str) -> str:
