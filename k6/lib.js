@@ -59,7 +59,7 @@ function code(res) {
   }
 }
 
-// E3002 duplicate, E3003 sold out, E3004/E3005/E3006 not started / ended / disabled (see the README).
+// E3002 duplicate, E3003 sold out, E3004/E3005/E3006 not started / ended / disabled (see docs/API.md).
 export function issue(user, requestId) {
   const res = http.post(`${BASE_URL}/api/coupon/${COUPON_ID}/issue`, null, auth(user, requestId));
   const errorCode = code(res);

@@ -213,7 +213,7 @@ class InternalError(AppError):
 
 
 def all_error_classes() -> list[type[AppError]]:
-    """Every concrete error, in code order: the README's table and the tests are built from it."""
+    """Every concrete error, in code order: the error table of docs/API.md and the tests are built from it."""
     seen: list[type[AppError]] = []
     stack = list(AppError.__subclasses__())
     while stack:

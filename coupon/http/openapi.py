@@ -697,7 +697,7 @@ def document() -> Schema:
             "title": "coupon rush",
             "version": "1.0.0",
             "description": "First-come-first-served coupon drops. Every response uses the envelope "
-            "{resultType, data, errorMessage}; error codes are stable (README: Error codes). "
+            "{resultType, data, errorMessage}; error codes are stable (docs/API.md: Error codes). "
             "404 E4004 / 405 E4005 answer unknown paths and methods.",
         },
         "paths": paths,

@@ -1,4 +1,5 @@
-"""The README, checked by reading it: its error table and configuration table cover the code."""
+"""The docs, checked by reading them: the error table (docs/API.md) and the configuration table
+(docs/CONFIGURATION.md) cover the code; the README stays a landing page."""
 
 from __future__ import annotations
 
@@ -8,21 +9,32 @@ from pathlib import Path
 from coupon.config import load_config
 from coupon.domain.errors import all_error_classes
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+API = (ROOT / "docs" / "API.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "CONFIGURATION.md").read_text()
+LANDING_PAGE_LINES = 250
 
 
 def test_the_error_table_lists_every_code_with_its_status_and_class() -> None:
     rows = {
         m.group(1): (int(m.group(2)), m.group(3))
-        for m in re.finditer(r"^\| `(E\d+)` \| (\d{3}) \| ([^|]+?) \|", README, re.M)
+        for m in re.finditer(r"^\| `(E\d+)` \| (\d{3}) \| ([^|]+?) \|", API, re.M)
     }
     missing = [
         (c.code, c.status, c.__name__) for c in all_error_classes() if rows.get(c.code) != (c.status, c.__name__)
     ]
-    assert not missing, f"README error table lacks or misstates: {missing}"
+    assert not missing, f"docs/API.md error table lacks or misstates: {missing}"
 
 
 def test_the_hashing_settings_are_documented() -> None:
     cfg = load_config({"APP_ENV": "test"})
     for name in ("HASH_THREADS", "HASH_MAX_QUEUE", "HASH_NICE"):
-        assert re.search(rf"^\| `{name}` \| `{cfg[name]}` \|", README, re.M), name
+        assert re.search(rf"^\| `{name}` \| `{cfg[name]}` \|", CONFIGURATION, re.M), name
+
+
+def test_the_readme_is_a_landing_page_whose_links_resolve() -> None:
+    assert len(README.splitlines()) <= LANDING_PAGE_LINES, "detail belongs in docs/"
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README links to a missing {target}"
