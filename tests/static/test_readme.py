@@ -1,5 +1,6 @@
 """The docs, checked by reading them: the error table (docs/API.md) and the configuration table
-(docs/CONFIGURATION.md) cover the code; the README stays a landing page."""
+(docs/CONFIGURATION.md) cover the code; the README stays a landing page; every link resolves; figures that
+code states are quoted as the code states them."""
 
 from __future__ import annotations
 
@@ -33,8 +34,59 @@ def test_the_hashing_settings_are_documented() -> None:
         assert re.search(rf"^\| `{name}` \| `{cfg[name]}` \|", CONFIGURATION, re.M), name
 
 
-def test_the_readme_is_a_landing_page_whose_links_resolve() -> None:
+def test_the_readme_is_a_landing_page() -> None:
     assert len(README.splitlines()) <= LANDING_PAGE_LINES, "detail belongs in docs/"
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README):
-        if not target.startswith("http"):
-            assert (ROOT / target).exists(), f"README links to a missing {target}"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The ids GitHub gives a page's headings: lower case, punctuation dropped, spaces to dashes, repeats numbered."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if in_code or not (m := re.match(r"#{1,6} (.+)", line)):
+            continue
+        slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves_to_a_file_and_heading() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "bench").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target, anchor in re.findall(r"\]\((?!https?:|mailto:)([^)#\s]*)(?:#([^)\s]*))?\)", text):
+            path = (page.parent / target).resolve() if target else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)} → {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path.read_text()):
+                broken.append(f"{page.relative_to(ROOT)} → {target}#{anchor}")
+    assert not broken, f"links to a missing file or heading: {broken}"
+
+
+def test_no_doc_splits_a_table_with_a_blank_line() -> None:
+    for page in (ROOT / "docs").glob("*.md"):
+        text = page.read_text()
+        assert not re.search(r"^\|.*\|\n\n\| [^-]", text, re.M), f"{page.name}: a table row after a blank line"
+
+
+def test_the_schemathesis_time_boxes_are_quoted_as_the_test_sets_them() -> None:
+    source = (ROOT / "tests" / "integration" / "test_openapi.py").read_text()
+    boxes = re.search(r'\[\("examples,coverage,fuzzing", (\d+), \d+\), \("stateful", (\d+), \d+\)\]', source)
+    assert boxes, "test_openapi.py's parametrization moved: update this test"
+    case_by_case, stateful = boxes.groups()
+    for page in ("DEVELOPMENT.md", "SECURITY.md"):
+        text = (ROOT / "docs" / page).read_text()
+        assert f"for {case_by_case} s" in text and f"for {stateful} s" in text, page
+        assert "120 s" not in text, f"{page} still quotes the old single 120 s box"
+
+
+def test_no_doc_speaks_of_this_machine() -> None:
+    # Readers run it on their own machine: a figure names the machine it was measured on.
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        assert not re.search(r"\bthis (?:2-core )?(?:machine|box|VM)\b", page.read_text()), page.name
