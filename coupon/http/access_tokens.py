@@ -40,6 +40,14 @@ def _b64(segment: str) -> bytes:
     return decoded
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value; None for another scheme or nothing after it.
+
+    Blanks alone after the scheme are a (bad) token, not a missing one: the caller answers invalid, not missing."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme == "Bearer" and token else None
+
+
 def verify_access_token(token: str, secret: bytes, now: float | None = None) -> dict[str, Any]:
     """Return the claims of a valid, unexpired access token; TokenInvalid/TokenExpiredError otherwise."""
     if not token.isascii() or len(token) > 4096:

@@ -14,7 +14,7 @@ from flask import Flask, g, request
 
 from coupon.domain.client_address import client_address
 from coupon.domain.vocabulary import Role
-from coupon.http.access_tokens import TokenInvalid, verify_access_token
+from coupon.http.access_tokens import TokenInvalid, bearer_token, verify_access_token
 from coupon.resources import current
 from coupon.services.refusals import refusal
 
@@ -30,11 +30,11 @@ def init_app(app: Flask) -> None:
 
 
 def _bearer_claims() -> dict[str, Any] | None:
-    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme != "Bearer" or not token:
+    token = bearer_token(request.environ.get("HTTP_AUTHORIZATION", ""))
+    if token is None:
         return None
     try:
-        claims = verify_access_token(token.strip(), current().jwt_key)
+        claims = verify_access_token(token, current().jwt_key)
     except TokenInvalid:
         return None
     g.jwt_claims = claims

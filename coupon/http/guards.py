@@ -10,7 +10,7 @@ from flask import g, request
 
 from coupon.domain.errors import Forbidden, InvalidToken, MissingToken, TokenExpired
 from coupon.domain.vocabulary import Role
-from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, verify_access_token
+from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, bearer_token, verify_access_token
 from coupon.resources import current
 
 P = ParamSpec("P")
@@ -22,12 +22,11 @@ def _verify() -> dict[str, Any]:
     if "jwt_claims" in g:  # already verified by coupon.http.admission for this request
         claims: dict[str, Any] = g.jwt_claims
         return claims
-    header = request.environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, token = header.partition(" ")
-    if scheme != "Bearer" or not token:
+    token = bearer_token(request.environ.get("HTTP_AUTHORIZATION", ""))
+    if token is None:
         raise MissingToken()
     try:
-        claims = verify_access_token(token.strip(), current().jwt_key)
+        claims = verify_access_token(token, current().jwt_key)
     except TokenExpiredError:
         raise TokenExpired() from None
     except TokenInvalid:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, verify_access_token
+from coupon.http.access_tokens import TokenExpiredError, TokenInvalid, bearer_token, verify_access_token
 
 SECRET = b"unit-test-secret-of-a-decent-length-0123456789-0123456789-abcdef"
 
@@ -170,3 +170,20 @@ def test_any_single_changed_character_is_refused(position: int, replacement: str
     token = _GOOD[:position] + replacement + _GOOD[position + 1 :]
     with pytest.raises(TokenInvalid):
         verify_access_token(token, SECRET)
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc.def.ghi", "abc.def.ghi"),
+        ("Bearer  abc ", "abc"),
+        ("Bearer   ", ""),  # blanks are a bad token (answered invalid), not a missing one
+        ("Bearer", None),
+        ("Bearer ", None),
+        ("bearer abc", None),
+        ("Basic dXNlcjpwdw==", None),
+        ("", None),
+    ],
+)
+def test_the_bearer_header_is_read_one_way_for_admission_and_guards(header: str, token: str | None) -> None:
+    assert bearer_token(header) == token
