@@ -18,8 +18,10 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from coupon.adapters import mysql_errors
 from coupon.adapters.db_session import DbSession
 from coupon.adapters.locks import LockBusy, PairLocks
+from coupon.adapters.mysql_errors import error_number
 from coupon.domain.events import IssueEvent
 from coupon.observability.instruments import STOCK_GUARD_REJECTIONS
 
@@ -27,20 +29,6 @@ if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
 log = logging.getLogger(__name__)
-
-# MySQL errors that say "the DB, not this message, is the problem": never turn these into failure records.
-TRANSIENT_DB_ERRORS = {
-    1040,  # too many connections
-    1205,  # lock wait timeout
-    1213,  # deadlock
-    2002,
-    2003,
-    2006,
-    2013,
-    2055,  # cannot connect / gone away / lost connection
-    1927,  # connection killed
-    1053,  # server shutdown in progress
-}
 
 
 class TransientFailure(Exception):
@@ -240,9 +228,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        orig = exc.orig
-        code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
-        return isinstance(code, int) and code in TRANSIENT_DB_ERRORS
+        return exc.orig is not None and error_number(exc.orig) in mysql_errors.TRANSIENT
     # The pool could not hand out a connection in time: the DB, not the message.
     return isinstance(exc, PoolTimeout)
 

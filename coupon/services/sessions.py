@@ -12,8 +12,9 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
-from coupon.adapters import refresh_repo, users_repo
+from coupon.adapters import mysql_errors, refresh_repo, users_repo
 from coupon.adapters.db_session import DbSession
+from coupon.adapters.mysql_errors import error_number
 from coupon.domain.errors import RefreshTokenInvalid, RefreshTokenReused
 from coupon.domain.models import User
 
@@ -23,9 +24,6 @@ MAX_TOKEN_LEN = 128
 
 TokenMinter = Callable[[User], tuple[str, int]]
 T = TypeVar("T")
-# InnoDB picks a victim when concurrent rotations of one family cross (a new row's insert against a family
-# revocation's gap locks): the victim's transaction is rolled back whole, so running it again is safe.
-DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
 ATTEMPTS = 3
 
 
@@ -35,8 +33,10 @@ def _retrying(session: DbSession, work: Callable[[], T]) -> T:
             return work()
         except DBAPIError as exc:
             session.rollback()
-            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-            if code not in (DEADLOCK, LOCK_WAIT_TIMEOUT) or attempt == ATTEMPTS:
+            # InnoDB picks a victim when concurrent rotations of one family cross (a new row's insert against a
+            # family revocation's gap locks): the victim's transaction is rolled back whole, so run it again.
+            code = error_number(exc.orig) if exc.orig is not None else None
+            if code not in mysql_errors.ROLLED_BACK or attempt == ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
