@@ -68,7 +68,7 @@ export function issue(user, requestId) {
     'issue: 202 has a rank': (r) => r.status !== 202 || (r.json('data.rank') || 0) >= 1,
     'issue: 409 names why (E3002 duplicate / E3003 sold out / E300x not active)': (r) =>
       r.status !== 409 || ['E3002', 'E3003', 'E3004', 'E3005', 'E3006'].includes(errorCode),
-    'issue: 503 is a dependency outage (E503x)': (r) => r.status !== 503 || /^E503/.test(errorCode || ''),
+    'issue: 503 is a dependency outage or load shedding (E503x)': (r) => r.status !== 503 || /^E503/.test(errorCode || ''),
   });
   if (res.status === 202) outcomes.accepted.add(1);
   else if (res.status === 409 && errorCode === 'E3002') outcomes.duplicate.add(1);

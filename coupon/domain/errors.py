@@ -204,6 +204,21 @@ class HashingBusy(AppError):
         self.retry_after = _retry_after_header(retry_after)
 
 
+class IssueQueueFull(AppError):
+    """Load shedding: the request waited too long for a batch and was dropped unsent. Nothing was reserved, and
+    unlike E5032 no dependency is down: the API is busier than it can answer in time."""
+
+    status, code, message = (
+        503,
+        "E5036",
+        "Too many issue requests are waiting; nothing was reserved, retry after the Retry-After delay",
+    )
+
+    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
+        super().__init__(message, data)
+        self.retry_after = _retry_after_header(retry_after)
+
+
 class DatabaseUnavailable(AppError):
     status, code, message = 503, "E5033", "The database is unavailable; try again"
 

@@ -303,6 +303,7 @@ _WITH_RETRY_AFTER = {
     "E429": "seconds until the window resets",
     "E5031": "seconds until a lost gate can be rebuilt (sent only while it waits for what was in flight)",
     "E5035": "seconds until the hashing queue clears",
+    "E5036": "seconds until the issue queue is expected to drain",
 }
 
 _SOMETIMES_RETRY_AFTER = {"E5031"}
@@ -634,7 +635,8 @@ def document() -> Schema:
                 (202, _ref("IssueAccepted")),
                 ID
                 + USER_ONLY
-                + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007", "E5031", "E5032", "E5033", "E5034"],
+                + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007"]
+                + ["E5031", "E5032", "E5033", "E5034", "E5036"],
                 auth=True,
                 params=[*COUPON_ID, IDEMPOTENCY_KEY],
             ),

@@ -23,6 +23,7 @@ from coupon.domain.errors import (
     IssueEnded,
     IssueNotConfirmed,
     IssueNotStarted,
+    IssueQueueFull,
     KafkaUnavailable,
     RateLimited,
     RedisUnavailable,
@@ -76,6 +77,34 @@ class IssueTicket:
     jti: str | None = None
     admin: bool = False
 
+    @classmethod
+    def new(
+        cls,
+        coupon_id: str,
+        user_id: str,
+        now: datetime,
+        *,
+        request_id: str | None = None,
+        address: str | None = None,
+        idempotency_key: str | None = None,
+        jti: str | None = None,
+        admin: bool = False,
+    ) -> IssueTicket:
+        """A request as it arrives: its event id drawn, and its gate token the client's key or else that id."""
+        event_id = new_event_id()
+        token = "k" + idempotency_key if idempotency_key else event_id
+        return cls(
+            coupon_id,
+            user_id,
+            iso(now) or "",
+            request_id,
+            address,
+            token=token,
+            event_id=event_id,
+            jti=jti,
+            admin=admin,
+        )
+
 
 class IssueBatcher(Protocol):
     """Runs a ticket in the next batch of decide_and_publish (coupon.adapters.coalescer.Coalescer)."""
@@ -92,6 +121,7 @@ _OUTCOME_LABELS: dict[type[AppError], str] = {
     CouponNotFound: "not_found",
     KafkaUnavailable: "unavailable",
     RedisUnavailable: "unavailable",
+    IssueQueueFull: "overloaded",
     IssueNotConfirmed: "unconfirmed",
     RateLimited: "rate_limited",
     AccountDeleted: "account_deleted",
@@ -215,27 +245,14 @@ def _settle_quietly(gate: Gate, mode: HoldMode, holds: list[Hold]) -> None:
 
 
 def request_issue(
-    session: DbSession,
-    batcher: IssueBatcher,
-    recovery: GateRecovery,
-    coupon_id: str,
-    user_id: str,
-    now: datetime,
-    request_id: str | None = None,
-    address: str | None = None,
-    idempotency_key: str | None = None,
-    jti: str | None = None,
-    admin: bool = False,
+    session: DbSession, batcher: IssueBatcher, recovery: GateRecovery, ticket: IssueTicket, now: datetime
 ) -> IssueAccepted:
     """Admit, decide and publish one request (in the next batch); an AppError names every way it can fail.
 
     With an idempotency key, a retry of the same request (same user, coupon and key) is answered as the first was.
-    `jti` and `admin` describe the caller's access token for the limiter (revocation marker, admin limit).
     """
     try:
-        accepted = _request_issue(
-            session, batcher, recovery, coupon_id, user_id, now, request_id, address, idempotency_key, jti, admin
-        )
+        accepted = _request_issue(session, batcher, recovery, ticket, now)
     except AppError as exc:
         _COUNTERS[_OUTCOME_LABELS.get(type(exc), "error")].inc()
         raise
@@ -244,23 +261,9 @@ def request_issue(
 
 
 def _request_issue(
-    session: DbSession,
-    batcher: IssueBatcher,
-    recovery: GateRecovery,
-    coupon_id: str,
-    user_id: str,
-    now: datetime,
-    request_id: str | None,
-    address: str | None,
-    idempotency_key: str | None,
-    jti: str | None,
-    admin: bool,
+    session: DbSession, batcher: IssueBatcher, recovery: GateRecovery, ticket: IssueTicket, now: datetime
 ) -> IssueAccepted:
-    event_id = new_event_id()
-    token = "k" + idempotency_key if idempotency_key else event_id
-    ticket = IssueTicket(
-        coupon_id, user_id, iso(now) or "", request_id, address, token=token, event_id=event_id, jti=jti, admin=admin
-    )
+    coupon_id = ticket.coupon_id
     decision = _submit(batcher, ticket)
     if decision.outcome is GateOutcome.NEEDS_REBUILD:
         # Lost or retired: answered from the DB, or 503 E5031 + Retry-After while what was in flight is waited out.
@@ -277,7 +280,7 @@ def _request_issue(
     rejection = _REJECTIONS.get(decision.outcome)
     if rejection is not None:
         raise rejection(data={"couponId": coupon_id})
-    return IssueAccepted(coupon_id, user_id, decision.rank, ticket.requested_at)
+    return IssueAccepted(coupon_id, ticket.user_id, decision.rank, ticket.requested_at)
 
 
 def _submit(batcher: IssueBatcher, ticket: IssueTicket) -> GateDecision:
@@ -286,7 +289,7 @@ def _submit(batcher: IssueBatcher, ticket: IssueTicket) -> GateDecision:
     try:
         return batcher.submit(ticket)
     except QueueTimeout:
-        raise KafkaUnavailable("Too many issue requests are waiting; nothing was reserved, try again") from None
+        raise IssueQueueFull() from None
     except TimeoutError as exc:
         raise _unconfirmed(exc) from exc
 

@@ -144,7 +144,7 @@ def _sale_through_a_loss(
     # Ranks go on from everything promised, not from the DB's rows: no two holders share one. (A unit given back, a
     # publish that failed or an unknown outcome settled, is sold again under its old rank: only without those.)
     ranks = [r.rank for r in q(engine, "SELECT `rank` FROM issued_coupons WHERE coupon_id = :c", c=cid)]
-    given_back = any(code in ("E5032", "E5034") for a in answers.values() for _, code in a)
+    given_back = any(code in ("E5032", "E5034", "E5036") for a in answers.values() for _, code in a)
     if not given_back:
         assert sorted(ranks) == list(range(1, STOCK + 1)), f"ranks repeat: {sorted(ranks)}"
     return {

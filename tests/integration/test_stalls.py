@@ -38,7 +38,7 @@ STALL_ENV = {
     "SETTLE_LAG_WAIT_SECONDS": "20",
 }
 STALLS = [("kafka", 9.0), ("redis", 4.0), ("mariadb", 10.0)]
-NOT_RESERVED = {"E5031", "E5032"}  # "nothing was reserved": that request must never become a coupon
+NOT_RESERVED = {"E5031", "E5032", "E5036"}  # "nothing was reserved": that request must never become a coupon
 
 
 def service_pid(name: str) -> int:

@@ -22,6 +22,7 @@ from coupon.domain.errors import (
     IssueEnded,
     IssueNotConfirmed,
     IssueNotStarted,
+    IssueQueueFull,
     KafkaUnavailable,
     RateLimited,
     RedisUnavailable,
@@ -122,7 +123,7 @@ def issue(
 ) -> IssueAccepted:
     batcher = Coalescer(partial(decide_and_publish, limiter or FakeLimiter(), gate, publisher))
     batcher._gevent = False  # a batch of one per submit, run in the caller
-    return request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, request_id)  # type: ignore[arg-type]
+    return request_issue(None, batcher, gate, IssueTicket.new(COUPON_ID, USER_ID, NOW, request_id=request_id), NOW)  # type: ignore[arg-type]
 
 
 # --- accepted ------------------------------------------------------------------------------------
@@ -286,8 +287,8 @@ def test_the_idempotency_key_is_the_gate_token_and_a_fresh_request_uses_its_even
     gate = FakeGate(accepted(1), accepted(2))
     batcher = Coalescer(partial(decide_and_publish, FakeLimiter(), gate, FakePublisher()))
     batcher._gevent = False
-    request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW, idempotency_key="order-17")  # type: ignore[arg-type]
-    request_issue(None, batcher, gate, COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+    request_issue(None, batcher, gate, IssueTicket.new(COUPON_ID, USER_ID, NOW, idempotency_key="order-17"), NOW)  # type: ignore[arg-type]
+    request_issue(None, batcher, gate, IssueTicket.new(COUPON_ID, USER_ID, NOW), NOW)  # type: ignore[arg-type]
     keyed, fresh = gate.requests
     assert keyed.token == "korder-17" and keyed.event_id != keyed.token
     assert fresh.token == fresh.event_id
@@ -462,10 +463,13 @@ class TimingOutBatcher:
 def test_a_ticket_never_sent_is_nothing_reserved_and_a_batch_that_outlived_its_caller_is_not_confirmed() -> None:
     from coupon.adapters.coalescer import FlushTimeout, QueueTimeout
 
-    with pytest.raises(KafkaUnavailable):
-        request_issue(None, TimingOutBatcher(QueueTimeout("queued too long")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+    ticket = IssueTicket.new(COUPON_ID, USER_ID, NOW)
+    with pytest.raises(IssueQueueFull) as shed:
+        request_issue(None, TimingOutBatcher(QueueTimeout("queued too long")), FakeGate(), ticket, NOW)  # type: ignore[arg-type]
+    # Overload is not an outage: its own code, with Retry-After, and not Kafka's E5032.
+    assert (shed.value.status, shed.value.code, shed.value.retry_after) == (503, "E5036", 1)
     with pytest.raises(IssueNotConfirmed):
-        request_issue(None, TimingOutBatcher(FlushTimeout("batch still running")), FakeGate(), COUPON_ID, USER_ID, NOW)  # type: ignore[arg-type]
+        request_issue(None, TimingOutBatcher(FlushTimeout("batch still running")), FakeGate(), ticket, NOW)  # type: ignore[arg-type]
 
 
 # --- replica acknowledgements --------------------------------------------------------------------

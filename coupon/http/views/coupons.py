@@ -114,19 +114,19 @@ def stock_stream(coupon_id: str) -> Response:
 @user_required
 def issue(coupon_id: str) -> Response:
     claims = current_claims()
-    accepted = issuing.request_issue(
-        db.session,
-        current().issuer,
-        current().recovery,
+    res = current()
+    now = utcnow()
+    ticket = issuing.IssueTicket.new(
         parse_uuid(coupon_id),
         claims["sub"],
-        utcnow(),
-        request_ids.current(),
-        deferred_address(),
-        parse_idempotency_key(request.headers.get("Idempotency-Key")),
-        claims["jti"],
-        is_admin(claims),
+        now,
+        request_id=request_ids.current(),
+        address=deferred_address(),
+        idempotency_key=parse_idempotency_key(request.headers.get("Idempotency-Key")),
+        jti=claims["jti"],
+        admin=is_admin(claims),
     )
+    accepted = issuing.request_issue(db.session, res.issuer, res.recovery, ticket, now)
     return success(
         {
             "couponId": accepted.coupon_id,
