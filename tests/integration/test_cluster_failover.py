@@ -83,6 +83,12 @@ def _role(port: int) -> str | None:
         return None
 
 
+def _settled_holds(rdb: RedisCluster, coupon_id: str, users: set[str]) -> int:
+    """How many of these users' holds are confirmed (C) or unconfirmed (U): their batch's publish was decided."""
+    holds = rdb.hgetall(keys.holds(coupon_id))
+    return sum(1 for user, hold in holds.items() if user in users and hold[:1] in ("C", "U"))
+
+
 def _client(nodes: str) -> RedisCluster:
     first, others = cluster_startup(cluster_nodes=nodes)
     return RedisCluster.from_url(first, startup_nodes=[ClusterNode(h, p) for h, p in others], decode_responses=True)
@@ -128,7 +134,11 @@ def test_master_of_the_hot_coupon_killed_mid_sale_replica_promoted(
                 rdb.set(f"coupon:{{{cid}}}:ballast", b"x" * BALLAST_BYTES)
                 wave = pool.submit(fire, users[150:])
                 wait_for(lambda: int(rdb.get(keys.issued(cid)) or 0) >= 250, 30, "a burst in flight", interval=0.002)
-                time.sleep(0.3)  # long enough for the wave's batches to be published and answered, if they will be
+                # The kill lands once the wave's first batches were published and answered, if they will be: their
+                # holds have left P (confirmed after the broker's ack, or unconfirmed when too few replicas acked).
+                wave_users = {u for u, _ in users[150:]}
+                settled = lambda: _settled_holds(rdb, cid, wave_users) >= 50  # noqa: E731
+                wait_for(settled, 30, "the wave's first holds settled", interval=0.01)
                 os.kill(pid, signal.SIGKILL)
             finally:
                 os.kill(replica_pid, signal.SIGCONT)

@@ -29,6 +29,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from coupon.adapters import keys
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.kafka_topics import ensure_topics, topic_settings
 from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
@@ -346,9 +347,16 @@ def test_the_leader_of_the_written_partitions_is_sigkilled_mid_sale(
         # The broker leading the most partitions of the topic being written (every user key hashes to one of them).
         leaders = Counter(p["leader_id"] for p in _partitions(bootstrap, topic))
         victim = leaders.most_common(1)[0][0]
+        reserved_before = int(rdb.get(keys.issued(cid)) or 0)
         with ThreadPoolExecutor(1) as pool:
             wave = pool.submit(_fire, api, cid, users[150:], idem, answers)
-            time.sleep(0.2)  # the wave is in flight
+            # The kill lands while the wave is being decided and published, not before its first batch.
+            wait_for(
+                lambda: int(rdb.get(keys.issued(cid)) or 0) >= reserved_before + 20,
+                30,
+                "the wave in flight",
+                interval=0.002,
+            )
             os.kill(_node_pid(victim), signal.SIGKILL)
             killed_at = time.monotonic()
             probes: Answers = {}
