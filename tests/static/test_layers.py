@@ -1,4 +1,5 @@
-"""The folder rules of docs/ARCHITECTURE.md, checked on every import statement of coupon/ and workers/."""
+"""The folder rules of docs/ARCHITECTURE.md, checked on every import statement of coupon/ and workers/, and no import
+cycle between the folders, the root modules and the workers."""
 
 from __future__ import annotations
 
@@ -142,3 +143,63 @@ def test_no_two_modules_share_a_name() -> None:
             clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
         seen[path.name] = path
     assert not clashes, "modules sharing a name: " + "; ".join(clashes)
+
+
+def _unit(module: str) -> str:
+    """What a cycle is counted between: a folder of coupon/, a root module, the `coupon` package, a workers module."""
+    return _folder(module) or module if module.startswith("coupon.") else module
+
+
+def import_graph(sources: list[Path]) -> dict[str, set[str]]:
+    """unit -> the units its modules import (lazy imports inside functions included: they close a cycle too)."""
+    graph: dict[str, set[str]] = {}
+    for path in sources:
+        unit = _unit(_module_name(path))
+        edges = graph.setdefault(unit, set())
+        for _, imported in _imports(path):
+            if imported.split(".")[0] not in ("coupon", "workers"):
+                continue
+            target = _unit(_target(imported) if imported.startswith("coupon") else imported)
+            if target != unit:
+                edges.add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle between units, as the path that closes it, or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycle_between_the_folders_root_modules_and_workers() -> None:
+    cycle = find_cycle(import_graph(SOURCES))
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_the_old_cycles() -> None:
+    # The cycle this project had: the CLI imported workers.jobs for the sweep, which imports create_app (the coupon
+    # package), which registers the CLI.
+    graph = import_graph(SOURCES)
+    graph.setdefault("coupon.cli", set()).add("workers.jobs")
+    assert find_cycle(graph) is not None
+    # And the other one: the resources reaching into coupon.http (for the trusted-proxy parser), which imports them.
+    graph = import_graph(SOURCES)
+    graph.setdefault("coupon.resources", set()).add("coupon.http")
+    assert find_cycle(graph) is not None
