@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from coupon.domain.events import IssueEvent
-from tests.support.invariants import issued_rows
+from harness.invariants import issued_rows
 
 
 def preload(bootstrap: str, topic: str, coupon_id: str, count: int) -> None:

@@ -45,11 +45,11 @@ from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import load_users
 from coupon.services.accounts import ensure_admin, hash_password
-from tests.support.client import Api, burst
-from tests.support.database import recreate_and_migrate
-from tests.support.invariants import check_invariants, issued_rows, wait_drained
-from tests.support.processes import Stack, wait_for
-from tests.support.services import state_dir
+from harness.client import Api, burst
+from harness.database import recreate_and_migrate
+from harness.invariants import check_invariants, issued_rows, wait_drained
+from harness.processes import Stack, wait_for
+from harness.services import state_dir
 
 # Defaults follow scripts/services.sh's port variables (as tests/integration/conftest.py does), so a bench next to
 # other stacks on this machine measures the services it started.

@@ -37,8 +37,8 @@ from coupon import create_app
 from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services.accounts import ensure_admin
-from tests.support.client import Api
-from tests.support.processes import Stack
+from harness.client import Api
+from harness.processes import Stack
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coupon.adapters.gate import Gate
 from coupon.adapters.redis_client import build_redis
-from tests.support.gate_calls import reserve_one
+from harness.gate_calls import reserve_one
 
 
 def main() -> None:

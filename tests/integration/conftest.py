@@ -35,12 +35,12 @@ from coupon.extensions import db
 from coupon.http.minting import mint_token, user_token
 from coupon.services import accounts, load_users
 from coupon.services.unit_of_work import unit_of_work
+from harness.client import Api
+from harness.database import recreate_and_migrate
+from harness.processes import ROOT, Stack
+from harness.services import use_worker_services
 from tests.support.cli import overrides
-from tests.support.client import Api
-from tests.support.database import recreate_and_migrate
 from tests.support.fault_report import FAILOVER_REPORT, FAULT_REPORT
-from tests.support.processes import ROOT, Stack
-from tests.support.services import use_worker_services
 
 # Before anything below reads the environment: a pytest-xdist worker's own services (scripts/test.sh).
 XDIST_WORKER = use_worker_services()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import redis
 
 from coupon.adapters import keys
+from harness.client import Api
+from harness.invariants import scalar
 from tests.support.cli import flask_cli
-from tests.support.client import Api
-from tests.support.invariants import scalar
 
 
 def _code(resp) -> str | None:

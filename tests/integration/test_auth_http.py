@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 
 from coupon.config import DEV_JWT_SECRET
-from tests.support.client import Api
+from harness.client import Api
 
 
 def test_signup_then_login_round_trip(server: Api) -> None:
@@ -34,7 +34,7 @@ def test_wrong_password_and_unknown_user_are_401(server: Api) -> None:
 
 
 def test_password_is_stored_as_slow_hash(server: Api, engine) -> None:
-    from tests.support.invariants import scalar
+    from harness.invariants import scalar
 
     server.signup("carol", "plain-text-pw")
     stored = scalar(engine, "SELECT password_hash FROM users WHERE username = 'carol'")
@@ -49,7 +49,7 @@ def test_duplicate_username_is_409(server: Api) -> None:
 
 @pytest.mark.slow
 def test_concurrent_signups_of_one_name_exactly_one_wins(server: Api, engine) -> None:
-    from tests.support.invariants import scalar
+    from harness.invariants import scalar
 
     def attempt(i: int) -> int:
         return (

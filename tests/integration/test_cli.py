@@ -14,9 +14,9 @@ from coupon.adapters import keys
 from coupon.adapters.kafka_topics import delete_topics
 from coupon.cli import DEMO_COUPONS
 from coupon.http.access_tokens import verify_access_token
+from harness.invariants import scalar
 from tests.integration.conftest import KAFKA
 from tests.support.cli import flask_cli, flask_process
-from tests.support.invariants import scalar
 
 
 @pytest.mark.slow

@@ -22,14 +22,14 @@ from redis.cluster import ClusterNode, RedisCluster
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateMeta, GateOutcome, GateRequest, GateSnapshot
 from coupon.adapters.redis_client import build_redis, cluster_startup
+from harness.client import Api, burst
+from harness.gate_calls import reserve_one
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import api_and_consumer, wait_for
+from harness.services import pid_file
 from tests.integration.conftest import ROOT
 from tests.integration.test_stalls import NOT_RESERVED, STALL_ENV, _issue_requests
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst
-from tests.support.gate_calls import reserve_one
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import api_and_consumer, wait_for
-from tests.support.services import pid_file
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

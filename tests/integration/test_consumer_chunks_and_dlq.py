@@ -16,12 +16,12 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from coupon import resources
 from coupon.domain.events import IssueEvent
+from harness.client import Api, burst
+from harness.gate_calls import reserve_one
+from harness.invariants import check_invariants, issued_rows, wait_drained
+from harness.processes import Stack, wait_for
+from harness.services import services
 from tests.integration.conftest import KAFKA
-from tests.support.client import Api, burst
-from tests.support.gate_calls import reserve_one
-from tests.support.invariants import check_invariants, issued_rows, wait_drained
-from tests.support.processes import Stack, wait_for
-from tests.support.services import services
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Stack
+from harness.processes import Stack
 
 
 def _niceness(pid: int) -> int:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from coupon.adapters import keys
-from tests.support.client import Api, coupon_body, iso_in
+from harness.client import Api, coupon_body, iso_in
 
 
 def test_admin_creates_coupon_and_gate_is_primed(server: Api, admin_token: str, rdb) -> None:
@@ -123,8 +123,8 @@ def test_unknown_route_and_method_keep_the_envelope(server: Api) -> None:
 
 @pytest.mark.slow
 def test_create_coupon_cli(base_env, engine) -> None:
+    from harness.invariants import scalar
     from tests.support.cli import flask_cli
-    from tests.support.invariants import scalar
 
     out = flask_cli(base_env, "create-coupon", "--name", "cli coupon", "--quantity", "42", "--type", "PIZZA")
     assert out.returncode == 0, out.stderr

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from coupon.adapters import keys
-from tests.support.client import Api, burst, iso_in
-from tests.support.invariants import assert_gate_matches_db, check_invariants, issued_rows, wait_drained
-from tests.support.processes import wait_for
+from harness.client import Api, burst, iso_in
+from harness.invariants import assert_gate_matches_db, check_invariants, issued_rows, wait_drained
+from harness.processes import wait_for
 
 # Live sales with a consumer: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

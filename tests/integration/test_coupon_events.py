@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 from coupon.adapters import keys
+from harness.client import Api, iso_in
+from harness.invariants import assert_gate_matches_db, scalar
 from tests.support.cli import flask_cli
-from tests.support.client import Api, iso_in
-from tests.support.invariants import assert_gate_matches_db, scalar
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
 

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from coupon.domain.vocabulary import iso
+from harness.client import Api, burst
+from harness.invariants import check_invariants, q, wait_drained
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, q, wait_drained
 
 
 @pytest.fixture

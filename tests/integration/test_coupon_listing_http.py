@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from coupon.domain.commands import RankPosition
 from coupon.http.cursors import encode_event_cursor, encode_rank_cursor
-from tests.support.client import Api, iso_in
-from tests.support.invariants import q
+from harness.client import Api, iso_in
+from harness.invariants import q
 
 
 def _ids(items: list[dict[str, Any]]) -> list[str]:

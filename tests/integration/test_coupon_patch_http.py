@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from coupon.adapters import keys
-from tests.support.client import Api, burst, coupon_body, iso_in
-from tests.support.invariants import assert_gate_matches_db, q, scalar
+from harness.client import Api, burst, coupon_body, iso_in
+from harness.invariants import assert_gate_matches_db, q, scalar
 
 
 def _events(engine: sa.Engine, coupon_id: str) -> list[dict[str, Any]]:

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from coupon.adapters import keys
+from harness.client import Api, burst
+from harness.invariants import check_invariants, issued_rows, q, scalar, wait_drained
+from harness.processes import Stack, api_and_consumer, wait_for
+from harness.services import services
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, issued_rows, q, scalar, wait_drained
-from tests.support.processes import Stack, api_and_consumer, wait_for
-from tests.support.services import services
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

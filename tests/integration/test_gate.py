@@ -26,8 +26,8 @@ from coupon.adapters.gate import (
     HoldMode,
     MetaUpdate,
 )
+from harness.processes import ROOT
 from tests.integration.conftest import TEST_REDIS_CLUSTER_NODES, TEST_REDIS_URL
-from tests.support.processes import ROOT
 
 A, D, S = GateOutcome.ACCEPTED, GateOutcome.DUPLICATE, GateOutcome.SOLD_OUT
 

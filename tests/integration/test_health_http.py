@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.client import Api
+from harness.processes import wait_for
+from harness.services import services
 from tests.support.cli import flask_cli
-from tests.support.client import Api
-from tests.support.processes import wait_for
-from tests.support.services import services
 
 
 def test_liveness(server: Api) -> None:
@@ -39,7 +39,7 @@ def test_readiness_reports_a_stopped_redis(server: Api) -> None:
 
 @pytest.mark.slow
 def test_create_admin_cli_is_idempotent(base_env, engine) -> None:
-    from tests.support.invariants import scalar
+    from harness.invariants import scalar
 
     for _ in range(2):
         out = flask_cli(base_env, "create-admin", "root-admin", "--password", "pw-123456789")

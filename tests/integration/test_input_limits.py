@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.client import Api, coupon_body
+from harness.client import Api, coupon_body
 
 
 def _code(resp) -> str | None:

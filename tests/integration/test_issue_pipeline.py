@@ -12,11 +12,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from coupon.adapters import keys
+from harness.client import Api, burst
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import Stack, api_and_consumer, wait_for
+from harness.services import services
 from tests.integration.conftest import KAFKA
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, api_and_consumer, wait_for
-from tests.support.services import services
 
 
 def _issue_all(api: Api, coupon_id: str, tokens: list[str]) -> list[list]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client import Api
-from tests.support.processes import ROOT, Stack
+from harness.client import Api
+from harness.processes import ROOT, Stack
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

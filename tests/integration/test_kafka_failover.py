@@ -1,7 +1,7 @@
 """A three-broker Kafka cluster (scripts/kafka_cluster.sh; topics RF 3, min.insync.replicas 2) under failover in the
 middle of a sale: the leader SIGKILLed, followers frozen out of the ISR, a rolling restart of every broker, the
 group coordinator killed under three consumers. After each: no accepted request lost, no oversell, no duplicate,
-nothing refused as "nothing reserved" becomes a coupon (the design's invariants, tests/support/invariants.py).
+nothing refused as "nothing reserved" becomes a coupon (the design's invariants, harness/invariants.py).
 
 The cluster is one for the whole run, also under pytest-xdist (scripts/test.sh names it in TEST_KAFKA_CLUSTER):
 three JVMs per worker would crowd two cores. The first test that needs it starts it, and the module stops it when it
@@ -33,14 +33,14 @@ from coupon.adapters import keys
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.adapters.kafka_topics import ensure_topics, topic_settings
 from coupon.domain.errors import IssueNotConfirmed, KafkaUnavailable
+from harness.client import Api, burst
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import Stack, api_and_consumer, wait_for
+from harness.services import pid_file
 from tests.integration.conftest import ROOT
 from tests.integration.test_scale_out import _balanced
 from tests.integration.test_stalls import NOT_RESERVED, _in_flight, _issue_requests
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, api_and_consumer, wait_for
-from tests.support.services import pid_file
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

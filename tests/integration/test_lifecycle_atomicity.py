@@ -23,8 +23,8 @@ from coupon.domain.vocabulary import CouponStatus, utcnow
 from coupon.extensions import db
 from coupon.http.parsing import parse_coupon_draft
 from coupon.services import catalog, gate_recovery, lifecycle
-from tests.support.client import coupon_body
-from tests.support.invariants import assert_gate_matches_db, scalar
+from harness.client import coupon_body
+from harness.invariants import assert_gate_matches_db, scalar
 
 
 @pytest.fixture

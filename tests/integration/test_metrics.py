@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.client import Api, burst
-from tests.support.invariants import wait_drained
-from tests.support.processes import Stack, free_port, wait_for
+from harness.client import Api, burst
+from harness.invariants import wait_drained
+from harness.processes import Stack, free_port, wait_for
 
 
 def _value(text: str, name: str, labels: str = "") -> float:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from coupon.http.openapi import document
-from tests.support.client import Api
-from tests.support.processes import ROOT, Stack
+from harness.client import Api
+from harness.processes import ROOT, Stack
 
 # Left out of the document on purpose: Prometheus text for the scraper, not part of the JSON API.
 UNDOCUMENTED = {("/metrics", "GET")}

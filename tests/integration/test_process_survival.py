@@ -18,10 +18,10 @@ from rq.registry import FailedJobRegistry
 from rq.worker import Worker as RqWorker
 from sqlalchemy.engine import make_url
 
+from harness.processes import Proc, Stack, wait_for
+from harness.services import forget_redis_data, services
+from harness.services import pid_file as service_pid_file
 from tests.integration.conftest import TEST_DB_URL, TEST_REDIS_URL
-from tests.support.processes import Proc, Stack, wait_for
-from tests.support.services import forget_redis_data, services
-from tests.support.services import pid_file as service_pid_file
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 

@@ -13,10 +13,10 @@ import redis
 from coupon.adapters import keys
 from coupon.adapters.rate_limit import Admission, Limit, LimitOutcome, RateLimiter, username_digest
 from coupon.adapters.redis_client import build_redis
+from harness.client import Api, burst
+from harness.invariants import check_invariants, wait_drained
+from harness.processes import Stack, free_port
 from tests.integration.conftest import TEST_REDIS_URL
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, wait_drained
-from tests.support.processes import Stack, free_port
 
 OFF = Limit(0, 10)
 
@@ -39,7 +39,7 @@ def test_window_resets_after_it_expires(rdb: redis.Redis) -> None:
     assert limiter.admit("u-1", None).outcome is LimitOutcome.ALLOWED
     assert limiter.admit("u-1", None).outcome is LimitOutcome.LIMITED
     rdb.pexpire(keys.rl_user("u-1"), 1)  # end the window now instead of sleeping through it
-    from tests.support.processes import wait_for
+    from harness.processes import wait_for
 
     wait_for(lambda: not rdb.exists(keys.rl_user("u-1")), 5, "the window key to expire")
     assert limiter.admit("u-1", None).outcome is LimitOutcome.ALLOWED

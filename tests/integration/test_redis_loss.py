@@ -22,12 +22,12 @@ import pytest
 import redis
 
 from coupon.adapters import keys
+from harness.client import Api, burst, iso_in
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import Stack, api_and_consumer, wait_for
+from harness.services import forget_redis_data, pid_file, services
 from tests.integration.test_stalls import NOT_RESERVED, _issue_requests
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst, iso_in
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, api_and_consumer, wait_for
-from tests.support.services import forget_redis_data, pid_file, services
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from redis import Redis
 from rq_scheduler import Scheduler
 
+from harness.invariants import issued_rows
+from harness.processes import ROOT, Stack, free_port, wait_for
 from tests.integration.conftest import TEST_REDIS_URL
 from tests.support.cli import flask_cli
-from tests.support.invariants import issued_rows
-from tests.support.processes import ROOT, Stack, free_port, wait_for
 from workers.jobs import QUEUE
 from workers.schedule import JOB_ID
 
@@ -102,7 +102,7 @@ def test_reconcile_agrees_after_a_sale_and_flags_a_leaked_reservation(
     stack, api, admin_token, mint, engine, rdb
 ) -> None:
     from coupon.adapters import keys
-    from tests.support.client import burst
+    from harness.client import burst
 
     coupon = api.create_coupon(admin_token, 20)
     users = mint(30)

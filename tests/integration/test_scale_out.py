@@ -12,10 +12,10 @@ import pytest
 import requests
 from kafka import KafkaConsumer
 
+from harness.client import Api, burst
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import Proc, Stack, wait_for
 from tests.integration.conftest import KAFKA
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Proc, Stack, wait_for
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from coupon.config import DEV_JWT_SECRET
-from tests.support.client import Api
-from tests.support.processes import Stack
+from harness.client import Api
+from harness.processes import Stack
 
 
 @pytest.mark.slow

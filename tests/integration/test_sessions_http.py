@@ -8,8 +8,8 @@ from typing import Any
 import redis
 
 from coupon.adapters import keys
-from tests.support.client import Api
-from tests.support.invariants import q, scalar
+from harness.client import Api
+from harness.invariants import q, scalar
 
 
 def _code(resp) -> str | None:

@@ -20,11 +20,11 @@ from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateRequest
 from coupon.adapters.redis_client import build_redis
 from coupon.domain.events import IssueEvent
+from harness.client import Api, burst
+from harness.invariants import check_invariants, issued_rows, q, wait_drained
+from harness.processes import Stack, api_and_consumer, wait_for
+from harness.services import pid_file
 from tests.support.cli import flask_cli
-from tests.support.client import Api, burst
-from tests.support.invariants import check_invariants, issued_rows, q, wait_drained
-from tests.support.processes import Stack, api_and_consumer, wait_for
-from tests.support.services import pid_file
 
 # Fault injection and end-to-end runs: `make test` runs them, `make check` leaves them out.
 pytestmark = pytest.mark.slow

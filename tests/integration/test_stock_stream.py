@@ -21,9 +21,9 @@ import requests
 from coupon.adapters import keys
 from coupon.adapters.gate import Gate, GateMeta
 from coupon.domain.live_stock import parse_event_id
-from tests.support.client import Api, iso_in
-from tests.support.invariants import check_invariants, wait_drained
-from tests.support.processes import ROOT, Stack, wait_for
+from harness.client import Api, iso_in
+from harness.invariants import check_invariants, wait_drained
+from harness.processes import ROOT, Stack, wait_for
 from tests.support.sse import Comment, Event, Retry, SseStream
 
 TICK_MS = 100

@@ -14,9 +14,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.support.client import Api
-from tests.support.invariants import check_invariants, wait_drained
-from tests.support.processes import ROOT, Stack, wait_for
+from harness.client import Api
+from harness.invariants import check_invariants, wait_drained
+from harness.processes import ROOT, Stack, wait_for
 
 
 def _lines(text: str) -> list[dict]:

@@ -9,10 +9,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from coupon.domain.events import IssueEvent
+from harness.client import Api
+from harness.invariants import check_invariants, q, scalar, wait_drained
+from harness.processes import Stack, wait_for
 from tests.integration.conftest import KAFKA
-from tests.support.client import Api
-from tests.support.invariants import check_invariants, q, scalar, wait_drained
-from tests.support.processes import Stack, wait_for
 
 
 def _issued(api: Api, engine, admin_token: str, mint, quantity: int = 5, users: int = 2):
@@ -65,7 +65,7 @@ def test_usage_after_expiry_is_409(api: Api, engine, admin_token, mint) -> None:
 
 
 def test_issue_of_expired_or_future_coupon_is_409(api: Api, admin_token, mint) -> None:
-    from tests.support.client import iso_in
+    from harness.client import iso_in
 
     [(_, token)] = mint(1)
     future = api.create_coupon(admin_token, 5, issueStartsAt=iso_in(hours=1), expiresAt=iso_in(hours=2))

@@ -203,3 +203,15 @@ def test_the_cycle_finder_finds_the_old_cycles() -> None:
     graph = import_graph(SOURCES)
     graph.setdefault("coupon.resources", set()).add("coupon.http")
     assert find_cycle(graph) is not None
+
+
+HARNESS_AND_BENCH = sorted([*ROOT.joinpath("harness").rglob("*.py"), *ROOT.joinpath("bench").rglob("*.py")])
+
+
+@pytest.mark.parametrize("path", HARNESS_AND_BENCH, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_benchmarks_and_the_harness_import_no_test(path: Path) -> None:
+    # The tests may change their helpers for their own reasons; a benchmark must not break with them.
+    module = _module_name(path)
+    banned = ("tests",) if module.startswith("bench") else ("tests", "bench")
+    problems = [f"line {line}: {imported}" for line, imported in _imports(path) if imported.split(".")[0] in banned]
+    assert not problems, f"{path.relative_to(ROOT)} imports " + ", ".join(problems)

@@ -11,7 +11,7 @@ from unittest import mock
 
 from coupon import create_app, resources
 from coupon.extensions import db
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 
 def overrides(env: dict[str, str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from gevent.pool import Pool  # noqa: E402
 
 from coupon.adapters.gate import Gate  # noqa: E402
 from coupon.adapters.redis_client import build_redis  # noqa: E402
-from tests.support.gate_calls import reserve_one  # noqa: E402
+from harness.gate_calls import reserve_one  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 
 class Api:
@@ -91,12 +91,12 @@ def coupon_body(quantity: int = 10, **fields: Any) -> dict[str, Any]:
 
 
 class _BurstHelper:
-    """A `python -m tests.support.burst` process: one burst per line in, one reply per line out."""
+    """A `python -m harness.burst` process: one burst per line in, one reply per line out."""
 
     def __init__(self) -> None:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the helper)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.burst"],
+            [sys.executable, "-m", "harness.burst"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,

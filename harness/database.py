@@ -8,7 +8,7 @@ import sys
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 
 def recreate_and_migrate(url: str, env: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ import requests
 from coupon.config import load_config
 from workers.schedule import register_all
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -152,7 +152,7 @@ class Stack:
         """Register the periodic jobs, then run rqscheduler and an rq worker (in-process jobs)."""
         url = self.env["RQ_REDIS_URL"]
         # What `python -m workers.schedule` does, in this process, configured from the stack's env alone (as
-        # tests.support.cli runs commands): a process of its own cost a second of CPU to start, and test_retry_ops
+        # as tests/support/cli.py runs commands): a process of its own cost a second of CPU to start, and test_retry_ops
         # runs the command itself.
         with mock.patch.dict(os.environ, self.env, clear=True):
             register_all(load_config())

@@ -1,10 +1,10 @@
 """A burst load generator: N HTTP requests fired at once from one gevent process.
 
-Run as `python -m tests.support.burst < specs.jsonl`: every line of stdin is a burst, spec = {"base": url,
+Run as `python -m harness.burst < specs.jsonl`: every line of stdin is a burst, spec = {"base": url,
 "requests": [[method, path, token], ...]}; a request may name its own base URL as a fourth item (clients split over
 several servers, or null) and extra headers as a fifth (e.g. an Idempotency-Key). Every connection is opened first,
 then all requests go out together. Each burst is answered with a line {"results": [[status, error code or null,
-data, ms], ...] in order, "fired": epoch s, "done": epoch s}. tests.support.client keeps such a process per test
+data, ms], ...] in order, "fired": epoch s, "done": epoch s}. harness.client keeps such a process per test
 process and reuses it: starting one cost ~0.35 CPU-s, and the suite fires over a hundred bursts.
 """
 

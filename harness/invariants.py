@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from coupon.adapters import keys
 from coupon.domain.vocabulary import to_epoch_ms
-from tests.support.processes import wait_for
+from harness.processes import wait_for
 
 
 def q(engine: sa.Engine, sql: str, **params: object) -> list[sa.Row]:
