@@ -25,7 +25,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY, start_http_server
 
-from coupon import create_app
+from coupon import create_app, settings
 from coupon.adapters.locks import PairLocks
 from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
 from coupon.domain.vocabulary import utcnow
@@ -35,6 +35,7 @@ from coupon.observability.request_ids import KAFKA_HEADER
 from coupon.observability.request_ids import accept as accept_request_id
 from coupon.resources import of
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
+from coupon.settings import exit_if_invalid
 from workers.gauges import FailureCounts, StockGauges
 
 if TYPE_CHECKING:
@@ -223,15 +224,15 @@ def next_backoff(current: float) -> float:
 class Consumer:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        cfg = app.config
-        self.topic = cfg["KAFKA_ISSUE_TOPIC"]
-        self.dlq_topic = cfg["KAFKA_DLQ_TOPIC"]
-        self.batch_size = cfg["CONSUMER_BATCH_SIZE"]
-        self.poll_size = PollSize(self.batch_size, cfg["CONSUMER_BATCH_SIZE_MAX"])
-        self.chunk_events = cfg["CONSUMER_CHUNK_EVENTS"]
+        self.settings = settings.of(app)
+        self.topic = self.settings.kafka_issue_topic
+        self.dlq_topic = self.settings.kafka_dlq_topic
+        self.batch_size = self.settings.consumer_batch_size
+        self.poll_size = PollSize(self.batch_size, self.settings.consumer_batch_size_max)
+        self.chunk_events = self.settings.consumer_chunk_events
         self.stopping = threading.Event()
         self.locks = PairLocks(of(app).redis)
-        self.servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        self.servers = self.settings.kafka_bootstrap_servers.split(",")
         self.dlq: KafkaProducer | None = None
         self.backoff = 0.0
         # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
@@ -240,10 +241,9 @@ class Consumer:
 
     def join(self) -> tuple[KafkaConsumer, Assignment]:
         """A Kafka consumer subscribed to the topic as a member of the group, and its rebalance listener."""
-        cfg = self.app.config
         consumer = KafkaConsumer(
             bootstrap_servers=self.servers,
-            group_id=cfg["KAFKA_CONSUMER_GROUP"],
+            group_id=self.settings.kafka_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
@@ -253,8 +253,8 @@ class Consumer:
             # fills at once (fewer, fuller batches cost the DB and the CPU less per row); idle, the wait is how often
             # the consumer and the broker wake up (500 ms: a third of the CPU of 100 ms), and a lone request's row
             # lands at most that late.
-            fetch_min_bytes=cfg["CONSUMER_FETCH_MIN_BYTES"],
-            fetch_max_wait_ms=cfg["CONSUMER_FETCH_MAX_WAIT_MS"],
+            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
         )
@@ -307,7 +307,7 @@ class Consumer:
 
     def run(self) -> None:
         """Poll and handle until SIGTERM/SIGINT; an outage of Kafka, Redis or the DB is waited out, never fatal."""
-        log.info("consuming %s as group %s", self.topic, self.app.config["KAFKA_CONSUMER_GROUP"])
+        log.info("consuming %s as group %s", self.topic, self.settings.kafka_consumer_group)
         try:
             while not self.stopping.is_set():
                 polled: Polled = {}
@@ -520,16 +520,18 @@ def lower_priority(increment: int) -> int:
 
 
 def main() -> None:
-    app = create_app()
-    niceness = lower_priority(app.config["CONSUMER_NICE"])
+    with exit_if_invalid():
+        app = create_app()
+    config = settings.of(app)
+    niceness = lower_priority(config.consumer_nice)
     log.info("running at niceness %d (CONSUMER_NICE)", niceness)
-    port = app.config["CONSUMER_METRICS_PORT"]
+    port = config.consumer_metrics_port
     if port:
         # Each consumer process serves its own metrics; several on one host need different ports (0: off).
         REGISTRY.register(FailureCounts(app))
         REGISTRY.register(StockGauges(app))
-        start_http_server(port, addr=app.config["CONSUMER_METRICS_HOST"])
-        log.info("metrics on http://%s:%d/metrics", app.config["CONSUMER_METRICS_HOST"], port)
+        start_http_server(port, addr=config.consumer_metrics_host)
+        log.info("metrics on http://%s:%d/metrics", config.consumer_metrics_host, port)
     worker = Consumer(app)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Which coupon packages each folder may import (besides itself). "coupon" alone means the root modules
-# (create_app, config, extensions, resources, cli): the composition root.
+# (create_app, settings, extensions, resources, cli): the composition root.
 ALLOWED: dict[str, set[str]] = {
     "coupon.observability": set(),
     "coupon.domain": {"coupon.observability", "coupon.extensions"},
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
         "coupon.observability",
         "coupon.extensions",
         "coupon.resources",
+        "coupon.settings",
     },
     "workers": {
         "coupon",
@@ -32,13 +33,14 @@ ALLOWED: dict[str, set[str]] = {
         "coupon.observability",
         "coupon.extensions",
         "coupon.resources",
-        "coupon.config",
+        "coupon.settings",
         "coupon.sweeper",
     },
 }
 # The root modules coupon.http imports (directly or through resources) must not import coupon.http back: that was a
-# cycle (config and resources reached into coupon.http for the trusted-proxy parser). No root module imports workers/.
-BELOW_HTTP = ("coupon.config", "coupon.extensions", "coupon.resources", "coupon.sweeper")
+# cycle (config, now settings, and resources reached into coupon.http for the trusted-proxy parser). No root module
+# imports workers/.
+BELOW_HTTP = ("coupon.settings", "coupon.settings_doc", "coupon.extensions", "coupon.resources", "coupon.sweeper")
 # Libraries a layer must not reach for: services are plain Python, called by HTTP views, workers and the CLI.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "coupon.services": {"flask", "flask_jwt_extended", "werkzeug"},
