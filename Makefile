@@ -51,6 +51,9 @@ pins: venv ## Recompile requirements/base.txt, dev.txt and uv.txt (every package
 unit: venv ## Unit tests only (no services needed)
 	@.venv/bin/pytest tests/unit -q
 
+config-doc: venv ## Regenerate the settings table of docs/CONFIGURATION.md from coupon/settings.py
+	@.venv/bin/python -m coupon.settings_doc --write
+
 lint: venv ## ruff (lint + format check), mypy --strict (coupon/, workers/), shellcheck (scripts/)
 	@scripts/lint.sh
 
@@ -70,4 +73,4 @@ bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluste
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down kafka-cluster kafka-cluster-down venv pins unit lint check k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down kafka-cluster kafka-cluster-down venv pins unit config-doc lint check k6 bench bench-scaling

@@ -341,7 +341,7 @@ def main() -> None:
     app = create_app(
         {
             "APP_ENV": "test",
-            "SQLALCHEMY_DATABASE_URI": DB_URL,
+            "DATABASE_URL": DB_URL,
             "REDIS_URL": REDIS_URL,
             "KAFKA_ISSUE_TOPIC": env["KAFKA_ISSUE_TOPIC"],
         }

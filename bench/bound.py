@@ -52,7 +52,7 @@ def main() -> None:
     workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
     if args.draining:  # the consumer writes its backlog there
         fresh_state(env)
-    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": DB_URL, "REDIS_URL": REDIS_URL})
+    app = create_app({"APP_ENV": "test", "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL})
     with app.app_context():  # the no-op batch never looks a user up (nor refuses one twice): made-up users do
         pairs = [(uid, user_token(uid)) for uid in (str(uuid.uuid4()) for _ in range(60_000))]
         admin_token = ""

@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from coupon import cli, resources
-from coupon.config import load_config
+from coupon import cli, resources, settings
 from coupon.extensions import db, init_migrations
 from coupon.http import admission, minting, request_id_hooks
 from coupon.http.error_handlers import register_error_handlers
@@ -19,8 +18,9 @@ from coupon.observability import log_setup, metrics_endpoint
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
-    app.config.update(load_config(overrides))
-    log_setup.init_app(app)
+    config = settings.load_settings(overrides)
+    settings.init_app(app, config)
+    log_setup.init_app(app, config.log_level, config.kafka_log_level)
     request_id_hooks.init_app(app)
 
     db.init_app(app)

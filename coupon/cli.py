@@ -14,6 +14,7 @@ from typing import IO, Any
 import click
 from flask import Flask, current_app
 
+from coupon import settings
 from coupon.adapters.kafka_topics import TopicSettings, ensure_topics, topic_settings
 from coupon.domain.commands import CouponPatch
 from coupon.domain.errors import AppError
@@ -217,23 +218,21 @@ def create_topics(partitions: int | None, replication_factor: int | None, min_in
     existing topic (a replication factor changes by partition reassignment, min.insync.replicas with
     kafka-configs --alter), so a topic left at RF 1 on a 3-broker cluster is said out loud, not hidden.
     """
-    cfg = current_app.config
-    count = partitions or cfg["KAFKA_PARTITIONS"]
-    rf = replication_factor or cfg["KAFKA_REPLICATION_FACTOR"]
-    min_isr = min_insync_replicas or cfg["KAFKA_MIN_INSYNC_REPLICAS"]
+    cfg = settings.current()
+    count = partitions or cfg.kafka_partitions
+    rf = replication_factor or cfg.kafka_replication_factor
+    min_isr = min_insync_replicas or cfg.kafka_min_insync_replicas
     if min_isr > rf:
         raise click.BadParameter(f"min.insync.replicas {min_isr} exceeds the replication factor {rf}")
-    wanted = {cfg["KAFKA_ISSUE_TOPIC"]: count, cfg["KAFKA_DLQ_TOPIC"]: 1}
+    wanted = {cfg.kafka_issue_topic: count, cfg.kafka_dlq_topic: 1}
     try:
-        created = ensure_topics(
-            cfg["KAFKA_BOOTSTRAP_SERVERS"], wanted, replication_factor=rf, min_insync_replicas=min_isr
-        )
-        found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
+        created = ensure_topics(cfg.kafka_bootstrap_servers, wanted, replication_factor=rf, min_insync_replicas=min_isr)
+        found = topic_settings(cfg.kafka_bootstrap_servers, list(wanted))
         # A broker learns of a new topic from the metadata log a moment after the controller: ask again briefly.
         deadline = time.monotonic() + 15
         while len(found) < len(wanted) and time.monotonic() < deadline:
             time.sleep(0.5)
-            found = topic_settings(cfg["KAFKA_BOOTSTRAP_SERVERS"], list(wanted))
+            found = topic_settings(cfg.kafka_bootstrap_servers, list(wanted))
     except AppError as exc:
         _fail(exc)
         return
@@ -438,9 +437,9 @@ def failures_retry(failure_id: int | None, retry_all: bool) -> None:
             report = failure_records.republish_failed(
                 db.session,
                 publisher,
-                current_app.config["FAILURE_MAX_RETRIES"],
+                settings.current().failure_max_retries,
                 utcnow(),
-                settle_seconds=current_app.config["REPUBLISH_INTERVAL_SECONDS"],
+                settle_seconds=settings.current().republish_interval_seconds,
                 on_batch=progress.advance,
             )
             progress.finish()

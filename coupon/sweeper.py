@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from coupon import settings
 from coupon.adapters.kafka_progress import ConsumerProgress
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
 
 def sweep(app: Flask, older_than_s: float | None = None) -> settlement.SettlementReport:
     """One sweep with the app's collaborators, inside the caller's app context."""
-    cfg = app.config
-    progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
+    cfg = settings.of(app)
+    progress = ConsumerProgress(cfg.kafka_bootstrap_servers, cfg.kafka_issue_topic, cfg.kafka_consumer_group)
     now = utcnow()
     return settlement.settle_reservations(
         db.session,
@@ -26,6 +27,6 @@ def sweep(app: Flask, older_than_s: float | None = None) -> settlement.Settlemen
         progress,
         now,
         int(now.timestamp() * 1000),
-        cfg["SETTLE_AFTER_SECONDS"] if older_than_s is None else older_than_s,
-        lag_wait_s=cfg["SETTLE_LAG_WAIT_SECONDS"],
+        cfg.settle_after_seconds if older_than_s is None else older_than_s,
+        lag_wait_s=cfg.settle_lag_wait_seconds,
     )

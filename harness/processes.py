@@ -15,7 +15,7 @@ from unittest import mock
 
 import requests
 
-from coupon.config import load_config
+from coupon.settings import load_settings
 from workers.schedule import register_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ class Stack:
         # as tests/support/cli.py runs commands): a process of its own cost a second of CPU to start, and test_retry_ops
         # runs the command itself.
         with mock.patch.dict(os.environ, self.env, clear=True):
-            register_all(load_config())
+            register_all(load_settings())
         bin_dir = Path(sys.executable).parent
         scheduler = self._spawn(
             "rqscheduler", [sys.executable, "-m", "workers.rq_scheduler", "--url", url, "-i", "0.5"]

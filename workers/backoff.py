@@ -1,15 +1,8 @@
-"""Riding out a Redis outage or stall: which errors count as one, and the growing wait between attempts."""
+"""The growing wait between attempts while a dependency is out (Redis: coupon.adapters.redis_client.REDIS_ERRORS)."""
 
 from __future__ import annotations
 
 import random
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-# Refused, reset and "still loading" (BusyLoadingError is a ConnectionError) are outages; a read past the
-# socket timeout is a stall. Anything else from Redis is a bug, and stays fatal.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class Backoff:

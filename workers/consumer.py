@@ -14,60 +14,43 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY, start_http_server
 
-from coupon import create_app
+from coupon import create_app, settings
 from coupon.adapters.locks import PairLocks
-from coupon.domain.events import DecodedRecord, IssueEvent, UndecodableMessage, decode_record
+from coupon.domain.events import IssueEvent, UndecodableMessage, decode_record
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
-from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, REJOINS, UNDECODABLE
+from coupon.observability.instruments import BATCH_SIZE, CONSUMED, LAG, PERSIST_LATENCY, PERSISTED, REJOINS
 from coupon.observability.request_ids import KAFKA_HEADER
 from coupon.observability.request_ids import accept as accept_request_id
 from coupon.resources import of
 from coupon.services.persistence import BatchReport, TransientFailure, persist_in_chunks
+from coupon.settings import exit_if_invalid
+from workers.backoff import Backoff
+from workers.dead_letters import DeadLetters, Parcel, parcels_of
 from workers.gauges import FailureCounts, StockGauges
+from workers.offsets import Polled, commit_points
 
 if TYPE_CHECKING:
     from flask import Flask
 
 log = logging.getLogger("workers.consumer")
 
+# Waits between tries while the DB, Redis, Kafka or the DLQ is out: 0.2 s, doubling, at most this.
+FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
 # A rebalance this long is a lost join, not a slow member (workers.consumer.Consumer.watch_rebalance).
 REBALANCE_STALL_S = 30.0
-# One wait for the DLQ's acks of a whole batch's parcels, not one per parcel.
-DLQ_ACK_TIMEOUT_S = 30.0
-
-
-class PolledRecord(Protocol):
-    """What the consumer reads of a polled record (kafka-python's ConsumerRecord; the unit tests' fakes)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> list[tuple[str, bytes]]: ...
-
-
-# One poll: each partition's records, in offset order.
-Polled = Mapping[TopicPartition, Sequence[PolledRecord]]
 
 
 class Assignment(ConsumerRebalanceListener):
@@ -133,72 +116,6 @@ def log_outcomes(report: BatchReport) -> None:
         log.info("events persisted", extra={"count": len(chunk), "events": chunk})
 
 
-@dataclass(frozen=True)
-class Parcel:
-    """Something to park in the DLQ: a whole record (index None) or one bad event of a batch record."""
-
-    tp: TopicPartition
-    offset: int
-    index: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    reason: str
-
-    @property
-    def where(self) -> tuple[str, int, int, int | None]:
-        return (self.tp.topic, self.tp.partition, self.offset, self.index)
-
-
-def parcels_of(record: PolledRecord, decoded: DecodedRecord | None, reason: str = "") -> list[Parcel]:
-    """What of a record goes to the DLQ: the whole record when it did not decode, else each bad event alone.
-
-    The original headers (x-request-id) stay, so a parked record can still be traced; `source` and `index`
-    say where it came from.
-    """
-    if decoded is not None and not decoded.bad:
-        return []
-    tp = TopicPartition(record.topic, record.partition)
-    source = ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())
-    original = list(record.headers or [])
-    if decoded is None:
-        headers = [*original, ("error", reason.encode()[:500]), source]
-        return [Parcel(tp, record.offset, None, record.key, record.value, headers, reason)]
-    return [
-        Parcel(
-            tp,
-            record.offset,
-            bad.index,
-            record.key,
-            bad.raw,
-            [*original, ("error", bad.reason.encode()[:500]), source, ("index", str(bad.index).encode())],
-            bad.reason,
-        )
-        for bad in decoded.bad
-    ]
-
-
-def commit_points(polled: Polled, blocked: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-    """The offset to commit per partition: past the whole poll, or up to (never past) the first record of a
-    partition that is not yet in the DLQ. A partition blocked at its first polled record commits nothing."""
-    points: dict[TopicPartition, int] = {}
-    for tp, records in polled.items():
-        if not records:
-            continue
-        if tp not in blocked:
-            points[tp] = records[-1].offset + 1
-        elif blocked[tp] > records[0].offset:
-            points[tp] = blocked[tp]
-    return points
-
-
-def still_uncommitted(
-    parked: set[tuple[str, int, int, int | None]], blocked: dict[TopicPartition, int]
-) -> set[tuple[str, int, int, int | None]]:
-    """The parked parcels at or past a partition's commit point: they are read again, and must not be parked twice."""
-    return {w for w in parked if w[2] >= blocked.get(TopicPartition(w[0], w[1]), w[2] + 1)}
-
-
 class PollSize:
     """Records to ask of the next poll: `base` while the consumer keeps up; doubled after each full poll (a backlog:
     fewer, bigger batches cost the DB, the broker and this process less per row), up to `most`; halved back toward
@@ -215,35 +132,26 @@ class PollSize:
             self.size = max(self.size // 2, self.base)
 
 
-def next_backoff(current: float) -> float:
-    """0.2 s, doubling, at most MAX_BACKOFF_S."""
-    return min(max(current * 2, 0.2), MAX_BACKOFF_S)
-
-
 class Consumer:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        cfg = app.config
-        self.topic = cfg["KAFKA_ISSUE_TOPIC"]
-        self.dlq_topic = cfg["KAFKA_DLQ_TOPIC"]
-        self.batch_size = cfg["CONSUMER_BATCH_SIZE"]
-        self.poll_size = PollSize(self.batch_size, cfg["CONSUMER_BATCH_SIZE_MAX"])
-        self.chunk_events = cfg["CONSUMER_CHUNK_EVENTS"]
+        self.settings = settings.of(app)
+        self.topic = self.settings.kafka_issue_topic
+        self.batch_size = self.settings.consumer_batch_size
+        self.poll_size = PollSize(self.batch_size, self.settings.consumer_batch_size_max)
+        self.chunk_events = self.settings.consumer_chunk_events
         self.stopping = threading.Event()
         self.locks = PairLocks(of(app).redis)
-        self.servers = cfg["KAFKA_BOOTSTRAP_SERVERS"].split(",")
-        self.dlq: KafkaProducer | None = None
-        self.backoff = 0.0
-        # Parcels already in the DLQ whose offset is not committed yet: a rewound batch must not park them twice.
-        self.parked: set[tuple[str, int, int, int | None]] = set()
+        self.servers = self.settings.kafka_bootstrap_servers.split(",")
+        self.dead_letters = DeadLetters(self.servers, self.settings.kafka_dlq_topic)
+        self.backoff = Backoff(first=FIRST_BACKOFF_S, cap=MAX_BACKOFF_S)
         self.consumer, self.assignment = self.join()
 
     def join(self) -> tuple[KafkaConsumer, Assignment]:
         """A Kafka consumer subscribed to the topic as a member of the group, and its rebalance listener."""
-        cfg = self.app.config
         consumer = KafkaConsumer(
             bootstrap_servers=self.servers,
-            group_id=cfg["KAFKA_CONSUMER_GROUP"],
+            group_id=self.settings.kafka_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
@@ -253,8 +161,8 @@ class Consumer:
             # fills at once (fewer, fuller batches cost the DB and the CPU less per row); idle, the wait is how often
             # the consumer and the broker wake up (500 ms: a third of the CPU of 100 ms), and a lone request's row
             # lands at most that late.
-            fetch_min_bytes=cfg["CONSUMER_FETCH_MIN_BYTES"],
-            fetch_max_wait_ms=cfg["CONSUMER_FETCH_MAX_WAIT_MS"],
+            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             heartbeat_interval_ms=3_000,
             client_id="coupon-consumer",
         )
@@ -307,7 +215,7 @@ class Consumer:
 
     def run(self) -> None:
         """Poll and handle until SIGTERM/SIGINT; an outage of Kafka, Redis or the DB is waited out, never fatal."""
-        log.info("consuming %s as group %s", self.topic, self.app.config["KAFKA_CONSUMER_GROUP"])
+        log.info("consuming %s as group %s", self.topic, self.settings.kafka_consumer_group)
         try:
             while not self.stopping.is_set():
                 polled: Polled = {}
@@ -319,15 +227,12 @@ class Consumer:
                     self.watch_rebalance()
                 except Exception:
                     # Nothing of this poll is committed: read it again, or its records would be skipped.
-                    log.exception("consumer loop error; retrying in %.1fs", next_backoff(self.backoff))
+                    delay = self.backoff.next_delay()
+                    log.exception("consumer loop error; retrying in %.1fs", delay)
                     self.rewind(polled)
-                    self.back_off()
+                    self.stopping.wait(delay)
         finally:
             self.close()
-
-    def back_off(self) -> None:
-        self.backoff = next_backoff(self.backoff)
-        self.stopping.wait(self.backoff)
 
     def handle(self, polled: Polled) -> None:
         decoded_records: list[tuple[TopicPartition, int, list[IssueEvent]]] = []
@@ -344,7 +249,7 @@ class Consumer:
                     events = [replace(events[0], request_id=_header_request_id(record.headers))]
                 parcels.extend(parcels_of(record, decoded))
                 decoded_records.append((tp, record.offset, events))
-        blocked = self.park(parcels) if parcels else {}
+        blocked = self.dead_letters.park(parcels) if parcels else {}
         events = [
             event
             for tp, offset, record_events in decoded_records
@@ -360,13 +265,13 @@ class Consumer:
                     db.session.remove()
         except TransientFailure as exc:
             self.rewind(polled)
-            self.backoff = next_backoff(self.backoff)
-            log.warning("batch of %d not persisted (%s); retrying in %.1fs", len(events), exc, self.backoff)
-            self.stopping.wait(self.backoff)
+            delay = self.backoff.next_delay()
+            log.warning("batch of %d not persisted (%s); retrying in %.1fs", len(events), exc, delay)
+            self.stopping.wait(delay)
             return
         points = commit_points(polled, blocked)
         self.commit(points)
-        self.parked = still_uncommitted(self.parked, blocked)
+        self.dead_letters.committed(blocked)
         PERSIST_LATENCY.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(len(events))
         CONSUMED.inc(len(events))
@@ -395,83 +300,21 @@ class Consumer:
             # The DLQ did not take a record: this partition resumes at it, after a pause, like a DB outage.
             for tp, offset in blocked.items():
                 self.consumer.seek(tp, offset)
-            self.backoff = next_backoff(self.backoff)
+            delay = self.backoff.next_delay()
             log.warning(
                 "DLQ unavailable: %d partition(s) held at the record not yet parked; retrying in %.1fs",
                 len(blocked),
-                self.backoff,
+                delay,
             )
-            self.stopping.wait(self.backoff)
+            self.stopping.wait(delay)
         else:
-            self.backoff = 0.0
+            self.backoff.reset()
 
     def report_lag(self, polled: Polled) -> None:
         for tp, records in polled.items():
             end = self.consumer.highwater(tp)
             if end is not None and records:
                 LAG.labels(str(tp.partition)).set(max(end - (records[-1].offset + 1), 0))
-
-    def park(self, parcels: list[Parcel]) -> dict[TopicPartition, int]:
-        """Send the parcels to the DLQ and wait for its acks; returns, per partition, the lowest offset that is
-        not in the DLQ yet (the offset is committed past a record only once the DLQ has all of it)."""
-        pending = [p for p in parcels if p.where not in self.parked]
-        sent: list[tuple[Parcel, Any, BaseException | None]] = []
-        for parcel in pending:
-            try:
-                producer = self.dlq_producer()
-                future = producer.send(self.dlq_topic, key=parcel.key, value=parcel.value, headers=parcel.headers)
-            except Exception as exc:
-                sent.append((parcel, None, exc))
-                continue
-            sent.append((parcel, future, None))
-        deadline = time.monotonic() + DLQ_ACK_TIMEOUT_S
-        blocked: dict[TopicPartition, int] = {}
-        errors: list[BaseException] = []
-        for parcel, future, send_error in sent:
-            error = send_error
-            if error is None:
-                try:
-                    future.get(timeout=max(deadline - time.monotonic(), 0.1))
-                except Exception as exc:
-                    error = exc
-            if error is not None:
-                errors.append(error)
-                blocked[parcel.tp] = min(blocked.get(parcel.tp, parcel.offset), parcel.offset)
-                continue
-            self.parked.add(parcel.where)
-            UNDECODABLE.inc()
-            log.error(
-                "undecodable %s %s[%d]@%d → DLQ: %s",
-                "record" if parcel.index is None else f"event #{parcel.index} of record",
-                parcel.tp.topic,
-                parcel.tp.partition,
-                parcel.offset,
-                parcel.reason,
-            )
-        if errors:
-            log.warning(
-                "%d of %d DLQ publishes failed (%s: %s); the producer is rebuilt before the next try",
-                len(errors),
-                len(pending),
-                type(errors[0]).__name__,
-                errors[0],
-            )
-            self.drop_dlq_producer()
-        return blocked
-
-    def dlq_producer(self) -> KafkaProducer:
-        # Built on first use, and again after a failure: an idempotent producer may not recover from some errors.
-        if self.dlq is None:
-            self.dlq = KafkaProducer(bootstrap_servers=self.servers, acks="all", enable_idempotence=True, linger_ms=5)
-        return self.dlq
-
-    def drop_dlq_producer(self) -> None:
-        producer, self.dlq = self.dlq, None
-        if producer is not None:
-            try:
-                producer.close(timeout=5)
-            except Exception:
-                log.warning("could not close the DLQ producer", exc_info=True)
 
     def rewind(self, polled: Polled) -> None:
         for tp, records in polled.items():
@@ -501,7 +344,7 @@ class Consumer:
         except Exception:
             log.warning("could not close the Kafka consumer cleanly", exc_info=True)
         finally:
-            self.drop_dlq_producer()
+            self.dead_letters.close()
 
 
 def lower_priority(increment: int) -> int:
@@ -520,16 +363,18 @@ def lower_priority(increment: int) -> int:
 
 
 def main() -> None:
-    app = create_app()
-    niceness = lower_priority(app.config["CONSUMER_NICE"])
+    with exit_if_invalid():
+        app = create_app()
+    config = settings.of(app)
+    niceness = lower_priority(config.consumer_nice)
     log.info("running at niceness %d (CONSUMER_NICE)", niceness)
-    port = app.config["CONSUMER_METRICS_PORT"]
+    port = config.consumer_metrics_port
     if port:
         # Each consumer process serves its own metrics; several on one host need different ports (0: off).
         REGISTRY.register(FailureCounts(app))
         REGISTRY.register(StockGauges(app))
-        start_http_server(port, addr=app.config["CONSUMER_METRICS_HOST"])
-        log.info("metrics on http://%s:%d/metrics", app.config["CONSUMER_METRICS_HOST"], port)
+        start_http_server(port, addr=config.consumer_metrics_host)
+        log.info("metrics on http://%s:%d/metrics", config.consumer_metrics_host, port)
     worker = Consumer(app)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

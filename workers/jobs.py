@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from coupon import create_app
+from coupon import create_app, settings
 from coupon.adapters.kafka_publisher import IssuePublisher
 from coupon.domain.vocabulary import utcnow
 from coupon.extensions import db
@@ -36,9 +36,9 @@ def republish_failed() -> dict[str, int]:
             report = failure_records.republish_failed(
                 db.session,
                 _publisher(app),
-                app.config["FAILURE_MAX_RETRIES"],
+                settings.of(app).failure_max_retries,
                 utcnow(),
-                settle_seconds=app.config["REPUBLISH_INTERVAL_SECONDS"],
+                settle_seconds=settings.of(app).republish_interval_seconds,
             )
         finally:
             db.session.remove()

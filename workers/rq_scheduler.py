@@ -9,8 +9,9 @@ from typing import Any
 from rq_scheduler import Scheduler as UpstreamScheduler
 from rq_scheduler.scripts import rqscheduler as rqscheduler_script
 
+from coupon.adapters.redis_client import REDIS_ERRORS
 from coupon.observability.log_setup import configure
-from workers.backoff import REDIS_DOWN, Backoff
+from workers.backoff import Backoff
 
 # Every scheduler command is quick, so a reply later than this means Redis has stalled (SIGSTOP, swap, a
 # long-running script); without a socket timeout the process would hang on it silently.
@@ -53,13 +54,13 @@ class Scheduler(UpstreamScheduler):  # type: ignore[misc]  # rq-scheduler is unt
     def remove_lock(self) -> None:
         try:
             super().remove_lock()
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not release the scheduler lock (%s); it expires on its own", exc)
 
     def register_death(self) -> None:
         try:
             super().register_death()
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not record the scheduler's exit in Redis (%s)", exc)
 
     def run(self, burst: bool = False) -> None:
@@ -79,7 +80,7 @@ class Scheduler(UpstreamScheduler):  # type: ignore[misc]  # rq-scheduler is unt
                             return
                     else:
                         log.warning("Lock already taken - skipping run")
-                except REDIS_DOWN as exc:
+                except REDIS_ERRORS as exc:
                     delay = backoff.next_delay()
                     log.warning(
                         "Redis unavailable (%s: %s); rqscheduler keeps running, next attempt in %.1fs",

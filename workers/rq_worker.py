@@ -13,8 +13,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker, WorkerStatus
 
+from coupon.adapters.redis_client import REDIS_ERRORS
 from coupon.observability.log_setup import configure
-from workers.backoff import REDIS_DOWN, Backoff
+from workers.backoff import Backoff
 
 # rq 2.12 blocks in BLMOVE for dequeue_timeout seconds (worker_ttl - 15 = 405 s by default) and raises the
 # socket timeout to dequeue_timeout + 10, so a frozen Redis went unnoticed for ~7 minutes. A short blocking
@@ -63,7 +64,7 @@ class Worker(SimpleWorker):
         while True:
             try:
                 result = step()
-            except REDIS_DOWN as exc:
+            except REDIS_ERRORS as exc:
                 if self._stop_requested:
                     raise
                 delay = backoff.next_delay()
@@ -108,7 +109,7 @@ class Worker(SimpleWorker):
     def run_maintenance_tasks(self) -> None:
         try:
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             # Registry cleaning is housekeeping; it runs again at the next maintenance interval.
             log.warning("Redis unavailable during maintenance (%s); skipped this round", exc)
 
@@ -129,7 +130,7 @@ class Worker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
             super().execute_job(job, queue)
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             # The job's own errors never get here (rq marks the job failed); this is Redis failing while rq
             # records the outcome. Running the job again could do its work twice, so it is left to rq's
             # registry cleaning (abandoned → failed) and, for the periodic job, to its next run.
@@ -143,20 +144,20 @@ class Worker(SimpleWorker):
     def teardown(self) -> None:
         try:
             super().teardown()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not record the worker's exit in Redis (%s)", exc)
 
     def set_shutdown_requested_date(self) -> None:
         # Called from the SIGTERM handler; an outage there must not turn a warm shutdown into a traceback.
         try:
             super().set_shutdown_requested_date()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not record the shutdown request in Redis (%s)", exc)
 
     def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
         # rq retries a ConnectionError on the command channel but lets a TimeoutError end the thread, after
         # which `rq` commands (shutdown, kill-horse) would silently stop reaching this worker.
-        if isinstance(exc, REDIS_DOWN):
+        if isinstance(exc, REDIS_ERRORS):
             log.warning("Redis unavailable on the worker's command channel (%s); retrying in 2s", exc)
             time.sleep(2.0)
             return

@@ -13,14 +13,13 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 
-from coupon.config import load_config
 from coupon.observability.log_setup import configure
+from coupon.settings import Settings, exit_if_invalid, load_settings
 from workers.backoff import Backoff
 from workers.jobs import QUEUE, republish_failed, settle_reservations
 
@@ -38,11 +37,11 @@ def connect(redis_url: str) -> Redis:
     return Redis.from_url(redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
 
 
-def jobs(cfg: dict[str, Any]) -> list[tuple[str, PeriodicJob, int]]:
+def jobs(cfg: Settings) -> list[tuple[str, PeriodicJob, int]]:
     """(job id, function, interval) of every periodic job."""
     return [
-        (JOB_ID, republish_failed, cfg["REPUBLISH_INTERVAL_SECONDS"]),
-        (SETTLE_JOB_ID, settle_reservations, cfg["SETTLE_INTERVAL_SECONDS"]),
+        (JOB_ID, republish_failed, cfg.republish_interval_seconds),
+        (SETTLE_JOB_ID, settle_reservations, cfg.settle_interval_seconds),
     ]
 
 
@@ -72,16 +71,16 @@ def register(
     return "replaced" if existing else "created"
 
 
-def register_all(cfg: dict[str, Any], connection: Redis | None = None, quiet: bool = False) -> None:
+def register_all(cfg: Settings, connection: Redis | None = None, quiet: bool = False) -> None:
     for job_id, func, interval in jobs(cfg):
-        outcome = register(cfg["RQ_REDIS_URL"], interval, connection, job_id, func)
+        outcome = register(cfg.rq_redis_url, interval, connection, job_id, func)
         if outcome != "unchanged" or not quiet:
             log.info("periodic job %s every %ss: %s", job_id, interval, outcome)
 
 
-def watch(cfg: dict[str, Any], every: float, stop: threading.Event) -> None:
+def watch(cfg: Settings, every: float, stop: threading.Event) -> None:
     """Check every `every` seconds; while Redis is unreachable, check sooner (backing off up to `every`)."""
-    connection = connect(cfg["RQ_REDIS_URL"])
+    connection = connect(cfg.rq_redis_url)
     # A Redis that restarts empty has lost the job; the quicker the check after an outage, the shorter
     # the time without retries.
     backoff = Backoff(first=0.5, cap=every)
@@ -117,7 +116,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     configure()
-    cfg = load_config()
+    with exit_if_invalid():
+        cfg = load_settings()
     if not args.watch:
         register_all(cfg)
         return

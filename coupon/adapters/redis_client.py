@@ -9,8 +9,9 @@ from redis.cluster import ClusterNode, RedisCluster
 
 RedisClient = redis.Redis | RedisCluster
 
-# Every failure of a Redis dependency (a down or frozen node, a cluster without a master for a slot, the gevent
-# socket's own timeout): callers turn these into 503s, or "outcome unknown" where a command may have run.
+# Every failure of a Redis dependency (a down, "still loading" or frozen node, a cluster without a master for a slot,
+# the gevent socket's own timeout): callers turn these into 503s, or "outcome unknown" where a command may have run;
+# the rq worker and scheduler wait them out. Anything else from Redis is a bug, and stays fatal.
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, TimeoutError)
 
 # Short timeouts: a dead Redis must turn into a quick 503, not a hung request.

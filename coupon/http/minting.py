@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from flask import Flask, current_app
+from flask import Flask
 from flask_jwt_extended import create_access_token
 
 from coupon.domain.models import User
 from coupon.domain.vocabulary import Role
 from coupon.extensions import jwt
+from coupon.settings import current as current_settings
 
 
 def init_app(app: Flask) -> None:
@@ -17,12 +16,11 @@ def init_app(app: Flask) -> None:
     app.config["JWT_ALGORITHM"] = "HS256"
     app.config["JWT_DECODE_ALGORITHMS"] = [app.config["JWT_ALGORITHM"]]
     app.config["JWT_TOKEN_LOCATION"] = ["headers"]
-    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(seconds=app.config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"])
     jwt.init_app(app)
 
 
 def mint_token(user: User) -> tuple[str, int]:
-    expires: int = current_app.config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]
+    expires = current_settings().jwt_access_token_expires_seconds
     token = create_access_token(identity=user.id, additional_claims={"role": user.role.value})
     return token, expires
 

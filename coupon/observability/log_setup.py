@@ -16,7 +16,7 @@ _FOREIGN = ("gunicorn.error", "gunicorn.access", "rq.worker", "rq_scheduler.sche
 _OURS = "_coupon_json"
 
 
-def configure(level: str | None = None, proc: str | None = None) -> None:
+def configure(level: str | None = None, proc: str | None = None, kafka_level: str | None = None) -> None:
     """Idempotent: one JSON handler on the root logger; foreign handlers re-formatted, not duplicated."""
     level = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     formatter = JsonFormatter(proc)
@@ -43,8 +43,8 @@ def configure(level: str | None = None, proc: str | None = None) -> None:
             else:
                 handler.setFormatter(formatter)
     # kafka-python logs every refused reconnect at ERROR; an outage would drown the log.
-    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "CRITICAL").upper())
+    logging.getLogger("kafka").setLevel((kafka_level or os.environ.get("KAFKA_LOG_LEVEL") or "CRITICAL").upper())
 
 
-def init_app(app: Flask) -> None:
-    configure()
+def init_app(app: Flask, level: str, kafka_level: str) -> None:
+    configure(level, kafka_level=kafka_level)

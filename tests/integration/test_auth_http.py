@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import jwt as pyjwt
 import pytest
 
-from coupon.config import DEV_JWT_SECRET
+from coupon.settings import DEV_JWT_SECRET
 from harness.client import Api
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coupon.config import DEV_JWT_SECRET
+from coupon.settings import DEV_JWT_SECRET
 from harness.client import Api
 from harness.processes import Stack
 

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Which coupon packages each folder may import (besides itself). "coupon" alone means the root modules
-# (create_app, config, extensions, resources, cli): the composition root.
+# (create_app, settings, extensions, resources, cli): the composition root.
 ALLOWED: dict[str, set[str]] = {
     "coupon.observability": set(),
     "coupon.domain": {"coupon.observability", "coupon.extensions"},
@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
         "coupon.observability",
         "coupon.extensions",
         "coupon.resources",
+        "coupon.settings",
     },
     "workers": {
         "coupon",
@@ -33,13 +34,14 @@ ALLOWED: dict[str, set[str]] = {
         "coupon.observability",
         "coupon.extensions",
         "coupon.resources",
-        "coupon.config",
+        "coupon.settings",
         "coupon.sweeper",
     },
 }
 # The root modules coupon.http imports (directly or through resources) must not import coupon.http back: that was a
-# cycle (config and resources reached into coupon.http for the trusted-proxy parser). No root module imports workers/.
-BELOW_HTTP = ("coupon.config", "coupon.extensions", "coupon.resources", "coupon.sweeper")
+# cycle (config, now settings, and resources reached into coupon.http for the trusted-proxy parser). No root module
+# imports workers/.
+BELOW_HTTP = ("coupon.settings", "coupon.settings_doc", "coupon.extensions", "coupon.resources", "coupon.sweeper")
 # Libraries a layer must not reach for: services are plain Python, called by HTTP views, workers and the CLI.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "coupon.services": {"flask", "flask_jwt_extended", "werkzeug"},
@@ -74,10 +76,14 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
-            # `from coupon import resources` imports the module coupon.resources
-            if node.module == "coupon":
-                found += [(node.lineno, f"coupon.{a.name}") for a in node.names if _is_module(f"coupon.{a.name}")]
+            if node.module != "coupon":
+                found.append((node.lineno, node.module))
+                continue
+            # `from coupon import resources` imports the module coupon.resources; `from coupon import create_app`
+            # the package itself
+            for alias in node.names:
+                module = f"coupon.{alias.name}"
+                found.append((node.lineno, module if _is_module(module) else "coupon"))
     return found
 
 

@@ -15,10 +15,10 @@ from harness.processes import ROOT
 
 
 def overrides(env: dict[str, str]) -> dict[str, Any]:
-    """The app config of a test environment (DB, Redis, Kafka topics and group)."""
+    """The settings of a test environment (DB, Redis, Kafka topics and group), by environment-variable name."""
     return {
         "APP_ENV": "test",
-        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+        "DATABASE_URL": env["DATABASE_URL"],
         "REDIS_URL": env["REDIS_URL"],
         "RQ_REDIS_URL": env["RQ_REDIS_URL"],
         "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],

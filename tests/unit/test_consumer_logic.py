@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import namedtuple
 from typing import Any
 
@@ -12,16 +11,10 @@ from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from coupon.domain.events import IssueEvent, decode_record, encode_batch
-from workers.consumer import (
-    MAX_BACKOFF_S,
-    Assignment,
-    Consumer,
-    PollSize,
-    commit_points,
-    next_backoff,
-    parcels_of,
-    still_uncommitted,
-)
+from workers.backoff import Backoff
+from workers.consumer import FIRST_BACKOFF_S, MAX_BACKOFF_S, Assignment, PollSize
+from workers.dead_letters import DeadLetters, parcels_of
+from workers.offsets import commit_points, still_uncommitted
 
 Record = namedtuple("Record", "topic partition offset key value headers")
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -74,10 +67,12 @@ def test_parked_parcels_are_forgotten_once_committed() -> None:
 
 
 def test_backoff_starts_at_a_fifth_of_a_second_doubles_and_is_capped() -> None:
-    steps = [0.0]
-    for _ in range(8):
-        steps.append(next_backoff(steps[-1]))
-    assert steps[1:4] == [0.2, 0.4, 0.8] and steps[-1] == MAX_BACKOFF_S
+    backoff = Backoff(first=FIRST_BACKOFF_S, cap=MAX_BACKOFF_S)
+    steps = [backoff.next_delay() for _ in range(8)]
+    # ±10 % jitter, so restarted consumers do not retry in step.
+    assert steps == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0], rel=0.1)
+    backoff.reset()
+    assert backoff.next_delay() <= FIRST_BACKOFF_S * 1.1
 
 
 class Future:
@@ -107,36 +102,33 @@ class FlakyProducer:
         self.closed = True
 
 
-def bare_consumer(producer: FlakyProducer) -> Consumer:
-    """A Consumer with only what park() uses: no Kafka, no app."""
-    consumer = Consumer.__new__(Consumer)
-    consumer.dlq_topic = "t.dlq"
-    consumer.parked = set()
-    consumer.stopping = threading.Event()
-    consumer.dlq = producer  # type: ignore[assignment]
-    return consumer
+def dead_letters(producer: FlakyProducer) -> DeadLetters:
+    """The consumer's DLQ with a stand-in producer: no Kafka."""
+    dlq = DeadLetters(["127.0.0.1:1"], "t.dlq")
+    dlq.producer = producer  # type: ignore[assignment]
+    return dlq
 
 
 def test_a_failed_dlq_publish_blocks_its_partition_and_drops_the_producer() -> None:
     broken = FlakyProducer(down=True)
-    consumer = bare_consumer(broken)
+    consumer = dead_letters(broken)
     parcels = parcels_of(rec(5, b"{bad"), None, "not JSON") + parcels_of(rec(2, b"{bad", 1), None, "not JSON")
     assert consumer.park(parcels) == {TP0: 5, TP1: 2}
-    assert consumer.parked == set() and broken.closed and consumer.dlq is None
+    assert consumer.parked == set() and broken.closed and consumer.producer is None
 
 
 def test_parcels_already_in_the_dlq_are_not_sent_again_on_the_next_try() -> None:
-    consumer = bare_consumer(FlakyProducer(down=False))
+    consumer = dead_letters(FlakyProducer(down=False))
     first = parcels_of(rec(5, b"{one"), None, "not JSON")
     assert consumer.park(first) == {}
     again = first + parcels_of(rec(6, b"{two"), None, "not JSON")
     assert consumer.park(again) == {}
-    assert consumer.dlq is not None and consumer.dlq.sent == [b"{one", b"{two"]  # type: ignore[attr-defined]
+    assert consumer.producer is not None and consumer.producer.sent == [b"{one", b"{two"]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("down", [True, False])
 def test_only_the_lowest_failed_offset_of_a_partition_counts(down: bool) -> None:
-    consumer = bare_consumer(FlakyProducer(down=down))
+    consumer = dead_letters(FlakyProducer(down=down))
     parcels = [p for o in (8, 3, 6) for p in parcels_of(rec(o, b"{x"), None, "not JSON")]
     assert consumer.park(parcels) == ({TP0: 3} if down else {})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from coupon.domain.models import User
 from coupon.domain.vocabulary import utcnow
@@ -17,6 +17,7 @@ from coupon.http.minting import mint_token
 from coupon.http.parsing import parse_credentials, parse_refresh_token
 from coupon.resources import current
 from coupon.services import accounts, sessions
+from coupon.settings import current as current_settings
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -36,8 +37,7 @@ def _tokens(user: User, access_token: str, expires_in: int, refresh: sessions.Re
 
 
 def _refresh_lifetime() -> int:
-    lifetime: int = current_app.config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]
-    return lifetime
+    return current_settings().jwt_refresh_token_expires_seconds
 
 
 @bp.post("/login")
