@@ -1,4 +1,5 @@
-"""Unit tests for coupon.http.parsing: credentials, coupon drafts, UUIDs and JSON-object checks."""
+"""Unit tests for coupon.http.parsing and the body models behind it: credentials, coupon drafts, UUIDs and
+JSON-object checks; each validation rule is tested here, once."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ from decimal import Decimal
 
 import pytest
 
+from coupon.domain.commands import CouponDraft, Credentials
 from coupon.domain.errors import InvalidId, MalformedJson, ValidationFailed
 from coupon.domain.vocabulary import CouponType, DiscountType
 from coupon.http.parsing import (
-    MAX_FIXED_DISCOUNT,
-    MAX_QUANTITY,
-    CouponDraft,
-    Credentials,
     parse_coupon_draft,
     parse_credentials,
     parse_uuid,
     require_object,
 )
+from coupon.http.schemas.fields import MAX_FIXED_DISCOUNT, MAX_QUANTITY
 
 NOW = datetime(2026, 11, 1, 12, 0, 0)  # naive UTC, as the callers pass it
 _DROP = object()  # marks a field to leave out of the body
