@@ -58,35 +58,12 @@ def parse_refresh_token(body: Any) -> str:
 
 def parse_coupon_draft(body: Any, now: datetime) -> CouponDraft:
     """Validate a coupon creation request; `now` is naive UTC."""
-    return coupon_draft(bodies.CouponDraft.check(require_object(body), {"now": now}), now)
-
-
-def coupon_draft(checked: bodies.CouponDraft, now: datetime) -> CouponDraft:
-    """The command of a checked draft: the window opens now unless it says when."""
-    return CouponDraft(
-        name=checked.name,
-        type=checked.type,
-        discount_type=checked.discount_type,
-        discount_value=checked.discount_value,
-        total_quantity=checked.total_quantity,
-        issue_starts_at=checked.issue_starts_at or now,
-        expires_at=checked.expires_at,
-    )
+    return bodies.CouponDraft.check(require_object(body), {"now": now}).command(now)
 
 
 def parse_coupon_patch(body: Any) -> CouponPatch:
     """PATCH /api/coupon/{id}: any of status, issueStartsAt, expiresAt, totalQuantity, name; at least one."""
-    return coupon_patch(bodies.CouponPatch.check(require_object(body)))
-
-
-def coupon_patch(checked: bodies.CouponPatch) -> CouponPatch:
-    return CouponPatch(
-        status=checked.status,
-        issue_starts_at=checked.issue_starts_at,
-        expires_at=checked.expires_at,
-        total_quantity=checked.total_quantity,
-        name=checked.name,
-    )
+    return bodies.CouponPatch.check(require_object(body)).command()
 
 
 def parse_failure_query(args: dict[str, str]) -> tuple[str | None, int]:

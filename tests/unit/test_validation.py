@@ -133,6 +133,16 @@ def test_credentials_missing_both_fields_reports_both(for_signup: bool) -> None:
 
 
 @pytest.mark.parametrize("for_signup", [True, False])
+def test_credentials_null_fields_count_as_missing(for_signup: bool) -> None:
+    with pytest.raises(ValidationFailed) as exc_info:
+        parse_credentials({"username": None, "password": None}, for_signup=for_signup)
+    assert problems(exc_info) == [
+        {"field": "username", "reason": "is required"},
+        {"field": "password", "reason": "is required"},
+    ]
+
+
+@pytest.mark.parametrize("for_signup", [True, False])
 @pytest.mark.parametrize("bad", [123, True, ["alice"], {"u": 1}])
 def test_credentials_non_string_values_are_rejected(for_signup: bool, bad: object) -> None:
     with pytest.raises(ValidationFailed) as exc_info:
@@ -172,7 +182,7 @@ def test_signup_accepts_the_length_boundaries() -> None:
     assert creds == Credentials("a" * 50, "p" * 128)
 
 
-@pytest.mark.parametrize("username", ["al ice", "alice!", "ali@ce", "élodie", "bob/1"])
+@pytest.mark.parametrize("username", ["al ice", "alice!", "ali@ce", "élodie", "bob/1", "abcd\n"])
 def test_signup_rejects_usernames_with_forbidden_characters(username: str) -> None:
     with pytest.raises(ValidationFailed) as exc_info:
         parse_credentials({"username": username, "password": "password1"}, for_signup=True)
@@ -303,6 +313,7 @@ def test_draft_null_required_field_counts_as_missing(field: str) -> None:
         ("totalQuantity", 10.0, "must be an integer"),
         ("totalQuantity", 10.5, "must be an integer"),
         ("totalQuantity", True, "must be an integer"),
+        ("totalQuantity", 1e30, "must be an integer"),  # what JSON's 10**30 parses to
         ("expiresAt", 1764493200, "ISO-8601"),
         ("issueStartsAt", 1764493200, "ISO-8601"),
     ],

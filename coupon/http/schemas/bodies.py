@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from coupon.domain import commands
 from coupon.domain.vocabulary import CouponStatus, CouponType, DiscountType
 from coupon.http.schemas.fields import (
     MAX_PERCENTAGE,
@@ -82,6 +83,18 @@ class CouponDraft(RequestModel):
     issue_starts_at: Timestamp | None = Field(None, description="default now; without an offset it means UTC")
     expires_at: Timestamp = Field(description="in the future and after issueStartsAt")
 
+    def command(self, now: datetime) -> commands.CouponDraft:
+        """The window opens `now` (naive UTC) unless the draft says when."""
+        return commands.CouponDraft(
+            name=self.name,
+            type=self.type,
+            discount_type=self.discount_type,
+            discount_value=self.discount_value,
+            total_quantity=self.total_quantity,
+            issue_starts_at=self.issue_starts_at or now,
+            expires_at=self.expires_at,
+        )
+
     @field_validator("discount_value")
     @classmethod
     def _percentage(cls, value: Decimal, info: ValidationInfo) -> Decimal:
@@ -125,6 +138,15 @@ class CouponPatch(RequestModel):
         None, description="never below what is reserved (gate) or issued (DB): 409 E3010"
     )
     name: Annotated[CouponName | None, NEVER_NULL] = None
+
+    def command(self) -> commands.CouponPatch:
+        return commands.CouponPatch(
+            status=self.status,
+            issue_starts_at=self.issue_starts_at,
+            expires_at=self.expires_at,
+            total_quantity=self.total_quantity,
+            name=self.name,
+        )
 
     @model_validator(mode="before")
     @classmethod

@@ -40,6 +40,8 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):  # from Python (the CLI), never from JSON
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
     try:
         return parse_datetime(value)
     except ValueError as exc:
@@ -75,6 +77,8 @@ def _query_integer(value: Any) -> Any:
     # A query's digits as they are: no sign, no spaces, no underscores, no non-ASCII digits, at most four of them.
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4:
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):  # from Python (the CLI), never from a query string
+        return value
     raise PydanticCustomError("int_parsing", "must be an integer")
 
 

@@ -39,9 +39,10 @@ class RequestModel(BaseModel):
     reasons: ClassVar[Mapping[tuple[str, str | None], str]] = {}
 
     @classmethod
-    def check(cls, data: Any, context: dict[str, Any] | None = None) -> Self:
+    def check(cls, data: Any, context: dict[str, Any] | None = None, *, by_name: bool = False) -> Self:
+        """Validate untrusted data (keys as on the wire); `by_name`: Python values keyed by field name (the CLI)."""
         try:
-            return cls.model_validate(data, context=context)
+            return cls.model_validate(data, context=context, by_alias=True, by_name=by_name)
         except ValidationError as exc:
             problems = cls.problems(exc)
         raise ValidationFailed(f"Invalid fields: {', '.join(p['field'] for p in problems)}", data=problems)

@@ -26,6 +26,11 @@ _CURSOR_SCHEMA: dict[str, Any] = {
     "pattern": f"^{CURSOR_ALPHABET}$",
     "description": "the nextCursor of the previous page (opaque)",
 }
+# (default, maximum) of each list's `limit`.
+LISTING_LIMIT = (20, 100)
+LEDGER_LIMIT = (100, 1000)
+EVENTS_LIMIT = (20, 100)
+FAILURES_LIMIT = (50, 500)
 _BAD_CURSOR = "is not a cursor of this list (pass the nextCursor of the previous page)"
 
 CouponCursor = Annotated[CouponPosition, PlainValidator(decode_coupon_cursor), WithJsonSchema(_CURSOR_SCHEMA)]
@@ -45,7 +50,7 @@ class ListingParams(ListParams):
 
     status: Annotated[CouponStatus | None, NEVER_NULL] = None
     phase: Annotated[CouponPhase | None, NEVER_NULL] = None
-    limit: QueryInteger = page_limit(20, 100)
+    limit: QueryInteger = page_limit(*LISTING_LIMIT)
     cursor: Annotated[CouponCursor | None, NEVER_NULL] = None
 
     def command(self) -> ListingQuery:
@@ -55,7 +60,7 @@ class ListingParams(ListParams):
 class LedgerParams(ListParams):
     """GET /api/coupon/{id}/issued: by rank."""
 
-    limit: QueryInteger = page_limit(100, 1000)
+    limit: QueryInteger = page_limit(*LEDGER_LIMIT)
     cursor: Annotated[RankCursor | None, NEVER_NULL] = None
 
     def command(self) -> LedgerQuery:
@@ -65,7 +70,7 @@ class LedgerParams(ListParams):
 class EventsParams(ListParams):
     """GET /api/coupon/{id}/events: newest first."""
 
-    limit: QueryInteger = page_limit(20, 100)
+    limit: QueryInteger = page_limit(*EVENTS_LIMIT)
     cursor: Annotated[EventCursor | None, NEVER_NULL] = None
 
     def command(self) -> EventsQuery:
@@ -76,7 +81,7 @@ class FailuresParams(ListParams):
     """GET /api/admin/failures: newest first."""
 
     status: Annotated[FailureStatus | None, NEVER_NULL] = None
-    limit: QueryInteger = page_limit(50, 500)
+    limit: QueryInteger = page_limit(*FAILURES_LIMIT)
 
 
 LIST_QUERIES: tuple[type[ListParams], ...] = (ListingParams, LedgerParams, EventsParams, FailuresParams)
