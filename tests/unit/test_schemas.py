@@ -157,3 +157,19 @@ def test_the_presented_coupon_is_a_documented_coupon() -> None:
     )
     replies.Coupon.model_validate(coupon_json(coupon))
     replies.Coupon.model_validate(coupon_json(coupon, Stock(total=100, reserved=3, issued=2), NOW))
+
+
+JUNK: list[Any] = [None, True, 1.5, -1, 0, 10**12, "", "x", " ", "a" * 300, [], {}, ["x"], {"a": 1}]
+
+
+@pytest.mark.parametrize(("model", "body"), VALID_BODIES, ids=[m.__name__ for m, _ in VALID_BODIES])
+def test_every_reason_is_the_apis_own_wording(model: type[RequestModel], body: dict[str, Any]) -> None:
+    # Whatever a field receives, the problem is worded by the API (a stray pydantic message would read "Input should").
+    for field in body:
+        for junk in JUNK:
+            try:
+                model.check({**body, field: junk}, {"now": NOW})
+            except ValidationFailed as exc:
+                for problem in exc.data:
+                    assert problem["field"] == field, (field, junk, problem)
+                    assert not problem["reason"].startswith(("Input", "Value", "String")), (field, junk, problem)

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import Enum
-from typing import Any, ClassVar, Self, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -50,6 +50,11 @@ class RequestModel(BaseModel):
     @classmethod
     def problems(cls, exc: ValidationError) -> list[dict[str, str]]:
         errors = sorted(exc.errors(include_url=False), key=_rank)
+        # Validated by field name (the CLI), a problem still names the field as the API does.
+        aliases = {name: info.alias for name, info in cls.model_fields.items() if info.alias}
+        for error in errors:
+            if error["loc"] and error["loc"][0] in aliases:
+                error["loc"] = (aliases[str(error["loc"][0])], *error["loc"][1:])
         return [{"field": _field(error), "reason": cls._reason(error)} for error in errors]
 
     @classmethod
@@ -104,10 +109,21 @@ _BOUNDS = {
 
 def _bound(info: FieldInfo, name: str) -> Any:
     kind = _BOUNDS[name]
-    for item in info.metadata:
+    for item in _metadata(info.metadata, info.annotation):
         if isinstance(item, kind):
             return getattr(item, name)
     return None
+
+
+def _metadata(metadata: list[Any], annotation: Any) -> Iterator[Any]:
+    """The field's constraints, also those of an optional field's inner type (`Annotated[int, Field(...)] | None`)."""
+    for item in metadata:
+        yield from _metadata(item.metadata, None) if isinstance(item, FieldInfo) else (item,)
+    for arg in get_args(annotation):
+        if get_origin(arg) is Annotated:
+            yield from _metadata(list(arg.__metadata__), None)
+        elif get_args(arg):
+            yield from _metadata([], arg)
 
 
 def _enum_of(info: FieldInfo) -> type[Enum]:
