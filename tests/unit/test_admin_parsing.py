@@ -336,6 +336,7 @@ _BAD_CURSOR = "is not a cursor of this list (pass the nextCursor of the previous
         (parse_ledger_query, {"limit": "1001"}, [("limit", "must be an integer from 1 to 1000")]),
         (parse_events_query, {"cursor": "%%"}, [("cursor", _BAD_CURSOR)]),
         (parse_failure_query, {"limit": "501"}, [("limit", "must be an integer from 1 to 500")]),
+        (parse_failure_query, {"cursor": "x"}, [("cursor", "unknown field")]),
         (
             parse_failure_query,
             {"status": "LOST", "x": "1"},

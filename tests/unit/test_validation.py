@@ -504,3 +504,14 @@ def test_draft_expiry_just_after_now_is_accepted() -> None:
     expires = NOW + timedelta(seconds=1)
     draft = parse_coupon_draft(draft_body(issueStartsAt=_DROP, expiresAt=expires.isoformat()), NOW)
     assert draft.expires_at == expires
+
+
+def test_an_unknown_field_is_unknown_even_when_null() -> None:
+    exc_info = draft_error(extra=None)
+    assert problems(exc_info) == [{"field": "extra", "reason": "unknown field"}]
+
+
+def test_signup_judges_a_names_characters_after_every_size() -> None:
+    with pytest.raises(ValidationFailed) as exc_info:
+        parse_credentials({"username": "a b", "password": "short"}, for_signup=True)
+    assert fields_of(exc_info) == ["password", "username"]
