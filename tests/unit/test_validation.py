@@ -515,3 +515,8 @@ def test_signup_judges_a_names_characters_after_every_size() -> None:
     with pytest.raises(ValidationFailed) as exc_info:
         parse_credentials({"username": "a b", "password": "short"}, for_signup=True)
     assert fields_of(exc_info) == ["password", "username"]
+
+
+def test_a_python_field_name_on_the_wire_is_unknown() -> None:
+    exc_info = draft_error(discount_value=5)
+    assert problems(exc_info) == [{"field": "discount_value", "reason": "unknown field"}]

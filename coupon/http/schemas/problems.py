@@ -18,7 +18,6 @@ from coupon.domain.errors import ValidationFailed
 _MAX_FIELD_NAME = 64  # an unknown field's name is echoed, cut to this
 _BUILTIN_REASONS = {
     "missing": "is required",
-    "extra_forbidden": "unknown field",
     "string_type": "must be a string",
     "int_type": "must be an integer",
     "int_from_float": "must be an integer",
@@ -47,16 +46,16 @@ class RequestModel(BaseModel):
         try:
             return cls.model_validate(data, context=context, by_alias=True, by_name=by_name)
         except ValidationError as exc:
-            problems = cls.problems(exc)
+            problems = cls.problems(exc, by_name=by_name)
         raise ValidationFailed(f"Invalid fields: {', '.join(p['field'] for p in problems)}", data=problems)
 
     @classmethod
-    def problems(cls, exc: ValidationError) -> list[dict[str, str]]:
+    def problems(cls, exc: ValidationError, *, by_name: bool = False) -> list[dict[str, str]]:
         errors = sorted(exc.errors(include_url=False), key=_rank)
         # Validated by field name (the CLI), a problem still names the field as the API does.
-        aliases = {name: info.alias for name, info in cls.model_fields.items() if info.alias}
+        aliases = {name: info.alias for name, info in cls.model_fields.items() if info.alias} if by_name else {}
         for error in errors:
-            if error["loc"] and error["loc"][0] in aliases:
+            if error["loc"] and error["loc"][0] in aliases and error["type"] != "extra_forbidden":
                 error["loc"] = (aliases[str(error["loc"][0])], *error["loc"][1:])
         return [{"field": _field(error), "reason": cls._reason(error)} for error in errors]
 
