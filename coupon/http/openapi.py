@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from coupon.domain.errors import AppError, all_error_classes
-from coupon.http.schemas.components import component_schemas, query_parameters
+from coupon.http.schemas.components import REF, component_schemas, query_parameters
 from coupon.http.schemas.headers import IDEMPOTENCY_KEY
 from coupon.http.schemas.queries import EventsParams, FailuresParams, LedgerParams, ListingParams
 
@@ -28,7 +28,7 @@ LIMITED = ["E429"]  # 429: per-address limit on every /api route, per-user on au
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
 UUID = {"type": "string", "format": "uuid"}
