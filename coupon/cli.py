@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 import click
@@ -16,14 +16,17 @@ from flask import Flask, current_app
 
 from coupon import settings
 from coupon.adapters.kafka_topics import TopicSettings, ensure_topics, topic_settings
-from coupon.domain.commands import CouponPatch
+from coupon.domain.commands import CouponDraft
 from coupon.domain.errors import AppError
 from coupon.domain.vocabulary import CouponPhase, CouponStatus, Role, iso, phase_of, utcnow
 from coupon.extensions import db
 from coupon.http.cursors import encode_coupon_cursor
 from coupon.http.minting import user_token
-from coupon.http.parsing import parse_coupon_draft, parse_coupon_patch, parse_listing_query, parse_uuid
+from coupon.http.parsing import parse_uuid
 from coupon.http.presenters import LEDGER_CSV_HEADER, ledger_csv_row
+from coupon.http.schemas import bodies, queries
+from coupon.http.schemas.fields import NAME_MAX_LENGTH
+from coupon.http.schemas.queries import LISTING_LIMIT
 from coupon.observability.progress import Progress
 from coupon.resources import current
 from coupon.services import (
@@ -90,7 +93,7 @@ def delete_user(user: str) -> None:
 
 
 @click.command("create-coupon")
-@click.option("--name", required=True, help="Display name (up to 100 characters).")
+@click.option("--name", required=True, help=f"Display name (up to {NAME_MAX_LENGTH} characters).")
 @click.option("--type", "ctype", default="GENERAL", show_default=True, help="CHICKEN, HAMBURGER, PIZZA, ...")
 @click.option("--discount-type", default="FIXED", show_default=True, help="FIXED or PERCENTAGE")
 @click.option(
@@ -116,25 +119,28 @@ def create_coupon(
 ) -> None:
     """Create a coupon and prime its Redis gate; prints the coupon id."""
     now = utcnow()
-    if expires_at is None:
-        expires_at = (now + timedelta(hours=hours if hours is not None else 24 * 7)).isoformat() + "Z"
-    body: dict[str, Any] = {
-        "name": name,
-        "type": ctype,
-        "discountType": discount_type,
-        "discountValue": discount_value if discount_value != int(discount_value) else int(discount_value),
-        "totalQuantity": quantity,
-        "expiresAt": expires_at,
-    }
-    if starts_at:
-        body["issueStartsAt"] = starts_at
     try:
-        draft = parse_coupon_draft(body, now)
+        draft = _draft(
+            now,
+            name=name,
+            type=ctype,
+            discount_type=discount_type,
+            # A whole amount goes in as an integer, as it would from JSON (3000, not 3000.0).
+            discount_value=discount_value if discount_value != int(discount_value) else int(discount_value),
+            total_quantity=quantity,
+            issue_starts_at=starts_at or None,
+            expires_at=expires_at or now + timedelta(hours=hours if hours is not None else 24 * 7),
+        )
         coupon = catalog.create_coupon(db.session, current().gate, draft, cli_actor())
     except AppError as exc:
         _fail(exc)
         return
     click.echo(coupon.id)
+
+
+def _draft(now: datetime, **values: Any) -> CouponDraft:
+    """A coupon draft from the command line, under the same rules as POST /api/coupon (400 E4000 → exit 1)."""
+    return bodies.CouponDraft.check(values, {"now": now}, by_name=True).command(now)
 
 
 # Demo coupons for `flask seed`: (name, type, discount type, value, quantity, opens in hours, expires in hours).
@@ -166,18 +172,18 @@ def seed(user_count: int, out: IO[str]) -> None:
         if existing is not None:
             click.echo(f"{existing.id}  {name} (exists)")
         else:
-            body: dict[str, Any] = {
-                "name": name,
-                "type": ctype,
-                "discountType": dtype,
-                "discountValue": value,
-                "totalQuantity": quantity,
-                "expiresAt": (now + timedelta(hours=expires_in)).isoformat() + "Z",
-            }
-            if opens_in:
-                body["issueStartsAt"] = (now + timedelta(hours=opens_in)).isoformat() + "Z"
             try:
-                coupon = catalog.create_coupon(db.session, gate, parse_coupon_draft(body, now), cli_actor())
+                draft = _draft(
+                    now,
+                    name=name,
+                    type=ctype,
+                    discount_type=dtype,
+                    discount_value=value,
+                    total_quantity=quantity,
+                    issue_starts_at=now + timedelta(hours=opens_in) if opens_in else None,
+                    expires_at=now + timedelta(hours=expires_in),
+                )
+                coupon = catalog.create_coupon(db.session, gate, draft, cli_actor())
             except AppError as exc:
                 _fail(exc)
                 return
@@ -470,15 +476,22 @@ def coupons_group() -> None:
     default=None,
     help="live (window open now), upcoming or ended.",
 )
-@click.option("--limit", type=int, default=20, show_default=True, help="Show at most this many (1-100).")
+@click.option(
+    "--limit",
+    type=int,
+    default=LISTING_LIMIT[0],
+    show_default=True,
+    help=f"Show at most this many (1-{LISTING_LIMIT[1]}).",
+)
 @click.option("--cursor", default=None, help="Continue after the page that printed this cursor.")
 def coupons_list(status: str | None, phase: str | None, limit: int, cursor: str | None) -> None:
     """List coupons newest first, with their live stock."""
-    args = {"limit": str(limit)}
-    args.update({k: v for k, v in (("status", status), ("phase", phase), ("cursor", cursor)) if v is not None})
     now = utcnow()
     try:
-        page = catalog.list_coupons(db.session, current().recovery, parse_listing_query(args), Role.ADMIN, now)
+        query = queries.ListingParams.check(
+            {"status": status, "phase": phase, "limit": limit, "cursor": cursor}, by_name=True
+        ).command()
+        page = catalog.list_coupons(db.session, current().recovery, query, Role.ADMIN, now)
     except AppError as exc:
         _fail(exc)
         return
@@ -493,13 +506,12 @@ def coupons_list(status: str | None, phase: str | None, limit: int, cursor: str 
     click.echo(f"({len(page.items)} shown{more})")
 
 
-def _change(coupon_id: str, body: dict[str, Any] | None = None, patch: CouponPatch | None = None) -> None:
-    """Run one change through the same parsing and service as PATCH /api/coupon/{id}; print one line."""
+def _change(coupon_id: str, **values: Any) -> None:
+    """Run one change through the same model and service as PATCH /api/coupon/{id}; print one line."""
     try:
         cid = parse_uuid(coupon_id)
-        update = lifecycle.update_coupon(
-            db.session, current().gate, cid, patch or parse_coupon_patch(body), cli_actor()
-        )
+        patch = bodies.CouponPatch.check(values, by_name=True).command()
+        update = lifecycle.update_coupon(db.session, current().gate, cid, patch, cli_actor())
     except AppError as exc:
         _fail(exc)
         return
@@ -514,21 +526,21 @@ def _change(coupon_id: str, body: dict[str, Any] | None = None, patch: CouponPat
 @click.argument("coupon_id")
 def coupons_disable(coupon_id: str) -> None:
     """The kill switch: no issue request for COUPON_ID is accepted from now on (409 E3006)."""
-    _change(coupon_id, {"status": CouponStatus.DISABLED.value})
+    _change(coupon_id, status=CouponStatus.DISABLED)
 
 
 @coupons_group.command("enable")
 @click.argument("coupon_id")
 def coupons_enable(coupon_id: str) -> None:
     """Accept issue requests for COUPON_ID again (within its window and stock)."""
-    _change(coupon_id, {"status": CouponStatus.ACTIVE.value})
+    _change(coupon_id, status=CouponStatus.ACTIVE)
 
 
 @coupons_group.command("close")
 @click.argument("coupon_id")
 def coupons_close(coupon_id: str) -> None:
     """End the issue window of COUPON_ID now (expiresAt = now; its issued coupons expire with it)."""
-    _change(coupon_id, patch=CouponPatch(expires_at=utcnow()))
+    _change(coupon_id, expires_at=utcnow())
 
 
 @coupons_group.command("set")
@@ -541,19 +553,19 @@ def coupons_set(
     coupon_id: str, quantity: int | None, starts: str | None, expires: str | None, name: str | None
 ) -> None:
     """Change the quantity, window or name of COUPON_ID."""
-    body = {
+    values = {
         key: value
         for key, value in (
-            ("totalQuantity", quantity),
-            ("issueStartsAt", starts),
-            ("expiresAt", expires),
+            ("total_quantity", quantity),
+            ("issue_starts_at", starts),
+            ("expires_at", expires),
             ("name", name),
         )
         if value is not None
     }
-    if not body:
+    if not values:
         raise click.UsageError("give at least one of --quantity, --starts, --expires, --name")
-    _change(coupon_id, body)
+    _change(coupon_id, **values)
 
 
 @click.command("export-issued")

@@ -22,7 +22,8 @@ from coupon.domain.commands import CouponPosition, RankPosition
 from coupon.domain.identifiers import CANONICAL_UUID
 
 MAX_CURSOR_LENGTH = 200
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+CURSOR_ALPHABET = r"[A-Za-z0-9_-]+"  # base64url, unpadded
+_ALPHABET = re.compile(CURSOR_ALPHABET)
 _MAX_INT = 2**63 - 1
 
 

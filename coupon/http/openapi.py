@@ -1,36 +1,20 @@
 """The API's OpenAPI 3.1 document, as data: every route, body, response and the error codes each can return.
 
-tests/integration/test_openapi.py compares it with the app's url_map both ways and runs schemathesis
-against a live server with it. /metrics (Prometheus text for the scraper) is deliberately left out.
+The schemas of bodies, queries and replies come from the models of coupon/http/schemas (their limits are stated
+there, once); this module adds the routes and which error codes each can answer. tests/integration/test_openapi.py
+compares it with the app's url_map both ways and runs schemathesis against a live server with it. /metrics
+(Prometheus text for the scraper) is deliberately left out.
 """
 
 from __future__ import annotations
 
-from enum import Enum
 from functools import cache
 from typing import Any
 
 from coupon.domain.errors import AppError, all_error_classes
-from coupon.domain.live_stock import StockStatus
-from coupon.domain.vocabulary import (
-    CouponAction,
-    CouponPhase,
-    CouponStatus,
-    CouponType,
-    DiscountType,
-    FailureStatus,
-    IssueStatus,
-    Role,
-)
-from coupon.http.cursors import MAX_CURSOR_LENGTH
-from coupon.http.parsing import (
-    EVENTS_LIMIT,
-    LEDGER_LIMIT,
-    LISTING_LIMIT,
-    MAX_LIST_LIMIT,
-    MAX_QUANTITY,
-    USERNAME_RE,
-)
+from coupon.http.schemas.components import REF, component_schemas, query_parameters
+from coupon.http.schemas.headers import IDEMPOTENCY_KEY
+from coupon.http.schemas.queries import EventsParams, FailuresParams, LedgerParams, ListingParams
 
 Schema = dict[str, Any]
 
@@ -44,251 +28,46 @@ LIMITED = ["E429"]  # 429: per-address limit on every /api route, per-user on au
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
-def _enum(cls: type[Enum]) -> Schema:
-    return {"type": "string", "enum": [m.value for m in cls]}
+UUID = {"type": "string", "format": "uuid"}
 
 
-def _obj(props: dict[str, Schema], optional: tuple[str, ...] = (), extra: bool = False) -> Schema:
+def _envelope(data: Schema) -> Schema:
     return {
         "type": "object",
-        "properties": props,
-        "required": [k for k in props if k not in optional],
-        "additionalProperties": extra,
+        "properties": {"resultType": {"const": "SUCCESS"}, "data": data, "errorMessage": {"type": "null"}},
+        "required": ["resultType", "data", "errorMessage"],
+        "additionalProperties": False,
     }
 
 
-STR = {"type": "string"}
-INT = {"type": "integer"}
-UUID = {"type": "string", "format": "uuid"}
-TIME = {"type": "string", "format": "date-time"}
-TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-
-SCHEMAS: dict[str, Schema] = {
-    "User": _obj({"id": UUID, "username": STR, "role": _enum(Role)}),
-    "Login": _obj(
-        {
-            "id": UUID,
-            "username": STR,
-            "role": _enum(Role),
-            "accessToken": STR,
-            "expiresIn": {"type": "integer", "minimum": 1},
-            "refreshToken": STR,
-            "refreshExpiresIn": {"type": "integer", "minimum": 1},
-        }
-    ),
-    "LoggedOut": _obj({"loggedOut": {"const": True}}),
-    "RefreshRequest": {
-        "type": "object",
-        "properties": {"refreshToken": {"type": "string", "minLength": 1, "maxLength": 128}},
-        "required": ["refreshToken"],
-        "additionalProperties": False,
-    },
-    "Coupon": _obj(
-        {
-            "id": UUID,
-            "name": STR,
-            "type": _enum(CouponType),
-            "discountType": _enum(DiscountType),
-            "discountValue": {"type": "number"},
-            "totalQuantity": INT,
-            "issueStartsAt": TIME,
-            "expiresAt": TIME,
-            "status": _enum(CouponStatus),
-            "createdAt": TIME,
-            "stock": _obj({"total": INT, "reserved": INT, "issued": INT, "remaining": INT}),
-            "phase": {**_enum(CouponPhase), "description": "live: the issue window is open now"},
-        },
-        optional=("stock", "phase"),
-    ),
-    "CouponPage": _obj(
-        {
-            "items": {"type": "array", "items": _ref("Coupon")},
-            "nextCursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"},
-        }
-    ),
-    "CouponPatch": {
-        "type": "object",
-        "properties": {
-            "status": {**_enum(CouponStatus), "description": "DISABLED is the kill switch: no request is accepted"},
-            "issueStartsAt": {**TIME, "description": "without an offset it means UTC"},
-            "expiresAt": {**TIME, "description": "after issueStartsAt; now or earlier closes the window"},
-            "totalQuantity": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_QUANTITY,
-                "description": "never below what is reserved (gate) or issued (DB): 409 E3010",
-            },
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-        },
-        "minProperties": 1,
-        "additionalProperties": False,
-        "examples": [{"status": "DISABLED"}, {"totalQuantity": 200, "expiresAt": "2999-12-31T00:00:00Z"}],
-    },
-    "LedgerPage": _obj(
-        {
-            "items": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "userId": UUID,
-                        "username": {"type": ["string", "null"], "description": "null once the account is deleted"},
-                        "rank": INT,
-                        "issuedAt": TIME,
-                        "used": {"type": "boolean"},
-                        "usedAt": TIME_OR_NULL,
-                    }
-                ),
-            },
-            "nextCursor": {"type": ["string", "null"]},
-        }
-    ),
-    "EventsPage": _obj(
-        {
-            "items": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "id": INT,
-                        "couponId": UUID,
-                        "actor": {"type": "string", "description": "the admin's user id, or cli / cli:<os user>"},
-                        "actorName": {"type": ["string", "null"], "description": "the admin's username, if any"},
-                        "at": TIME,
-                        "action": _enum(CouponAction),
-                        "changes": {
-                            "type": "object",
-                            "description": "{field: {from, to}}",
-                            "additionalProperties": _obj({"from": {}, "to": {}}),
-                        },
-                    }
-                ),
-            },
-            "nextCursor": {"type": ["string", "null"]},
-        }
-    ),
-    "IssueAccepted": _obj(
-        {
-            "couponId": UUID,
-            "userId": UUID,
-            "status": {"const": "PENDING"},
-            "rank": {"type": "integer", "minimum": 1},
-            "requestedAt": TIME,
-        }
-    ),
-    "IssueStatus": _obj({"couponId": UUID, "userId": UUID, "status": _enum(IssueStatus)}),
-    "StockEvent": _obj(
-        {
-            "couponId": UUID,
-            "total": INT,
-            "reserved": INT,
-            "remaining": {"type": "integer", "minimum": 0},
-            "status": _enum(StockStatus),
-        }
-    ),
-    "Usage": _obj({"couponId": UUID, "userId": UUID, "used": {"const": True}, "usedAt": TIME}),
-    "OwnedCoupon": _obj(
-        {
-            "couponId": UUID,
-            "name": STR,
-            "type": _enum(CouponType),
-            "discountType": _enum(DiscountType),
-            "discountValue": {"type": "number"},
-            "issuedAt": TIME,
-            "used": {"type": "boolean"},
-            "usedAt": TIME_OR_NULL,
-            "expiresAt": TIME,
-            "rank": INT,
-        }
-    ),
-    "Deleted": _obj({"id": UUID, "deleted": {"const": True}}),
-    "Failures": _obj(
-        {
-            "counts": _obj({s.value: INT for s in FailureStatus}),
-            "items": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "id": INT,
-                        "couponId": STR,
-                        "userId": STR,
-                        "status": _enum(FailureStatus),
-                        "retryCount": INT,
-                        "resolved": {"type": "boolean"},
-                        "error": STR,
-                        "createdAt": TIME,
-                        "lastRetriedAt": TIME_OR_NULL,
-                        "resolvedAt": TIME_OR_NULL,
-                    }
-                ),
-            },
-        }
-    ),
-    "Health": _obj({"status": {"const": "UP"}}),
-    "Readiness": _obj({"status": {"type": "string", "enum": ["UP", "DOWN"]}, "checks": {"type": "object"}}),
-    "Credentials": {
-        "type": "object",
-        "properties": {
-            "username": {"type": "string", "minLength": 1, "maxLength": 50},
-            "password": {"type": "string", "minLength": 1, "maxLength": 128},
-        },
-        "required": ["username", "password"],
-        "additionalProperties": False,
-    },
-    "Signup": {
-        "type": "object",
-        "properties": {
-            "username": {"type": "string", "pattern": USERNAME_RE.pattern},
-            "password": {"type": "string", "minLength": 8, "maxLength": 128},
-        },
-        "required": ["username", "password"],
-        "additionalProperties": False,
-    },
-    "CouponDraft": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "type": _enum(CouponType),
-            "discountType": _enum(DiscountType),
-            "discountValue": {
-                "type": "number",
-                "exclusiveMinimum": 0,
-                "maximum": 10_000_000,
-                "description": "at most two decimals; a PERCENTAGE at most 100",
-            },
-            "totalQuantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
-            "issueStartsAt": {**TIME, "description": "default now; without an offset it means UTC"},
-            "expiresAt": {**TIME, "description": "in the future and after issueStartsAt"},
-        },
-        "required": ["name", "type", "discountType", "discountValue", "totalQuantity", "expiresAt"],
-        "additionalProperties": False,
-        "examples": [
-            {
-                "name": "Black Friday pizza",
-                "type": "PIZZA",
-                "discountType": "FIXED",
-                "discountValue": 3000,
-                "totalQuantity": 100,
-                "expiresAt": "2999-12-31T00:00:00Z",
-            }
-        ],
-    },
-}
-
-
-def _success(data: Schema) -> Schema:
-    return _obj({"resultType": {"const": "SUCCESS"}, "data": data, "errorMessage": {"type": "null"}})
-
-
-def _error_schema(codes: list[str], data: Schema | None = None) -> Schema:
-    return _obj(
-        {
-            "resultType": {"const": "ERROR"},
-            "data": data or {"type": "null"},
-            "errorMessage": _obj({"code": {"type": "string", "enum": codes}, "message": STR, "data": {}}),
-        }
+# The success envelope of each kind of `data`: one component (<name>Reply) shared by the operations that answer it,
+# so a generated client has one class per reply, not one per operation.
+_REPLY_DATA: dict[str, Schema] = {
+    name: _ref(name)
+    for name in (
+        "User",
+        "Deleted",
+        "Login",
+        "LoggedOut",
+        "Coupon",
+        "CouponPage",
+        "LedgerPage",
+        "EventsPage",
+        "IssueAccepted",
+        "IssueState",
+        "Usage",
+        "Failures",
+        "Health",
+        "Readiness",
     )
+} | {"OwnedCoupons": {"type": "array", "items": _ref("OwnedCoupon")}}
+
+
+def _success(name: str) -> Schema:
+    return _ref(f"{name}Reply")
 
 
 def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
@@ -325,21 +104,22 @@ def _retry_after(group: list[str]) -> dict[str, Any] | None:
 
 
 def _errors(codes: list[str]) -> dict[str, Schema]:
-    """One response per HTTP status, listing exactly the codes that status can carry here."""
+    """One response per HTTP status, naming exactly the codes that status can carry here (its description and
+    x-error-codes); the body is the one shared ErrorEnvelope, so a generated client has one error class."""
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(_ERRORS[code].status, []).append(code)
     out = {}
     for status, group in sorted(by_status.items()):
         text = "; ".join(f"{c} {_ERRORS[c].__name__}" for c in group)
-        out[str(status)] = _json(_error_schema(sorted(group)), text, _retry_after(group))
+        out[str(status)] = _json(_ref("ErrorEnvelope"), text, _retry_after(group)) | {"x-error-codes": sorted(group)}
     return out
 
 
 def _op(
     endpoint: str,
     summary: str,
-    ok: tuple[int, Schema],
+    ok: tuple[int, str],
     codes: list[str],
     *,
     auth: bool,
@@ -376,33 +156,6 @@ def _path_id(name: str) -> Schema:
 COUPON_ID = [_path_id("coupon_id")]
 
 
-def _page_params(bounds: tuple[int, int]) -> list[Schema]:
-    default, maximum = bounds
-    return [
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "the nextCursor of the previous page (opaque)",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH, "pattern": "^[A-Za-z0-9_-]+$"},
-        },
-    ]
-
-
-IDEMPOTENCY_KEY: Schema = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "Retry a request with the same key (after a timeout or a 503 E5034) and get the same answer:"
-    " the same 202 and rank while the reservation stands, never 409 duplicate.",
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,100}$"},
-}
 USER_ONLY = AUTH + LIMITED
 ADMIN_ONLY = [*AUTH, "E1004", *LIMITED]
 
@@ -421,7 +174,7 @@ def _stock_stream() -> Schema:
     op = _op(
         "coupons.stock_stream",
         "Live stock (Server-Sent Events)",
-        (200, _ref("StockEvent")),
+        (200, "StockEvent"),
         ID + USER_ONLY + ["E3001", "E5031", "E5033"],
         auth=True,
         params=[
@@ -475,7 +228,7 @@ def document() -> Schema:
                 "operationId": "health.live",
                 "summary": "Liveness",
                 "tags": ["health"],
-                "responses": {"200": _json(_success(_ref("Health")), "the process answers")},
+                "responses": {"200": _json(_success("Health"), "the process answers")},
             }
         },
         "/health/ready": {
@@ -484,8 +237,8 @@ def document() -> Schema:
                 "summary": "Readiness of Redis, the database and Kafka",
                 "tags": ["health"],
                 "responses": {
-                    "200": _json(_success(_ref("Readiness")), "every dependency answers"),
-                    "503": _json(_error_schema(["E5030"], _ref("Readiness")), "E5030: a dependency is down"),
+                    "200": _json(_success("Readiness"), "every dependency answers"),
+                    "503": _json(_ref("NotReady"), "E5030: a dependency is down") | {"x-error-codes": ["E5030"]},
                 },
             }
         },
@@ -497,7 +250,8 @@ def document() -> Schema:
                 "responses": {
                     "200": {
                         "description": "OpenAPI 3.1",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
+                        # Any JSON: the document's own shape is OpenAPI's (a generated client hands it over as parsed).
+                        "content": {"application/json": {"schema": {}}},
                     },
                     **_errors(LIMITED),
                 },
@@ -507,7 +261,7 @@ def document() -> Schema:
             "post": _op(
                 "users.signup",
                 "Sign up",
-                (201, _ref("User")),
+                (201, "User"),
                 [*BODY, "E4006", "E2001", "E5033", "E5035", *LIMITED],
                 auth=False,
                 body="Signup",
@@ -518,7 +272,7 @@ def document() -> Schema:
             "delete": _op(
                 "users.delete",
                 "Delete an account (admin); its tokens are refused at once",
-                (200, _ref("Deleted")),
+                (200, "Deleted"),
                 ID + ADMIN_ONLY + ["E2002", "E2003", "E5031", "E5033"],
                 auth=True,
                 tag="users",
@@ -529,7 +283,7 @@ def document() -> Schema:
             "post": _op(
                 "auth.login",
                 "Log in for an access token",
-                (200, _ref("Login")),
+                (200, "Login"),
                 [*BODY, "E4006", "E1005", "E5033", "E5035", *LIMITED],
                 auth=False,
                 body="Credentials",
@@ -540,7 +294,7 @@ def document() -> Schema:
             "post": _op(
                 "auth.refresh",
                 "Trade a refresh token (single use) for a new access token and refresh token",
-                (200, _ref("Login")),
+                (200, "Login"),
                 [*BODY, "E4006", "E1007", "E1008", "E5033", *LIMITED],
                 auth=False,
                 body="RefreshRequest",
@@ -551,7 +305,7 @@ def document() -> Schema:
             "post": _op(
                 "auth.logout",
                 "Revoke the refresh token's session and this access token",
-                (200, _ref("LoggedOut")),
+                (200, "LoggedOut"),
                 [*BODY, "E4006", "E1007", *USER_ONLY, "E5031", "E5033"],
                 auth=True,
                 body="RefreshRequest",
@@ -562,7 +316,7 @@ def document() -> Schema:
             "post": _op(
                 "coupons.create",
                 "Create a coupon (admin) and prime its gate",
-                (201, _ref("Coupon")),
+                (201, "Coupon"),
                 [*BODY, "E4006", *ADMIN_ONLY, "E5031", "E5033"],
                 auth=True,
                 body="CouponDraft",
@@ -570,21 +324,17 @@ def document() -> Schema:
             "get": _op(
                 "coupons.listing",
                 "Coupons with their live stock, newest first (a USER sees only ACTIVE ones that are live or upcoming)",
-                (200, _ref("CouponPage")),
+                (200, "CouponPage"),
                 ["E4000", *USER_ONLY, "E5031", "E5033"],
                 auth=True,
-                params=[
-                    {"name": "status", "in": "query", "required": False, "schema": _enum(CouponStatus)},
-                    {"name": "phase", "in": "query", "required": False, "schema": _enum(CouponPhase)},
-                    *_page_params(LISTING_LIMIT),
-                ],
+                params=query_parameters(ListingParams),
             ),
         },
         "/api/coupon/owned-coupons": {
             "get": _op(
                 "coupons.owned",
                 "My coupons, newest first",
-                (200, {"type": "array", "items": _ref("OwnedCoupon")}),
+                (200, "OwnedCoupons"),
                 [*USER_ONLY, "E5033"],
                 auth=True,
             )
@@ -593,7 +343,7 @@ def document() -> Schema:
             "get": _op(
                 "coupons.detail",
                 "A coupon with its live stock",
-                (200, _ref("Coupon")),
+                (200, "Coupon"),
                 ID + USER_ONLY + ["E3001", "E5031", "E5033"],
                 auth=True,
                 params=COUPON_ID,
@@ -601,7 +351,7 @@ def document() -> Schema:
             "patch": _op(
                 "coupons.update",
                 "Change a coupon (admin): the kill switch, the issue window, the quantity, the name; the gate at once",
-                (200, _ref("Coupon")),
+                (200, "Coupon"),
                 [*ID, *BODY, "E4006", *ADMIN_ONLY, "E3001", "E3010", "E5031", "E5033"],
                 auth=True,
                 body="CouponPatch",
@@ -612,27 +362,27 @@ def document() -> Schema:
             "get": _op(
                 "coupons.issued",
                 "The winners ledger (admin), by rank",
-                (200, _ref("LedgerPage")),
+                (200, "LedgerPage"),
                 [*ID, "E4000", *ADMIN_ONLY, "E3001", "E5033"],
                 auth=True,
-                params=[*COUPON_ID, *_page_params(LEDGER_LIMIT)],
+                params=[*COUPON_ID, *query_parameters(LedgerParams)],
             )
         },
         "/api/coupon/{coupon_id}/events": {
             "get": _op(
                 "coupons.events",
                 "Who changed what (admin), newest first",
-                (200, _ref("EventsPage")),
+                (200, "EventsPage"),
                 [*ID, "E4000", *ADMIN_ONLY, "E3001", "E5033"],
                 auth=True,
-                params=[*COUPON_ID, *_page_params(EVENTS_LIMIT)],
+                params=[*COUPON_ID, *query_parameters(EventsParams)],
             )
         },
         "/api/coupon/{coupon_id}/issue": {
             "post": _op(
                 "coupons.issue",
                 "Request the coupon: 202 PENDING with the arrival rank",
-                (202, _ref("IssueAccepted")),
+                (202, "IssueAccepted"),
                 ID
                 + USER_ONLY
                 + ["E3001", "E3002", "E3003", "E3004", "E3005", "E3006", "E4007"]
@@ -643,7 +393,7 @@ def document() -> Schema:
             "get": _op(
                 "coupons.issue_status",
                 "My issue status",
-                (200, _ref("IssueStatus")),
+                (200, "IssueState"),
                 ID + USER_ONLY + ["E3001", "E5031", "E5033"],
                 auth=True,
                 params=COUPON_ID,
@@ -654,7 +404,7 @@ def document() -> Schema:
             "post": _op(
                 "coupons.use",
                 "Use my coupon (once)",
-                (200, _ref("Usage")),
+                (200, "Usage"),
                 ID + USER_ONLY + ["E3001", "E3007", "E3008", "E3009", "E5033"],
                 auth=True,
                 params=COUPON_ID,
@@ -664,19 +414,11 @@ def document() -> Schema:
             "get": _op(
                 "admin.failure_list",
                 "Failure records of the issue pipeline (admin)",
-                (200, _ref("Failures")),
+                (200, "Failures"),
                 ["E4000", *ADMIN_ONLY, "E5033"],
                 auth=True,
                 tag="admin",
-                params=[
-                    {"name": "status", "in": "query", "required": False, "schema": _enum(FailureStatus)},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50},
-                    },
-                ],
+                params=query_parameters(FailuresParams),
             )
         },
     }
@@ -704,7 +446,7 @@ def document() -> Schema:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": component_schemas() | {f"{name}Reply": _envelope(data) for name, data in _REPLY_DATA.items()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

@@ -31,6 +31,7 @@ from coupon.http.cursors import (
 from coupon.http.parsing import (
     parse_coupon_patch,
     parse_events_query,
+    parse_failure_query,
     parse_ledger_query,
     parse_listing_query,
 )
@@ -284,3 +285,71 @@ def test_phases() -> None:
     assert phase_of(start, end, NOW) is CouponPhase.LIVE
     assert phase_of(start, end, end - timedelta(microseconds=1)) is CouponPhase.LIVE
     assert phase_of(start, end, end) is CouponPhase.ENDED
+
+
+# --- the words of each problem (the API's, not pydantic's) ------------------------------------------------------
+
+_ALL = "status, issueStartsAt, expiresAt, totalQuantity, name"
+
+
+@pytest.mark.parametrize(
+    ("body", "problems"),
+    [
+        ({}, [("body", f"must set at least one of {_ALL}")]),
+        ({"type": "PIZZA"}, [("type", "unknown field")]),
+        ({"status": None}, [("status", "must not be null")]),
+        ({"status": "paused"}, [("status", "must be one of ACTIVE, DISABLED")]),
+        ({"issueStartsAt": 5}, [("issueStartsAt", "must be an ISO-8601 date-time string")]),
+        (
+            {"issueStartsAt": "2026-11-28T00:00:00Z", "expiresAt": "2026-11-28T00:00:00Z"},
+            [("expiresAt", "must be after issueStartsAt")],
+        ),
+        ({"totalQuantity": 0}, [("totalQuantity", "must be between 1 and 10000000")]),
+        ({"totalQuantity": 2.0}, [("totalQuantity", "must be an integer")]),
+        ({"name": ""}, [("name", "must be 1 to 100 characters long")]),
+        ({"name": " \t "}, [("name", "must not be blank")]),
+        ({"name": 7}, [("name", "must be a string")]),
+        # Nulls come right after unknown fields, before the other fields' problems.
+        (
+            {"status": "ON", "name": None, "colour": 1},
+            [("colour", "unknown field"), ("name", "must not be null"), ("status", "must be one of ACTIVE, DISABLED")],
+        ),
+    ],
+)
+def test_the_reasons_of_bad_patches(body: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        parse_coupon_patch(body)
+    assert [(p["field"], p["reason"]) for p in exc.value.data] == problems
+
+
+_BAD_CURSOR = "is not a cursor of this list (pass the nextCursor of the previous page)"
+
+
+@pytest.mark.parametrize(
+    ("parse", "args", "problems"),
+    [
+        (parse_listing_query, {"limit": "0"}, [("limit", "must be an integer from 1 to 100")]),
+        (parse_listing_query, {"limit": "1e2"}, [("limit", "must be an integer from 1 to 100")]),
+        (parse_listing_query, {"status": "active"}, [("status", "must be one of ACTIVE, DISABLED")]),
+        (parse_listing_query, {"phase": "x"}, [("phase", "must be one of live, upcoming, ended")]),
+        (parse_listing_query, {"cursor": ""}, [("cursor", _BAD_CURSOR)]),
+        (parse_ledger_query, {"limit": "1001"}, [("limit", "must be an integer from 1 to 1000")]),
+        (parse_events_query, {"cursor": "%%"}, [("cursor", _BAD_CURSOR)]),
+        (parse_failure_query, {"limit": "501"}, [("limit", "must be an integer from 1 to 500")]),
+        (parse_failure_query, {"cursor": "x"}, [("cursor", "unknown field")]),
+        (
+            parse_failure_query,
+            {"status": "LOST", "x": "1"},
+            [("x", "unknown field"), ("status", "must be one of PENDING, RESOLVED, DEAD")],
+        ),
+    ],
+)
+def test_the_reasons_of_bad_queries(parse: Any, args: dict[str, str], problems: list[tuple[str, str]]) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        parse(args)
+    assert [(p["field"], p["reason"]) for p in exc.value.data] == problems
+
+
+def test_the_failure_query() -> None:
+    assert parse_failure_query({}) == (None, 50)
+    assert parse_failure_query({"status": "DEAD", "limit": "500"}) == ("DEAD", 500)

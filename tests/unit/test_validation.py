@@ -1,4 +1,5 @@
-"""Unit tests for coupon.http.parsing: credentials, coupon drafts, UUIDs and JSON-object checks."""
+"""Unit tests for coupon.http.parsing and the body models behind it: credentials, coupon drafts, UUIDs and
+JSON-object checks; each validation rule is tested here, once."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ from decimal import Decimal
 
 import pytest
 
+from coupon.domain.commands import CouponDraft, Credentials
 from coupon.domain.errors import InvalidId, MalformedJson, ValidationFailed
 from coupon.domain.vocabulary import CouponType, DiscountType
 from coupon.http.parsing import (
-    MAX_FIXED_DISCOUNT,
-    MAX_QUANTITY,
-    CouponDraft,
-    Credentials,
     parse_coupon_draft,
     parse_credentials,
     parse_uuid,
     require_object,
 )
+from coupon.http.schemas.fields import MAX_FIXED_DISCOUNT, MAX_QUANTITY
 
 NOW = datetime(2026, 11, 1, 12, 0, 0)  # naive UTC, as the callers pass it
 _DROP = object()  # marks a field to leave out of the body
@@ -134,6 +133,16 @@ def test_credentials_missing_both_fields_reports_both(for_signup: bool) -> None:
 
 
 @pytest.mark.parametrize("for_signup", [True, False])
+def test_credentials_null_fields_count_as_missing(for_signup: bool) -> None:
+    with pytest.raises(ValidationFailed) as exc_info:
+        parse_credentials({"username": None, "password": None}, for_signup=for_signup)
+    assert problems(exc_info) == [
+        {"field": "username", "reason": "is required"},
+        {"field": "password", "reason": "is required"},
+    ]
+
+
+@pytest.mark.parametrize("for_signup", [True, False])
 @pytest.mark.parametrize("bad", [123, True, ["alice"], {"u": 1}])
 def test_credentials_non_string_values_are_rejected(for_signup: bool, bad: object) -> None:
     with pytest.raises(ValidationFailed) as exc_info:
@@ -173,7 +182,7 @@ def test_signup_accepts_the_length_boundaries() -> None:
     assert creds == Credentials("a" * 50, "p" * 128)
 
 
-@pytest.mark.parametrize("username", ["al ice", "alice!", "ali@ce", "élodie", "bob/1"])
+@pytest.mark.parametrize("username", ["al ice", "alice!", "ali@ce", "élodie", "bob/1", "abcd\n"])
 def test_signup_rejects_usernames_with_forbidden_characters(username: str) -> None:
     with pytest.raises(ValidationFailed) as exc_info:
         parse_credentials({"username": username, "password": "password1"}, for_signup=True)
@@ -304,6 +313,7 @@ def test_draft_null_required_field_counts_as_missing(field: str) -> None:
         ("totalQuantity", 10.0, "must be an integer"),
         ("totalQuantity", 10.5, "must be an integer"),
         ("totalQuantity", True, "must be an integer"),
+        ("totalQuantity", 1e30, "must be an integer"),  # what JSON's 10**30 parses to
         ("expiresAt", 1764493200, "ISO-8601"),
         ("issueStartsAt", 1764493200, "ISO-8601"),
     ],
@@ -494,3 +504,19 @@ def test_draft_expiry_just_after_now_is_accepted() -> None:
     expires = NOW + timedelta(seconds=1)
     draft = parse_coupon_draft(draft_body(issueStartsAt=_DROP, expiresAt=expires.isoformat()), NOW)
     assert draft.expires_at == expires
+
+
+def test_an_unknown_field_is_unknown_even_when_null() -> None:
+    exc_info = draft_error(extra=None)
+    assert problems(exc_info) == [{"field": "extra", "reason": "unknown field"}]
+
+
+def test_signup_judges_a_names_characters_after_every_size() -> None:
+    with pytest.raises(ValidationFailed) as exc_info:
+        parse_credentials({"username": "a b", "password": "short"}, for_signup=True)
+    assert fields_of(exc_info) == ["password", "username"]
+
+
+def test_a_python_field_name_on_the_wire_is_unknown() -> None:
+    exc_info = draft_error(discount_value=5)
+    assert problems(exc_info) == [{"field": "discount_value", "reason": "unknown field"}]
