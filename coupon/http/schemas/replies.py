@@ -27,7 +27,8 @@ Positive = Annotated[int, Field(ge=1)]
 
 
 class Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel)
+    # defer_build: replies are only turned into the OpenAPI document, which is built on its first request.
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, defer_build=True)
 
 
 class User(Reply):
