@@ -113,6 +113,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "CONSUMER_NICE": _int("CONSUMER_NICE", 19),
         "CONSUMER_METRICS_PORT": _int("CONSUMER_METRICS_PORT", 0),
         "CONSUMER_METRICS_HOST": _env("CONSUMER_METRICS_HOST", "127.0.0.1"),
+        # The rq worker's /metrics (periodic jobs, sweeper outcomes, the group's lag as Kafka sees it); 0 = off.
+        "RQ_WORKER_METRICS_PORT": _int("RQ_WORKER_METRICS_PORT", 0),
+        "RQ_WORKER_METRICS_HOST": _env("RQ_WORKER_METRICS_HOST", "127.0.0.1"),
         # Rate limits (Redis, fixed windows; 0 requests = off). Per user: every authenticated /api call.
         "RATE_LIMIT_USER_REQUESTS": _int("RATE_LIMIT_USER_REQUESTS", 60),
         "RATE_LIMIT_USER_WINDOW_SECONDS": _int("RATE_LIMIT_USER_WINDOW_SECONDS", 10),

@@ -13,7 +13,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker, WorkerStatus
 
+from coupon.config import load_config
 from coupon.observability.log_setup import configure
+from workers import rq_metrics
 from workers.backoff import REDIS_DOWN, Backoff
 
 # rq 2.12 blocks in BLMOVE for dequeue_timeout seconds (worker_ttl - 15 = 405 s by default) and raises the
@@ -39,6 +41,7 @@ class Worker(SimpleWorker):
         configure()
         super().__init__(*args, **kwargs)
         self._waiting_for_job = False
+        rq_metrics.start(load_config())
 
     @property
     def dequeue_timeout(self) -> int:
