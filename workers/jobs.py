@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 QUEUE = "coupon-retry"
-# The job label of each periodic job's metrics (coupon_periodic_job_*): the alert on a job that stopped running.
+# The task label of each periodic job's metrics (coupon_periodic_job_*): the alert on a job that stopped running.
 REPUBLISH = "republish"
 SETTLE = "settle"
 SETTLED_OUTCOMES = ("issued", "failure-record", "rejected", "fenced")

@@ -78,14 +78,17 @@ HASH_REFUSED = Counter(
     "coupon_hash_refused_total", "Signups and logins refused at once because the password-hashing queue was full"
 )
 
-# The periodic rq jobs (workers.jobs), counted in the rq worker that runs them (RQ_WORKER_METRICS_PORT).
+# The periodic rq jobs (workers.jobs), counted in the rq worker that runs them (RQ_WORKER_METRICS_PORT). Labelled
+# `task`: a `job` label would clash with the one Prometheus gives every target.
 JOB_RUNS = Counter(
-    "coupon_periodic_job_runs_total", "Runs of a periodic job, by job and result: ok, error", ["job", "result"]
+    "coupon_periodic_job_runs_total",
+    "Runs of a periodic job, by task (republish, settle) and result: ok, error",
+    ["task", "result"],
 )
 JOB_LAST_SUCCESS = Gauge(
     "coupon_periodic_job_last_success_timestamp_seconds",
-    "Unix time a periodic job last finished without an error (the rq worker's start until it has)",
-    ["job"],
+    "Unix time a periodic job last finished without an error (the rq worker's start until it has), by task",
+    ["task"],
     multiprocess_mode="max",
 )
 SWEEPER_SETTLED = Counter(

@@ -137,6 +137,7 @@ def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
             if host.startswith("./"):
                 assert (ROOT / host).exists(), f"{name} mounts a missing {host}"
     assert _mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./docker/prometheus/prometheus.yml"
+    assert _mounts("prometheus")["/etc/prometheus/alerts.yml"] == "./docker/prometheus/alerts.yml"
     assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
     assert "?" in SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # no default password
     assert set(COMPOSE["volumes"]) >= {"prometheus-data", "grafana-data"}
@@ -144,7 +145,7 @@ def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
 
 def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> None:
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
-    assert set(jobs) >= {"api", "consumer"}
+    assert set(jobs) >= {"api", "consumer", "rq-worker"}
     app = create_app({"APP_ENV": "test"})
     assert any(rule.rule == "/metrics" for rule in app.url_map.iter_rules())
     (api_target,) = jobs["api"]["static_configs"][0]["targets"]
@@ -155,6 +156,10 @@ def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> No
     consumer_env = SERVICES["consumer"]["environment"]
     assert dns["names"] == ["consumer"] and str(dns["port"]) == str(consumer_env["CONSUMER_METRICS_PORT"])
     assert consumer_env["CONSUMER_METRICS_HOST"] == "0.0.0.0"  # reachable from the prometheus container
+    (dns,) = jobs["rq-worker"]["dns_sd_configs"]
+    worker_env = SERVICES["rq-worker"]["environment"]
+    assert dns["names"] == ["rq-worker"] and str(dns["port"]) == str(worker_env["RQ_WORKER_METRICS_PORT"])
+    assert worker_env["RQ_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
@@ -187,13 +192,15 @@ def _exported_metric_names() -> set[str]:
     from prometheus_flask_exporter import PrometheusMetrics
 
     import coupon.observability.instruments  # noqa: F401  (registers its metrics)
+    from coupon.http.readiness_metrics import DependencyGauge
     from workers.gauges import FailureCounts, StockGauges
+    from workers.rq_metrics import GroupLag
 
     names = _family_names(REGISTRY.collect())
     registry = CollectorRegistry()
     PrometheusMetrics(Flask("probe"), registry=registry, group_by="endpoint")
     names |= _family_names(registry.collect())
-    for collector in (FailureCounts(None), StockGauges(None)):
+    for collector in (FailureCounts(None), StockGauges(None), DependencyGauge(), GroupLag(None)):
         names |= _family_names(collector.describe())
     return names
 
