@@ -55,7 +55,7 @@ def test_every_alert_has_a_runbook_section_and_a_reason_for_its_threshold() -> N
         assert page == "docs/RUNBOOK.md" and anchor in anchors, f"{name}: {link} is not a RUNBOOK.md section"
         section = runbook.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
         for part in ("Meaning", "Confirm", "Do"):
-            assert f"**{part}**" in section, f"RUNBOOK.md's {name} lacks **{part}**"
+            assert f"**{part}.**" in section, f"RUNBOOK.md's {name} lacks **{part}.**"
         assert "```" in section, f"RUNBOOK.md's {name} gives no command to confirm it"
         before = source.split(f"- alert: {name}", 1)[0].rstrip().splitlines()
         assert before[-1].strip().startswith("#"), f"{name}: say why its threshold, in a comment above it"
