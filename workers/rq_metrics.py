@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from coupon.adapters.kafka_progress import ConsumerProgress
+from coupon.adapters.kafka_progress import ConsumerProgress, GroupOffsets
 from workers.jobs import start_job_metrics
 
 log = logging.getLogger("workers.rq_worker")
+
+
+class Offsets(Protocol):
+    def offsets(self) -> tuple[dict[int, int], dict[int, int]]: ...
 
 
 class GroupLag:
@@ -23,13 +26,10 @@ class GroupLag:
     Asked of the brokers, not of the consumers: with every consumer dead or frozen, their own coupon_consumer_lag
     is gone from the scrape, while this one keeps growing with the sale. Kafka down: the gauge is left out."""
 
-    def __init__(self, progress: ConsumerProgress | None) -> None:
-        self.progress = progress
-        # Kept between scrapes (two requests each, not two new connections); dropped after an error. The metrics
-        # server answers each scrape in a thread of its own.
+    def __init__(self, source: Offsets | None) -> None:
+        self.source = source
+        # The metrics server answers each scrape in a thread of its own; the source's clients are one caller's.
         self._lock = threading.Lock()
-        self._reader: KafkaConsumer | None = None
-        self._admin: KafkaAdminClient | None = None
 
     @staticmethod
     def _family() -> GaugeMetricFamily:
@@ -43,41 +43,18 @@ class GroupLag:
         yield self._family()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        if self.progress is None:
+        if self.source is None:
             return
         family = self._family()
         with self._lock:
             try:
-                ends, done = self._offsets(self.progress)
+                ends, done = self.source.offsets()
             except Exception as exc:  # a scrape must answer while Kafka is down; the gauge is left out
-                log.warning("consumer group lag unavailable: %s", exc)
-                self.close()
+                log.warning("consumer group lag unavailable: %s", exc.__cause__ or exc)
                 return
         for partition, end in sorted(ends.items()):
             family.add_metric([str(partition)], max(end - done.get(partition, 0), 0))
         yield family
-
-    def _offsets(self, progress: ConsumerProgress) -> tuple[dict[int, int], dict[int, int]]:
-        if self._reader is None:
-            self._reader = progress.reader("coupon-metrics")
-        if self._admin is None:
-            self._admin = KafkaAdminClient(
-                bootstrap_servers=progress.servers, request_timeout_ms=progress.timeout_ms, client_id="coupon-metrics"
-            )
-        partitions = self._reader.partitions_for_topic(progress.topic) or set()
-        ends = self._reader.end_offsets([TopicPartition(progress.topic, p) for p in partitions])
-        offsets = self._admin.list_group_offsets({progress.group: None}).get(progress.group, {})
-        done = {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == progress.topic}
-        return {tp.partition: int(offset) for tp, offset in ends.items()}, done
-
-    def close(self) -> None:
-        for client in (self._reader, self._admin):
-            if client is not None:
-                try:
-                    client.close()
-                except Exception as exc:  # closing a client of a broker that is gone
-                    log.debug("closing a Kafka client: %s", exc)
-        self._reader = self._admin = None
 
 
 def start(cfg: dict[str, Any]) -> bool:
@@ -87,7 +64,7 @@ def start(cfg: dict[str, Any]) -> bool:
         return False
     start_job_metrics()
     progress = ConsumerProgress(cfg["KAFKA_BOOTSTRAP_SERVERS"], cfg["KAFKA_ISSUE_TOPIC"], cfg["KAFKA_CONSUMER_GROUP"])
-    REGISTRY.register(GroupLag(progress))
+    REGISTRY.register(GroupLag(GroupOffsets(progress)))
     start_http_server(port, addr=cfg["RQ_WORKER_METRICS_HOST"])
     log.info("metrics on http://%s:%d/metrics", cfg["RQ_WORKER_METRICS_HOST"], port)
     return True
