@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from flask import Flask
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
@@ -69,12 +72,38 @@ def test_group_lag_is_left_out_while_kafka_does_not_answer() -> None:
     assert _samples(GroupLag(None)) == {}
 
 
-def test_readiness_becomes_one_gauge_per_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def app_context() -> Iterator[None]:
+    with Flask("probe").app_context():
+        yield
+
+
+def test_readiness_becomes_one_gauge_per_dependency(monkeypatch: pytest.MonkeyPatch, app_context: None) -> None:
     def down() -> None:
         raise ConnectionError("refused")
 
     monkeypatch.setattr(readiness_metrics, "dependency_checks", lambda: {"redis": lambda: True, "kafka": down})
     assert _samples(readiness_metrics.DependencyGauge()) == {("redis",): 1.0, ("kafka",): 0.0}
+
+
+def test_a_stuck_check_reads_down_without_holding_the_scrape_or_piling_up(
+    monkeypatch: pytest.MonkeyPatch, app_context: None
+) -> None:
+    release, calls = threading.Event(), []
+
+    def stuck() -> None:
+        calls.append(1)
+        release.wait(10)
+
+    monkeypatch.setattr(readiness_metrics, "dependency_checks", lambda: {"database": stuck, "redis": lambda: True})
+    gauge = readiness_metrics.DependencyGauge(budget_s=0.2)
+    started = time.monotonic()
+    assert _samples(gauge) == {("database",): 0.0, ("redis",): 1.0}
+    assert _samples(gauge) == {("database",): 0.0, ("redis",): 1.0}
+    assert time.monotonic() - started < 2 and calls == [1]  # the second scrape waited on the same stuck check
+    release.set()
+    time.sleep(0.1)
+    assert _samples(gauge) == {("database",): 1.0, ("redis",): 1.0}
 
 
 class _Fake:
