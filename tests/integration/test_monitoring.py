@@ -161,7 +161,7 @@ def test_every_dashboard_panel_returns_data_from_a_live_sale(monitored, admin_to
 
 
 def test_the_lag_alert_fires_while_the_consumer_is_frozen_and_clears_once_it_drains(
-    monitored, admin_token, mint, engine
+    monitored, admin_token, mint, engine, fault_report
 ) -> None:
     m = monitored
     wait_for(lambda: _targets_up(m), 20, "every target up", interval=0.5)
@@ -186,7 +186,19 @@ def test_the_lag_alert_fires_while_the_consumer_is_frozen_and_clears_once_it_dra
         m.consumer.signal(signal.SIGCONT)
     # Fired within its `for:` (2 s) plus a few evaluations: the lag rose from the first record on.
     assert fired_after < 15, fired_after
+    resumed_at = time.monotonic()
     wait_drained(engine, coupon["id"], sent, timeout=60)
     wait_for(lambda: not m.alert_states(LAG_ALERT), 20, f"{LAG_ALERT} to clear once the consumer drained", interval=0.5)
     lag = m.query("sum(coupon_consumer_group_lag)")
     assert lag and float(lag[0]["value"][1]) == 0
+    fault_report.append(
+        {
+            "case": f"{LAG_ALERT}: consumer frozen mid-sale (for: {FOR})",
+            "sent": sent,
+            "accepted": sent,
+            "issued": sent,
+            "rejected": 0,
+            "recovery_s": round(time.monotonic() - resumed_at, 1),
+            "fired_after_s": round(fired_after, 1),
+        }
+    )
