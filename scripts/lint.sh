@@ -25,9 +25,10 @@ step "ruff check" "$BIN/ruff" check .
 step "ruff format" "$BIN/ruff" format --check .
 step "mypy" "$BIN/mypy"
 step "shellcheck" "$BIN/shellcheck" scripts/*.sh scripts/lib/*.sh .ci/run
-# The alerting rules and their unit tests (promtool comes with apt `prometheus`: scripts/prometheus.sh install).
+# The alerting rules and their unit tests. promtool comes with apt's `prometheus`, installed here when missing (as
+# `make lint` creates .venv for the others): a fresh CI machine runs `make lint` first.
 promtool_rules() {
-  command -v promtool >/dev/null || { echo "promtool is missing: run scripts/prometheus.sh install"; return 1; }
+  command -v promtool >/dev/null || scripts/prometheus.sh install || return 1
   promtool check rules docker/prometheus/alerts.yml && promtool test rules docker/prometheus/alerts.test.yml
 }
 step "promtool" promtool_rules
