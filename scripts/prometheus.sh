@@ -127,4 +127,7 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (tests/static), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi
