@@ -114,7 +114,9 @@ class _Fake:
 
 
 @pytest.mark.parametrize("accept", ["text/plain", OPENMETRICS])
-def test_the_answer_adds_the_scrape_collectors_to_the_registry(accept: str) -> None:
+def test_the_answer_adds_the_scrape_collectors_to_the_registry(accept: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process' own registry (importing gunicorn.conf.py, as a static test does, sets the multiprocess folder).
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     registry = CollectorRegistry()
     Counter("coupon_probe_total", "probe", registry=registry).inc()
     exporter = metrics_endpoint._Exporter(app=None, registry=registry, group_by="endpoint")
