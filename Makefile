@@ -5,7 +5,7 @@ SHELL := /bin/bash
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-run: ## Install, start services, migrate, seed an admin, run API + consumer (Ctrl-C stops all)
+run: ## Install, start services, migrate, seed an admin, run API + consumer + Prometheus on :9090 (Ctrl-C stops all)
 	@scripts/run.sh
 
 test: ## Install, start services, run the whole test suite against them, stop what it started
@@ -15,6 +15,7 @@ services: ## Start Redis, MariaDB and Kafka (idempotent)
 	@scripts/services.sh up
 
 services-down: ## Stop the services this project started (also the per-worker ones `make check` leaves up)
+	@scripts/prometheus.sh down
 	@scripts/services.sh down
 	@scripts/redis_cluster.sh down
 	@scripts/kafka_cluster.sh down
@@ -54,7 +55,7 @@ unit: venv ## Unit tests only (no services needed)
 config-doc: venv ## Regenerate the settings table of docs/CONFIGURATION.md from coupon/settings.py
 	@.venv/bin/python -m coupon.settings_doc --write
 
-lint: venv ## ruff (lint + format check), mypy --strict (coupon/, workers/), shellcheck (scripts/)
+lint: venv ## ruff (lint + format check), mypy --strict (coupon/, workers/), shellcheck (scripts/), promtool (alert rules)
 	@scripts/lint.sh
 
 check: venv ## The quick loop: lint + unit + static + integration tests not marked slow (starts the services if down)

@@ -11,6 +11,7 @@ from coupon.extensions import db, init_migrations
 from coupon.http import admission, minting, request_id_hooks
 from coupon.http.error_handlers import register_error_handlers
 from coupon.http.json_provider import OrjsonProvider
+from coupon.http.readiness_metrics import DependencyGauge
 from coupon.http.views import register_blueprints
 from coupon.observability import log_setup, metrics_endpoint
 
@@ -31,6 +32,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     admission.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
-    metrics_endpoint.init_app(app)
+    metrics_endpoint.init_app(app, [DependencyGauge()])
     cli.init_app(app)
     return app

@@ -193,7 +193,7 @@ class Settings(BaseModel):
         ge=0,
         le=600_000,
         description="how long an issue request may wait behind its worker's earlier batches before it is refused"
-        " unsent (503 `E5032`, nothing reserved): the load-shedding bound of one worker",
+        " unsent (503 `E5036` + `Retry-After`, nothing reserved): the load-shedding bound of one worker",
         json_schema_extra=_doc(default="`KAFKA_DELIVERY_TIMEOUT_MS` (unset or `0`)"),
     )
     issue_max_in_flight: int = Field(
@@ -306,6 +306,20 @@ class Settings(BaseModel):
         ),
     )
     consumer_metrics_host: str = Field(
+        "127.0.0.1",
+        pattern=r"^[A-Za-z0-9.:_-]+$",
+        description="address that port binds to",
+        json_schema_extra=_doc(bounds="a host name or address"),
+    )
+    rq_worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="port of the rq worker's own `/metrics`: the periodic jobs' runs and last success, the sweeper's"
+        " outcomes, the consumer group's lag asked of the brokers",
+        json_schema_extra=_doc(default="`0` (off; `make run` uses 9300)"),
+    )
+    rq_worker_metrics_host: str = Field(
         "127.0.0.1",
         pattern=r"^[A-Za-z0-9.:_-]+$",
         description="address that port binds to",

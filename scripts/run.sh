@@ -16,13 +16,16 @@ CONSUMERS="${CONSUMERS:-1}"
 RQ_DASHBOARD_PORT="${RQ_DASHBOARD_PORT:-9181}"
 RQ_DASHBOARD_USERNAME="${RQ_DASHBOARD_USERNAME:-$ADMIN_USERNAME}"
 RQ_DASHBOARD_PASSWORD="${RQ_DASHBOARD_PASSWORD:-$ADMIN_PASSWORD}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+# The rq worker's /metrics (periodic jobs, sweeper outcomes, the group's lag from the brokers).
+RQ_WORKER_METRICS_PORT="${RQ_WORKER_METRICS_PORT:-9300}"
 # The services run on REDIS_PORT / DB_PORT / KAFKA_PORT (scripts/services.sh); the app's own defaults are the
 # standard ports, so without these a `REDIS_PORT=6382 make run` would talk to someone else's Redis on 6379.
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}"
 DATABASE_URL="${DATABASE_URL:-mysql+pymysql://${DB_USER:-coupon}:${DB_PASSWORD:-coupon}@127.0.0.1:${DB_PORT:-3306}/${DB_NAME:-coupon}}"
 KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
 RQ_REDIS_URL="${RQ_REDIS_URL:-$REDIS_URL}"
-export API_PORT REDIS_URL DATABASE_URL KAFKA_BOOTSTRAP_SERVERS RQ_REDIS_URL
+export API_PORT REDIS_URL DATABASE_URL KAFKA_BOOTSTRAP_SERVERS RQ_REDIS_URL PROMETHEUS_PORT RQ_WORKER_METRICS_PORT
 
 # Outside dev/test the dev default password guards neither the admin nor rq-dashboard.
 if [[ "${APP_ENV:-dev}" != dev && "${APP_ENV:-dev}" != test ]]; then
@@ -48,6 +51,7 @@ flask create-admin "$ADMIN_USERNAME" --password "$ADMIN_PASSWORD"
 source "$ROOT/scripts/supervise.sh"
 pids=()
 stopping=0
+prometheus_started=0
 stop_all() {
   stopping=1
   trap - INT TERM EXIT
@@ -56,6 +60,7 @@ stop_all() {
   # Each supervisor passes the TERM on to its process and waits for it (a consumer finishes its batch).
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $prometheus_started == 1 ]]; then scripts/prometheus.sh down || true; fi
   log "stopped"
 }
 trap stop_all INT TERM EXIT
@@ -91,10 +96,19 @@ pids+=($!)
 
 # Up to 20 s for the API to answer; the banner comes either way (gunicorn's own errors are above it).
 poll_until 20 0.2 curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/health" 2>/dev/null || true
+# Prometheus scrapes every process started above and evaluates the alerting rules; stopped with the rest. A
+# Prometheus that cannot start does not stop the stack: it says why and the API keeps serving.
+if CONSUMER_METRICS_PORT="$METRICS_BASE" CONSUMERS="$CONSUMERS" scripts/prometheus.sh up; then
+  prometheus_started=1
+else
+  log "Prometheus did not start (above); the stack runs without it"
+fi
 cat <<MSG
 
 [run] coupon rush is up on http://127.0.0.1:$API_PORT: API, $CONSUMERS consumer(s), rq worker + rqscheduler.
-      Metrics: http://127.0.0.1:$API_PORT/metrics (API), http://127.0.0.1:$METRICS_BASE/metrics (first consumer).
+      Metrics: http://127.0.0.1:$API_PORT/metrics (API), http://127.0.0.1:$METRICS_BASE/metrics (first consumer),
+      http://127.0.0.1:$RQ_WORKER_METRICS_PORT/metrics (rq worker).
+      Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (alerts: /alerts; docs/RUNBOOK.md says what each means).
       RQ dashboard: http://127.0.0.1:$RQ_DASHBOARD_PORT (user $RQ_DASHBOARD_USERNAME, same password as the admin).
       A worker, consumer or the dashboard that exits is restarted ("[run] NAME exited ...; restarting in Ns").
 Log in as the admin:

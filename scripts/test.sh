@@ -109,6 +109,8 @@ trap cleanup EXIT
 # Install once (on a new machine: the packages, and the Kafka jars every instance shares), then start all the
 # instances at once: instance 0 here, its output on the terminal; the others in the background, into their logs.
 scripts/services.sh install
+# promtool for the alerting rules' tests and prometheus for the dashboards' live test (tests/static, tests/integration).
+scripts/prometheus.sh install
 pids=()
 for ((n = 1; n < WORKERS; n++)); do
   mkdir -p ".local/instances/$n"

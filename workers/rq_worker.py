@@ -15,6 +15,8 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from coupon.adapters.redis_client import REDIS_ERRORS
 from coupon.observability.log_setup import configure
+from coupon.settings import exit_if_invalid, load_settings
+from workers import rq_metrics
 from workers.backoff import Backoff
 
 # rq 2.12 blocks in BLMOVE for dequeue_timeout seconds (worker_ttl - 15 = 405 s by default) and raises the
@@ -40,6 +42,8 @@ class Worker(SimpleWorker):
         configure()
         super().__init__(*args, **kwargs)
         self._waiting_for_job = False
+        with exit_if_invalid():
+            rq_metrics.start(load_settings())
 
     @property
     def dequeue_timeout(self) -> int:

@@ -289,6 +289,14 @@ class Gate:
                 out.append(HeldReservation(user, int(rank), state, event, int(score)))
         return out
 
+    def oldest_unconfirmed_ms(self, coupon_id: str) -> int | None:
+        """When (Redis ms) the oldest unconfirmed hold was last touched, or None when every hold is confirmed."""
+        try:
+            oldest = cast(_ScoredMembers, self.client.zrange(keys.unconfirmed(coupon_id), 0, 0, withscores=True))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable() from exc
+        return int(oldest[0][1]) if oldest else None
+
     def reservations(self, coupon_id: str) -> list[HeldReservation]:
         """Every participant with its hold, for reconcile (one coupon's whole gate state)."""
         try:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # gevent is imported on first threaded use only (see _threadp
 
 from coupon.adapters.hub import gevent_active
 from coupon.domain.errors import HashingBusy
+from coupon.observability.instruments import HASH_REFUSED
 
 # scrypt: memory-hard and slow on purpose (tens of ms of CPU per hash, 32 MiB of memory).
 HASH_METHOD = "scrypt"
@@ -86,6 +87,7 @@ class PasswordHasher:
         """Admit one hash job, or raise HashingBusy at once. A caller may take the slot before other work (the
         login takes it before counting the attempt, so a refused login does not cost one of them)."""
         if self.admitted >= self.max_queue:
+            HASH_REFUSED.inc()
             raise HashingBusy(retry_after=self.retry_after_s())
         self.admitted += 1
         try:

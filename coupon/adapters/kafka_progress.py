@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from coupon.domain.errors import KafkaUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class ConsumerProgress:
@@ -70,3 +73,43 @@ class ConsumerProgress:
             if behind == 0 or time.monotonic() >= deadline:
                 return behind
             time.sleep(0.5)
+
+
+class GroupOffsets:
+    """End offsets and the group's committed offsets with clients kept between calls (a metrics scrape every few
+    seconds: two requests each, not two new connections). After a failure the clients are dropped and made anew
+    on the next call. Not thread-safe: one caller at a time."""
+
+    def __init__(self, progress: ConsumerProgress, client_id: str = "coupon-metrics") -> None:
+        self.progress = progress
+        self.client_id = client_id
+        self._reader: KafkaConsumer | None = None
+        self._admin: KafkaAdminClient | None = None
+
+    def offsets(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(end offset, committed offset) per partition of the topic; KafkaUnavailable when Kafka does not answer."""
+        p = self.progress
+        try:
+            if self._reader is None:
+                self._reader = p.reader(self.client_id)
+            if self._admin is None:
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=p.servers, request_timeout_ms=p.timeout_ms, client_id=self.client_id
+                )
+            partitions = self._reader.partitions_for_topic(p.topic) or set()
+            ends = self._reader.end_offsets([TopicPartition(p.topic, n) for n in partitions])
+            offsets = self._admin.list_group_offsets({p.group: None}).get(p.group, {})
+        except Exception as exc:
+            self.close()
+            raise KafkaUnavailable() from exc
+        done = {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == p.topic}
+        return {tp.partition: int(offset) for tp, offset in ends.items()}, done
+
+    def close(self) -> None:
+        for client in (self._reader, self._admin):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception as exc:  # closing a client of a broker that is gone
+                    log.debug("closing a Kafka client: %s", exc)
+        self._reader = self._admin = None

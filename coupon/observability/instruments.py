@@ -72,3 +72,27 @@ STOCK_FEED_READS = Counter(
     ["result"],
 )
 STOCK_STREAMS = Gauge("coupon_stock_streams", "Open live-stock streams (SSE)", multiprocess_mode="livesum")
+
+# Logins and signups the hashing queue refused at once (503 E5035): the queue of one API worker was full.
+HASH_REFUSED = Counter(
+    "coupon_hash_refused_total", "Signups and logins refused at once because the password-hashing queue was full"
+)
+
+# The periodic rq jobs (workers.jobs), counted in the rq worker that runs them (RQ_WORKER_METRICS_PORT). Labelled
+# `task`: a `job` label would clash with the one Prometheus gives every target.
+JOB_RUNS = Counter(
+    "coupon_periodic_job_runs_total",
+    "Runs of a periodic job, by task (republish, settle) and result: ok, error",
+    ["task", "result"],
+)
+JOB_LAST_SUCCESS = Gauge(
+    "coupon_periodic_job_last_success_timestamp_seconds",
+    "Unix time a periodic job last finished without an error (the rq worker's start until it has), by task",
+    ["task"],
+    multiprocess_mode="max",
+)
+SWEEPER_SETTLED = Counter(
+    "coupon_sweeper_settled_total",
+    "Unconfirmed reservations the sweeper settled, by outcome: issued, failure-record, rejected, fenced",
+    ["outcome"],
+)

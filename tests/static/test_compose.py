@@ -118,6 +118,8 @@ def test_dockerfile_installs_the_pinned_requirements_and_runs_unprivileged() -> 
 
 PROMETHEUS = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
 DASHBOARD = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "coupon-rush.json").read_text())
+# Rows group the panels; only the others hold queries.
+QUERY_PANELS = [panel for panel in DASHBOARD["panels"] if panel["type"] != "row"]
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
 
 
@@ -137,6 +139,7 @@ def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
             if host.startswith("./"):
                 assert (ROOT / host).exists(), f"{name} mounts a missing {host}"
     assert _mounts("prometheus")["/etc/prometheus/prometheus.yml"] == "./docker/prometheus/prometheus.yml"
+    assert _mounts("prometheus")["/etc/prometheus/alerts.yml"] == "./docker/prometheus/alerts.yml"
     assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
     assert "?" in SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # no default password
     assert set(COMPOSE["volumes"]) >= {"prometheus-data", "grafana-data"}
@@ -144,7 +147,7 @@ def test_prometheus_and_grafana_run_with_their_config_mounted() -> None:
 
 def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> None:
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
-    assert set(jobs) >= {"api", "consumer"}
+    assert set(jobs) >= {"api", "consumer", "rq-worker"}
     app = create_app({"APP_ENV": "test"})
     assert any(rule.rule == "/metrics" for rule in app.url_map.iter_rules())
     (api_target,) = jobs["api"]["static_configs"][0]["targets"]
@@ -155,6 +158,10 @@ def test_prometheus_scrapes_the_api_and_every_consumer_where_they_listen() -> No
     consumer_env = SERVICES["consumer"]["environment"]
     assert dns["names"] == ["consumer"] and str(dns["port"]) == str(consumer_env["CONSUMER_METRICS_PORT"])
     assert consumer_env["CONSUMER_METRICS_HOST"] == "0.0.0.0"  # reachable from the prometheus container
+    (dns,) = jobs["rq-worker"]["dns_sd_configs"]
+    worker_env = SERVICES["rq-worker"]["environment"]
+    assert dns["names"] == ["rq-worker"] and str(dns["port"]) == str(worker_env["RQ_WORKER_METRICS_PORT"])
+    assert worker_env["RQ_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard() -> None:
@@ -187,13 +194,15 @@ def _exported_metric_names() -> set[str]:
     from prometheus_flask_exporter import PrometheusMetrics
 
     import coupon.observability.instruments  # noqa: F401  (registers its metrics)
+    from coupon.http.readiness_metrics import DependencyGauge
     from workers.gauges import FailureCounts, StockGauges
+    from workers.rq_metrics import GroupLag
 
     names = _family_names(REGISTRY.collect())
     registry = CollectorRegistry()
     PrometheusMetrics(Flask("probe"), registry=registry, group_by="endpoint")
     names |= _family_names(registry.collect())
-    for collector in (FailureCounts(None), StockGauges(None)):
+    for collector in (FailureCounts(None), StockGauges(None), DependencyGauge(), GroupLag(None)):
         names |= _family_names(collector.describe())
     return names
 
@@ -213,7 +222,7 @@ def _functions(expr: str) -> set[str]:
 def test_every_dashboard_query_uses_exported_metrics_only() -> None:
     exported = _exported_metric_names()
     assert "coupon_issue_requests_total" in exported and "flask_http_request_duration_seconds_bucket" in exported
-    exprs = [t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"]]
+    exprs = [t["expr"] for panel in QUERY_PANELS for t in panel["targets"]]
     assert exprs
     for expr in exprs:
         used = _metrics_in(expr)
@@ -224,7 +233,7 @@ def test_every_dashboard_query_uses_exported_metrics_only() -> None:
 
 
 def test_the_dashboard_has_the_panels_operators_expect() -> None:
-    text = " ".join(t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"])
+    text = " ".join(t["expr"] for panel in QUERY_PANELS for t in panel["targets"])
     for needle in (
         "coupon_issue_requests_total",
         "histogram_quantile(0.95",
@@ -234,10 +243,40 @@ def test_the_dashboard_has_the_panels_operators_expect() -> None:
         'coupon_failures{status=~"PENDING|DEAD"}',
         "coupon_gate_batch_seconds_bucket",
         "coupon_kafka_produce_seconds_bucket",
+        # The sale as an operator watches it: time to sell out, 202s against the stock left, outcome unknown and
+        # the sweeper, refusals, live-stock streams.
+        "coupon_stock_sold_out_seconds",
+        'coupon_issue_requests_total{outcome="accepted"}',
+        'coupon_issue_requests_total{outcome="unconfirmed"}',
+        "coupon_sweeper_settled_total",
+        "coupon_admission_refused_total",
+        "coupon_stock_streams",
+        "coupon_consumer_group_lag",
     ):
         assert needle in text, needle
-    for panel in DASHBOARD["panels"]:
+    for panel in QUERY_PANELS:
         assert panel["datasource"]["uid"] == "prometheus"
+        assert all(t["datasource"]["uid"] == "prometheus" for t in panel["targets"]), panel["title"]
+
+
+def test_the_dashboard_is_valid_for_provisioning() -> None:
+    """What Grafana's file provisioning needs: a uid and title, unique panel ids, every panel placed on the 24-column
+    grid without overlapping another, and each query with its own refId."""
+    assert DASHBOARD["uid"] == "coupon-rush" and DASHBOARD["title"] and isinstance(DASHBOARD["schemaVersion"], int)
+    ids = [panel["id"] for panel in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids)), ids
+    cells: set[tuple[int, int]] = set()
+    for panel in DASHBOARD["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24 and pos["w"] > 0 and pos["h"] > 0, panel["title"]
+        mine = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
+        if panel["type"] == "row":
+            assert pos["h"] == 1 and pos["w"] == 24 and panel["panels"] == [], panel["title"]
+        else:
+            refs = [t["refId"] for t in panel["targets"]]
+            assert refs and len(refs) == len(set(refs)), panel["title"]
 
 
 def test_app_db_user_is_least_privilege_and_only_migrate_changes_the_schema() -> None:

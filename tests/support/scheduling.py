@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 DURATIONS = Path(__file__).resolve().parents[1] / "durations.json"
-# The Kafka failover cases share one three-broker cluster under a lock: on several workers they would only wait.
-SERIAL_MODULES = frozenset({"tests/integration/test_kafka_failover.py"})
+# The Kafka failover cases share one three-broker cluster under a lock: on several workers they would only wait. The
+# monitoring cases share one stack and one Prometheus (module fixture): split, each worker would start its own.
+SERIAL_MODULES = frozenset({"tests/integration/test_kafka_failover.py", "tests/integration/test_monitoring.py"})
 MIN_SECONDS = 2.0
 
 

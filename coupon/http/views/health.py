@@ -8,7 +8,7 @@ from sqlalchemy import text
 from coupon.extensions import db
 from coupon.http.envelope import respond, success
 from coupon.resources import current
-from coupon.services.readiness import readiness
+from coupon.services.readiness import Check, readiness
 
 bp = Blueprint("health", __name__)
 
@@ -18,8 +18,8 @@ def live() -> Response:
     return success({"status": "UP"})
 
 
-@bp.get("/health/ready")
-def ready() -> Response:
+def dependency_checks() -> dict[str, Check]:
+    """What readiness asks, inside a request: also read by /metrics (coupon_dependency_up)."""
     resources, session = current(), db.session
     gate, publisher = resources.gate, resources.publisher
 
@@ -27,13 +27,16 @@ def ready() -> Response:
         publisher.check()
         publisher.ping()
 
-    ok, report = readiness(
-        {
-            "redis": gate.client.ping,
-            "database": lambda: session.execute(text("SELECT 1")),
-            "kafka": kafka,
-        }
-    )
+    return {
+        "redis": gate.client.ping,
+        "database": lambda: session.execute(text("SELECT 1")),
+        "kafka": kafka,
+    }
+
+
+@bp.get("/health/ready")
+def ready() -> Response:
+    ok, report = readiness(dependency_checks())
     body = {"status": "UP" if ok else "DOWN", "checks": report}
     if ok:
         return success(body)
