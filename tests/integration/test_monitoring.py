@@ -21,10 +21,10 @@ import pytest
 import requests
 
 from coupon.adapters.kafka_topics import delete_topics, ensure_topics
-from tests.integration.conftest import KAFKA
 from harness.client import Api, burst
 from harness.invariants import wait_drained
 from harness.processes import ROOT, Proc, Stack, free_port, wait_for
+from tests.integration.conftest import KAFKA
 
 DASHBOARD = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "coupon-rush.json").read_text())
 # Scrapes and evaluations every 2 s (timeout 1.8 s): 1 s left the API's scrape 800 ms, which a busy suite on two
