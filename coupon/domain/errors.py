@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from coupon.domain.identifiers import IDEMPOTENCY_KEY_MAX_LENGTH
+
 
 class AppError(Exception):
     """Base of every answerable error; the handler renders it into the envelope."""
@@ -148,7 +150,11 @@ class UnsupportedMediaType(AppError):
 
 
 class InvalidIdempotencyKey(AppError):
-    status, code, message = 400, "E4007", "The Idempotency-Key header must be 1-100 letters, digits or _ . : -"
+    status, code, message = (
+        400,
+        "E4007",
+        f"The Idempotency-Key header must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} letters, digits or _ . : -",
+    )
 
 
 # --- E429 and E503x: load and dependencies ---------------------------------------------------

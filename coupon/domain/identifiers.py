@@ -6,6 +6,9 @@ import itertools
 import os
 import re
 
+# A client's Idempotency-Key: 1 to this many characters (the pattern: coupon/http/schemas/headers.py).
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
+
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from coupon.domain.identifiers import IDEMPOTENCY_KEY_MAX_LENGTH
+
 # Read on the hot path by coupon.http.parsing with a compiled regex, not a model; the document shows the same pattern.
-IDEMPOTENCY_KEY_PATTERN = r"[A-Za-z0-9_.:\-]{1,100}"
+IDEMPOTENCY_KEY_PATTERN = rf"[A-Za-z0-9_.:\-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}"
 
 IDEMPOTENCY_KEY: dict[str, Any] = {
     "name": "Idempotency-Key",
