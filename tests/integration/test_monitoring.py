@@ -26,6 +26,10 @@ from harness.invariants import wait_drained
 from harness.processes import ROOT, Proc, Stack, free_port, wait_for
 from tests.integration.conftest import KAFKA
 
+# A live stack, a real Prometheus and a sale: the whole suite (`make test`) runs them; the quick loop (`make check`)
+# keeps the rule tests (tests/static/test_prometheus_rules.py).
+pytestmark = pytest.mark.slow
+
 DASHBOARD = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "coupon-rush.json").read_text())
 # Scrapes and evaluations every 2 s (timeout 1.8 s): 1 s left the API's scrape 800 ms, which a busy suite on two
 # cores can overrun (the answer runs readiness checks), and a failed scrape blanks its series for that moment.
