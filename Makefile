@@ -70,8 +70,11 @@ bench: venv ## Benchmarks: ceiling vs issue (alone, beside a draining consumer),
 	@scripts/services.sh up
 	@started=0; scripts/kafka_cluster.sh status >/dev/null 2>&1 || started=1; scripts/kafka_cluster.sh up && \
 	  { .venv/bin/python bench/bench.py; rc=$$?; [ $$started = 0 ] || scripts/kafka_cluster.sh down; exit $$rc; }
+bench-compare: venv ## This tree against bench/BASELINE (or BASE=<commit>), alternating pairs of the issue, openloop and flash stages → bench/results/compare.md
+	@scripts/services.sh up
+	@.venv/bin/python bench/compare.py $(if $(BASE),--base $(BASE)) $(COMPARE_ARGS)
 bench-scaling: venv ## Gate calls/s of one Redis node and of the 3-master cluster, sharded-stock simulation → bench/SCALING-RESULTS.md
 	@scripts/services.sh up
 	@scripts/redis_cluster.sh up
 	@BENCH_REDIS_CLUSTER_NODES="$${BENCH_REDIS_CLUSTER_NODES:-$$(scripts/redis_cluster.sh nodes)}" .venv/bin/python bench/scaling.py
-.PHONY: help run test services services-down cluster cluster-down kafka-cluster kafka-cluster-down venv pins unit config-doc lint check k6 bench bench-scaling
+.PHONY: help run test services services-down cluster cluster-down kafka-cluster kafka-cluster-down venv pins unit config-doc lint check k6 bench bench-compare bench-scaling
