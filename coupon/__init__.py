@@ -13,7 +13,7 @@ from coupon.http.error_handlers import register_error_handlers
 from coupon.http.json_provider import OrjsonProvider
 from coupon.http.readiness_metrics import DependencyGauge
 from coupon.http.views import register_blueprints
-from coupon.observability import log_setup, metrics_endpoint
+from coupon.observability import http_metrics, log_setup, metrics_endpoint
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -33,5 +33,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     metrics_endpoint.init_app(app, [DependencyGauge()])
+    http_metrics.init_app(app)
     cli.init_app(app)
     return app

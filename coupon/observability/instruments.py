@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Every HTTP request, under the names and labels prometheus-flask-exporter gives them (the dashboard and the alerts read
+# these), recorded by coupon.observability.http_metrics; the exporter's own per-request hooks are off.
+HTTP_DURATION = Histogram(
+    "flask_http_request_duration_seconds", "Flask HTTP request duration in seconds", ["method", "endpoint", "status"]
+)
+HTTP_TOTAL = Counter("flask_http_request_total", "Total number of HTTP requests", ["method", "status"])
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 ISSUE_OUTCOMES = Counter(

@@ -36,3 +36,30 @@ def test_post_worker_init_warms_the_publisher_up_and_watches_the_stop(monkeypatc
     warm_up = resources.of(app).publisher.warm_up
     assert any(fn == warm_up for fn, _ in spawned), f"the Kafka warm-up is not started: {spawned}"
     assert any(resources.of(app).stock_feed in args for _, args in spawned), "no watcher ends the streams on stop"
+
+
+def _response(sent: list[bytes], headers: list[tuple[str, str]]) -> Any:
+    from gunicorn.config import Config
+    from gunicorn.http.wsgi import Response
+
+    req = SimpleNamespace(version=(1, 1), method="POST", should_close=lambda: False)
+    resp = Response(req, SimpleNamespace(sendall=sent.append), Config())
+    resp.start_response("202 ACCEPTED", headers)
+    return resp
+
+
+def test_a_whole_body_leaves_with_its_headers_in_one_send_and_a_stream_keeps_gunicorns_way() -> None:
+    _conf().send_headers_with_the_body()
+    body = b'{"resultType":"SUCCESS"}'
+    sent: list[bytes] = []
+    resp = _response(sent, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    resp.write(body)
+    resp.close()
+    assert len(sent) == 1, sent
+    head, _, rest = sent[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202 ACCEPTED\r\n") and b"\r\nContent-Length: 24" in head and rest == body
+    # No Content-Length (a stream): headers first, then each chunk, as gunicorn sends them.
+    streamed: list[bytes] = []
+    resp = _response(streamed, [("Content-Type", "text/event-stream")])
+    resp.write(b"data: 1\n\n")
+    assert len(streamed) == 2 and streamed[0].endswith(b"\r\n\r\n") and streamed[1].endswith(b"data: 1\n\n\r\n")
