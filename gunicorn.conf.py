@@ -90,10 +90,11 @@ def send_headers_with_the_body():
         ):
             return original(self, arg)
         head = self.default_headers()
-        head.extend(["%s: %s\r\n" % (k, v) for k, v in self.headers])
+        head.extend([f"{k}: {v}\r\n" for k, v in self.headers])
         self.headers_sent = True
         self.sent = len(arg)
-        self.sock.sendall(("%s\r\n" % "".join(head)).encode("latin-1") + arg)
+        self.sock.sendall(("".join(head) + "\r\n").encode("latin-1") + arg)
+        return None
 
     write.sends_headers_with_the_body = True
     wsgi.Response.write = write
