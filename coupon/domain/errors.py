@@ -8,17 +8,26 @@ from typing import Any
 from coupon.domain.identifiers import IDEMPOTENCY_KEY_MAX_LENGTH
 
 
+def _retry_after_header(seconds: float) -> int:
+    """Whole seconds, at least 1: the Retry-After header the handler sends for any error with `retry_after`."""
+    return max(1, math.ceil(seconds))
+
+
 class AppError(Exception):
-    """Base of every answerable error; the handler renders it into the envelope."""
+    """Base of every answerable error; the handler renders it into the envelope, with Retry-After when the error
+    has a `retry_after`: the caller's, else its class's `default_retry_after` (None: no header)."""
 
     status: int = 500
     code: str = "E5000"
     message: str = "Internal error"
+    default_retry_after: float | None = None
 
-    def __init__(self, message: str | None = None, data: Any = None) -> None:
+    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.data = data
+        seconds = self.default_retry_after if retry_after is None else retry_after
+        self.retry_after = None if seconds is None else _retry_after_header(seconds)
 
 
 # --- E1xxx: authentication and authorization -------------------------------------------------
@@ -160,25 +169,13 @@ class InvalidIdempotencyKey(AppError):
 # --- E429 and E503x: load and dependencies ---------------------------------------------------
 class RateLimited(AppError):
     status, code, message = 429, "E429", "Too many requests; slow down"
-
-    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
-        super().__init__(message, data)
-        self.retry_after = _retry_after_header(retry_after)
-
-
-def _retry_after_header(seconds: float) -> int:
-    """Whole seconds, at least 1: the Retry-After header the handler sends for any error with `retry_after`."""
-    return max(1, math.ceil(seconds))
+    default_retry_after = 1
 
 
 class RedisUnavailable(AppError):
     """Nothing was reserved. `retry_after` is set while a lost gate waits out what was in flight before its rebuild."""
 
     status, code, message = 503, "E5031", "The coupon gate (Redis) is unavailable; try again"
-
-    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float | None = None) -> None:
-        super().__init__(message, data)
-        self.retry_after = None if retry_after is None else _retry_after_header(retry_after)
 
 
 class KafkaUnavailable(AppError):
@@ -205,9 +202,7 @@ class HashingBusy(AppError):
         "Too many sign-ups and logins at this moment; retry after the Retry-After delay",
     )
 
-    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
-        super().__init__(message, data)
-        self.retry_after = _retry_after_header(retry_after)
+    default_retry_after = 1
 
 
 class IssueQueueFull(AppError):
@@ -220,9 +215,7 @@ class IssueQueueFull(AppError):
         "Too many issue requests are waiting; nothing was reserved, retry after the Retry-After delay",
     )
 
-    def __init__(self, message: str | None = None, data: Any = None, *, retry_after: float = 1) -> None:
-        super().__init__(message, data)
-        self.retry_after = _retry_after_header(retry_after)
+    default_retry_after = 1
 
 
 class DatabaseUnavailable(AppError):
