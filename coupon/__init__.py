@@ -8,8 +8,9 @@ from flask import Flask
 
 from coupon import cli, resources, settings
 from coupon.extensions import db, init_migrations
-from coupon.http import admission, minting, request_id_hooks
+from coupon.http import admission, issue_lane, minting, request_id_hooks
 from coupon.http.error_handlers import register_error_handlers
+from coupon.http.flask_app import CouponFlask
 from coupon.http.json_provider import OrjsonProvider
 from coupon.http.readiness_metrics import DependencyGauge
 from coupon.http.views import register_blueprints
@@ -17,7 +18,7 @@ from coupon.observability import http_metrics, log_setup, metrics_endpoint
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, static_folder=None)
+    app = CouponFlask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     config = settings.load_settings(overrides)
     settings.init_app(app, config)
@@ -31,6 +32,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     admission.init_app(app)
     register_blueprints(app)
+    issue_lane.init_app(app)
     register_error_handlers(app)
     metrics_endpoint.init_app(app, [DependencyGauge()])
     http_metrics.init_app(app)

@@ -45,11 +45,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _app_error(error: AppError) -> Response:
-    headers = None
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers = {"Retry-After": str(retry_after)}
-    return failure(error, headers)
+    return failure(error)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -62,14 +58,20 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
+    return failure(unexpected_error(error))
+
+
+def unexpected_error(error: Exception) -> AppError:
+    """What an exception that is not an AppError answers: a dependency's 503 (logged as a warning) or a 500 (logged
+    with its traceback); the session's transaction is rolled back either way."""
     mapped = _dependency_error(error)
     if mapped is not None:
         log.warning("dependency failure: %s: %s", type(error).__name__, error)
-        _rollback()
-        return failure(mapped)
-    log.exception("unhandled error")
+    else:
+        log.exception("unhandled error")
+        mapped = InternalError()
     _rollback()
-    return failure(InternalError())
+    return mapped
 
 
 def _dependency_error(error: Exception) -> AppError | None:

@@ -29,12 +29,17 @@ def _record(response: Response) -> Response:
     started = request.environ.get(_STARTED)
     if started is None:  # a request that failed before its hooks ran is answered, not measured
         return response
-    key = (request.endpoint, request.method, response.status_code)
+    record(request.endpoint, request.method, response.status_code, started)
+    return response
+
+
+def record(endpoint: str | None, method: str, status: int, started: float) -> None:
+    """One request answered with `status`, `started` at that perf_counter() reading."""
+    key = (endpoint, method, status)
     pair = _children.get(key)
     if pair is None:
-        status = str(key[2])
-        pair = _children[key] = (HTTP_DURATION.labels(key[1], str(key[0]), status), HTTP_TOTAL.labels(key[1], status))
+        label = str(status)
+        pair = _children[key] = (HTTP_DURATION.labels(method, str(endpoint), label), HTTP_TOTAL.labels(method, label))
     duration, total = pair
     duration.observe(max(perf_counter() - started, 0.0))
     total.inc()
-    return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 from coupon.observability.log_format import REQUEST_ID as REQUEST_ID  # re-exported: the HTTP hooks set it
 
@@ -28,6 +29,14 @@ def accept(value: object) -> str | None:
 def new_id() -> str:
     # 16 hex characters: unique enough to follow a request, and cheaper than uuid4 on the hot path.
     return os.urandom(8).hex()
+
+
+def start(environ: Mapping[str, object]) -> str:
+    """Bind this request's id, from its WSGI environ (X-Request-Id when safe, else a new one), and return it."""
+    # The environ directly: half the cost of reading it through a request's headers on the hot path.
+    request_id = accept(environ.get("HTTP_X_REQUEST_ID")) or new_id()
+    REQUEST_ID.set(request_id)
+    return request_id
 
 
 def current() -> str | None:

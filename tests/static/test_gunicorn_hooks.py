@@ -63,3 +63,22 @@ def test_a_whole_body_leaves_with_its_headers_in_one_send_and_a_stream_keeps_gun
     resp = _response(streamed, [("Content-Type", "text/event-stream")])
     resp.write(b"data: 1\n\n")
     assert len(streamed) == 2 and streamed[0].endswith(b"\r\n\r\n") and streamed[1].endswith(b"data: 1\n\n\r\n")
+
+
+def test_the_date_header_is_formatted_once_a_second_and_reads_as_gunicorns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gunicorn import util
+
+    monkeypatch.setattr(util, "http_date", util.http_date)  # the patch is undone after the test
+    original = util.http_date
+    _conf().date_header_once_a_second()
+    clock = [1_700_000_000.25]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    first = util.http_date()
+    assert first == original(1_700_000_000) == "Tue, 14 Nov 2023 22:13:20 GMT"
+    calls: list[float] = []
+    monkeypatch.setattr("email.utils.formatdate", lambda *a, **k: calls.append(a[0]) or "formatted")
+    clock[0] = 1_700_000_000.9
+    assert util.http_date() == first and calls == [], "the same second is formatted again"
+    clock[0] = 1_700_000_001.0
+    assert util.http_date() == "formatted" and calls == [1_700_000_001], "a new second kept the old text"
+    assert util.http_date(5.0) == "formatted" and calls[-1] == 5.0, "an explicit timestamp must not be cached"
