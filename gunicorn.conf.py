@@ -16,8 +16,8 @@ _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8000')}"
 worker_class = "gevent"
-# One worker per core: the hot path is CPU-bound Python between two network waits. Measured on 2 cores (bench/RESULTS.md,
-# issue 33): one worker leaves a core idle, a third adds CPU per request and p99 without adding throughput.
+# One worker per core: the hot path is CPU-bound Python between two network waits. Measured on 2 cores
+# (bench/RESULTS.md): one worker leaves a core idle, a third adds CPU per request and p99, not throughput.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 # Per worker: a 10,000-client burst on two workers (5,000 each) plus the live-stock streams (SSE) each worker holds
 # open, e.g. 2,000 shoppers watching the sale (about 1,000 each); the rest would wait in the (4,096) accept backlog.
