@@ -4,6 +4,7 @@ status, headers and body (ids and times aside). The lane must also have taken th
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
 import time
@@ -35,12 +36,16 @@ def paths(app: Any) -> dict[str, Client]:
 
 
 def _own_context(app: Any, wsgi: Any) -> Any:
-    """Each request in an app context of its own, as under gunicorn: the session's outer one would let flask.g (the
-    verified claims) carry over from one request to the next."""
+    """Each request in an app context and a contextvars context of its own, as under gunicorn (a greenlet per
+    connection): the session's outer app context would let flask.g (the verified claims) carry over from one request
+    to the next, and the request id bound would outlive the request in this test process."""
 
     def call(environ: dict[str, Any], start_response: Any) -> Any:
-        with app.app_context():
-            return list(wsgi(environ, start_response))
+        def one() -> list[bytes]:
+            with app.app_context():
+                return list(wsgi(environ, start_response))
+
+        return contextvars.copy_context().run(one)
 
     return call
 

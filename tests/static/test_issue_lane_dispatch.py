@@ -3,6 +3,7 @@ a taken request meets an issuer that fails, so it is answered by the lane withou
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import uuid
 from typing import Any
@@ -41,7 +42,8 @@ def _send(lane: Any, method: str, path: str, token: str | None) -> str:
         environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     statuses: list[str] = []
     try:
-        lane(environ, lambda status, headers: statuses.append(status))
+        # A context of its own, as each gunicorn greenlet has: the request id the lane binds must not outlive the call.
+        contextvars.copy_context().run(lane, environ, lambda status, headers: statuses.append(status))
     finally:
         lane.downstream = downstream
     return passed[0] if passed else statuses[0]
