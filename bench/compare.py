@@ -100,7 +100,7 @@ def run_side(label: str, tree: Path, python: Path, bench_args: list[str], index:
     return results
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
@@ -124,7 +124,7 @@ def report(base_rev: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], or
         median = statistics.median(ratios) if ratios else None
         met = "" if median is None else (" ✓" if (median <= target if lower_better else median >= target) else " ✗")
         lines.append(
-            f"| {label} | {', '.join(_fmt(v) for v in base_values)} | {', '.join(_fmt(v) for v in new_values)} |"
+            f"| {label} | {', '.join(fmt(v) for v in base_values)} | {', '.join(fmt(v) for v in new_values)} |"
             f" {', '.join(f'×{r:.3f}' for r in ratios)} ({'–' if median is None else f'×{median:.3f}'}){met} |"
             f" {'≤' if lower_better else '≥'} ×{target} |"
         )
