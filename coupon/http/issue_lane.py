@@ -96,11 +96,13 @@ class IssueLane:
         coupon_id = self._coupon_id(environ)
         if coupon_id is None:
             return self.downstream(environ, start_response)
+        # Timed from here, as Flask's hooks time a request from before its token check.
+        started = perf_counter()
         resources = of(self.app)
         claims = self._claims(environ, resources.jwt_key)
         if claims is None:
             return self.downstream(environ, start_response)
-        return self._answer(environ, start_response, resources, coupon_id, claims)
+        return self._answer(environ, start_response, resources, coupon_id, claims, started)
 
     def _coupon_id(self, environ: WSGIEnvironment) -> str | None:
         if environ.get("REQUEST_METHOD") != _METHOD:
@@ -128,8 +130,8 @@ class IssueLane:
         resources: Resources,
         coupon_id: str,
         claims: dict[str, Any],
+        started: float,
     ) -> Iterable[bytes]:
-        started = perf_counter()
         request_id = request_ids.start(environ)
         headers: dict[str, str] | None = None
         # The app context: the DB session a gate rebuild reads through, removed when the context ends.
