@@ -48,6 +48,18 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip() if scheme == "Bearer" and token else None
 
 
+def bearer_claims(authorization: str, secret: bytes) -> dict[str, Any] | None:
+    """The claims of a valid bearer access token in an Authorization header value; None when there is none or it is
+    bad or expired (a guard, not this, says which)."""
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    try:
+        return verify_access_token(token, secret)
+    except TokenInvalid:
+        return None
+
+
 def verify_access_token(token: str, secret: bytes, now: float | None = None) -> dict[str, Any]:
     """Return the claims of a valid, unexpired access token; TokenInvalid/TokenExpiredError otherwise."""
     if not token.isascii() or len(token) > 4096:

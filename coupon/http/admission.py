@@ -14,7 +14,7 @@ from flask import Flask, g, request
 
 from coupon.domain.client_address import client_address
 from coupon.domain.vocabulary import Role
-from coupon.http.access_tokens import TokenInvalid, bearer_token, verify_access_token
+from coupon.http.access_tokens import bearer_claims
 from coupon.resources import current
 from coupon.services.refusals import refusal
 
@@ -30,14 +30,9 @@ def init_app(app: Flask) -> None:
 
 
 def _bearer_claims() -> dict[str, Any] | None:
-    token = bearer_token(request.environ.get("HTTP_AUTHORIZATION", ""))
-    if token is None:
-        return None
-    try:
-        claims = verify_access_token(token, current().jwt_key)
-    except TokenInvalid:
-        return None
-    g.jwt_claims = claims
+    claims = bearer_claims(request.environ.get("HTTP_AUTHORIZATION", ""), current().jwt_key)
+    if claims is not None:
+        g.jwt_claims = claims
     return claims
 
 
